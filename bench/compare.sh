@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Times evatag and the PyTorch reference (timm) back to back on the same batch size and thread count, and prints
+# both JSON lines and the ratio of their seconds per image (below 1.00: evatag is faster).
+#
+# Usage: bench/compare.sh [BATCH] [ITERS]        (defaults: 1 and 3)
+#
+# Environment:
+#   EVATAG_BIN   a prebuilt evatag binary; otherwise `cargo run --release --quiet --` builds and runs it
+#   PYTHON       interpreter with torch and timm installed (default: python3), e.g. ~/venv-ref/bin/python
+#   THREADS      threads for both (default: the number of CPUs); evatag gets it as RAYON_NUM_THREADS
+#                and OMP_NUM_THREADS, PyTorch as --threads
+#   WARMUP       untimed passes before timing, PyTorch side (default: 1)
+#
+# Both sides time eva_giant_patch14_224 in float32 with random weights: nothing is downloaded.
+set -euo pipefail
+
+BATCH="${1:-1}"
+ITERS="${2:-3}"
+PYTHON="${PYTHON:-python3}"
+THREADS="${THREADS:-$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN)}"
+WARMUP="${WARMUP:-1}"
+
+case "$BATCH$ITERS$THREADS" in
+  *[!0-9]*) echo "usage: bench/compare.sh [BATCH] [ITERS]  (positive integers; THREADS too)" >&2; exit 2 ;;
+esac
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+if ! "$PYTHON" -c 'import torch, timm' 2>/dev/null; then
+  echo "error: $PYTHON cannot import torch and timm; set PYTHON to the reference venv (see bench/README.md)" >&2
+  exit 1
+fi
+
+echo "batch $BATCH, iters $ITERS, threads $THREADS" >&2
+
+echo "== evatag" >&2
+if [ -n "${EVATAG_BIN:-}" ]; then
+  evatag=("$EVATAG_BIN")
+else
+  evatag=(cargo run --release --quiet --)
+fi
+rust_json="$(RAYON_NUM_THREADS="$THREADS" OMP_NUM_THREADS="$THREADS" \
+  "${evatag[@]}" bench --batch "$BATCH" --iters "$ITERS" | tail -n 1)"
+
+echo "== pytorch" >&2
+torch_json="$("$PYTHON" bench/torch_reference.py --batch "$BATCH" --iters "$ITERS" --threads "$THREADS" \
+  --warmup "$WARMUP" | tail -n 1)"
+
+echo "$rust_json"
+echo "$torch_json"
+"$PYTHON" - "$rust_json" "$torch_json" <<'PY'
+import json, sys
+rust, torch = (json.loads(s) for s in sys.argv[1:3])
+for name, r in (("evatag", rust), ("pytorch", torch)):
+    for key in ("seconds_per_image", "images_per_second"):
+        if not isinstance(r.get(key), (int, float)):
+            sys.exit(f"error: the {name} result has no numeric {key!r}: {r}")
+print(f"ratio evatag/pytorch seconds per image: {rust['seconds_per_image'] / torch['seconds_per_image']:.2f}")
+PY

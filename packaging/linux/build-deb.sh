@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Build a Debian package of evatag from an already built binary.
+#
+#   cargo build --release
+#   packaging/linux/build-deb.sh                      # uses target/release/evatag
+#   packaging/linux/build-deb.sh --binary path/to/evatag --arch arm64
+#
+# Output: target/packaging/evatag_<version>_<arch>.deb, version read from Cargo.toml.
+# Needs dpkg-deb (any Debian or Ubuntu system). When dpkg-shlibdeps (package dpkg-dev)
+# is present and the binary is an ELF file, the libc6/libgcc-s1 version constraints are
+# computed from the binary's symbols; otherwise they are left unversioned.
+# Set DEB_MAINTAINER="Name <email>" to override the Maintainer field.
+set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+usage: build-deb.sh [--binary PATH] [--out DIR] [--arch ARCH]
+
+  --binary PATH   the evatag executable to package (default: target/release/evatag)
+  --out DIR       where to write the .deb (default: target/packaging)
+  --arch ARCH     Debian architecture (default: dpkg --print-architecture)
+EOF
+}
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+binary="$root/target/release/evatag"
+out="$root/target/packaging"
+arch=""
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --binary) binary="${2:?--binary needs a path}"; shift 2 ;;
+        --binary=*) binary="${1#*=}"; shift ;;
+        --out) out="${2:?--out needs a directory}"; shift 2 ;;
+        --out=*) out="${1#*=}"; shift ;;
+        --arch) arch="${2:?--arch needs a value}"; shift 2 ;;
+        --arch=*) arch="${1#*=}"; shift ;;
+        -h | --help) usage; exit 0 ;;
+        *) echo "build-deb.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
+    esac
+done
+
+if [ ! -f "$binary" ]; then
+    echo "build-deb.sh: binary not found: $binary (run 'cargo build --release' or pass --binary)" >&2
+    exit 1
+fi
+command -v dpkg-deb >/dev/null || { echo "build-deb.sh: dpkg-deb is required" >&2; exit 1; }
+
+# The version of the [package] table in Cargo.toml.
+version="$(awk '
+    /^\[/ { in_pkg = ($0 == "[package]") }
+    in_pkg && /^version[[:space:]]*=/ { gsub(/.*=[[:space:]]*"|".*/, ""); print; exit }
+' "$root/Cargo.toml")"
+if [ -z "$version" ]; then
+    echo "build-deb.sh: could not read the version from Cargo.toml" >&2
+    exit 1
+fi
+
+if [ -z "$arch" ]; then
+    arch="$(dpkg --print-architecture 2>/dev/null || true)"
+fi
+if [ -z "$arch" ]; then
+    case "$(uname -m)" in
+        x86_64) arch=amd64 ;;
+        aarch64) arch=arm64 ;;
+        armv7l) arch=armhf ;;
+        *) arch="$(uname -m)" ;;
+    esac
+fi
+
+app_id=org.evatag.Evatag
+linux="$root/packaging/linux"
+icons="$root/assets/icons"
+stage="$(mktemp -d)"
+trap 'rm -rf "$stage"' EXIT
+pkg="$stage/pkg"
+
+install -Dm755 "$binary" "$pkg/usr/bin/evatag"
+install -Dm644 "$linux/$app_id.desktop" "$pkg/usr/share/applications/$app_id.desktop"
+install -Dm644 "$linux/$app_id.metainfo.xml" "$pkg/usr/share/metainfo/$app_id.metainfo.xml"
+for size in 16 24 32 48 64 128 256 512; do
+    install -Dm644 "$icons/evatag-$size.png" "$pkg/usr/share/icons/hicolor/${size}x${size}/apps/$app_id.png"
+done
+install -Dm644 "$root/assets/icon.svg" "$pkg/usr/share/icons/hicolor/scalable/apps/$app_id.svg"
+install -Dm644 "$linux/copyright" "$pkg/usr/share/doc/evatag/copyright"
+
+maintainer="${DEB_MAINTAINER:-The evatag developers <maintainers@evatag.org>}"
+# Debian policy wants a changelog even for packages built outside the archive.
+# SOURCE_DATE_EPOCH, when set, fixes the dates written here.
+build_date="$(date -u -R ${SOURCE_DATE_EPOCH:+-d "@$SOURCE_DATE_EPOCH"})"
+cat >"$stage/changelog" <<EOF
+evatag ($version) unstable; urgency=medium
+
+  * evatag $version, packaged from the upstream release.
+
+ -- $maintainer  $build_date
+EOF
+gzip -9n <"$stage/changelog" >"$pkg/usr/share/doc/evatag/changelog.gz"
+chmod 644 "$pkg/usr/share/doc/evatag/changelog.gz"
+
+# Libraries the binary links against: libc6 and libgcc-s1 (Rust's unwinder). With
+# dpkg-shlibdeps we get the minimum versions the binary really needs.
+linked="libc6, libgcc-s1"
+if command -v dpkg-shlibdeps >/dev/null && head -c4 "$binary" | grep -q 'ELF'; then
+    mkdir -p "$stage/shlibs/debian"
+    printf 'Source: evatag\n\nPackage: evatag\nArchitecture: any\n' >"$stage/shlibs/debian/control"
+    if found="$(cd "$stage/shlibs" && dpkg-shlibdeps -O "$pkg/usr/bin/evatag" 2>/dev/null)"; then
+        found="${found#shlibs:Depends=}"
+        [ -n "$found" ] && linked="$found"
+    fi
+fi
+
+# Libraries eframe/winit/glutin load with dlopen() at run time, so no tool can find
+# them from the binary:
+# - Depends: OpenGL through GLX (libgl1; tried first on X11) or EGL (libegl1; Wayland,
+#   and the X11 fallback), and libxkbcommon0 for the keyboard on both.
+# - Recommends: the X11 set (libx11-6, libx11-xcb1, libxcursor1, libxi6,
+#   libxkbcommon-x11-0) is used only on X11 desktops and the Wayland set
+#   (libwayland-client0, libwayland-cursor0, libwayland-egl1) only on Wayland desktops;
+#   either set alone is enough, so neither can be a hard dependency. apt installs
+#   Recommends by default, and desktop systems normally have both sets already.
+# - The file dialog talks to the XDG desktop portal over D-Bus (libdbus-1-3, loaded at
+#   run time) and falls back to zenity when no portal is running.
+depends="$linked, libgl1, libegl1, libxkbcommon0"
+recommends="libx11-6, libx11-xcb1, libxcursor1, libxi6, libxkbcommon-x11-0, \
+libwayland-client0, libwayland-cursor0, libwayland-egl1, libdbus-1-3, xdg-desktop-portal | zenity"
+
+installed_size="$(du -sk --apparent-size "$pkg" | cut -f1)"
+mkdir -p "$pkg/DEBIAN"
+cat >"$pkg/DEBIAN/control" <<EOF
+Package: evatag
+Version: $version
+Architecture: $arch
+Maintainer: $maintainer
+Installed-Size: $installed_size
+Depends: $depends
+Recommends: $recommends
+Section: graphics
+Priority: optional
+Homepage: https://github.com/evatag/evatag
+Description: Tag photos with ImageNet labels and find similar ones, on your own computer
+ evatag labels each photo with the ImageNet classes it recognises and finds the
+ photos in a collection that look most like a chosen one. The EVA-CLIP image
+ model runs locally; it is downloaded once, on first use.
+ .
+ Opens JPEG, PNG, WebP, TIFF, BMP and GIF files and whole folders.
+EOF
+
+(cd "$pkg" && find usr -type f -print0 | sort -z | xargs -0 md5sum) >"$pkg/DEBIAN/md5sums"
+chmod 644 "$pkg/DEBIAN/control" "$pkg/DEBIAN/md5sums"
+find "$pkg" -type d -exec chmod 755 {} +
+
+mkdir -p "$out"
+deb="$out/evatag_${version}_${arch}.deb"
+dpkg-deb --build --root-owner-group -Zxz "$pkg" "$deb" >/dev/null
+echo "$deb"

@@ -1,0 +1,196 @@
+; NSIS installer for evatag (64-bit Windows).
+;
+; Build evatag.exe first (cargo build --release, with the root build.rs embedding the
+; icon), then, from the repository root:
+;
+;   makensis /DVERSION=0.1.0 packaging\windows\evatag.nsi
+;
+; Defines (all optional except VERSION, which should match Cargo.toml):
+;   VERSION       product version, e.g. 0.1.0
+;   VERSION_QUAD  four-part file version for the installer's own version info (VERSION.0)
+;   BINARY        the executable to install (..\..\target\release\evatag.exe)
+;   OUTDIR        where the installer is written (..\..\target\packaging)
+; Relative paths are resolved from this script's folder.
+;
+; Installs to Program Files\evatag for all users, adds a Start-menu shortcut, an entry in
+; Apps & features with an uninstaller, "Open with" and Default-apps registration for
+; .jpg .jpeg .png .webp .tif .tiff .bmp .gif, and optionally an "Open in evatag" verb on
+; folders. It never makes evatag the default program for any type; Windows leaves that
+; choice to the user.
+
+Unicode true
+ManifestDPIAware true
+SetCompressor /SOLID lzma
+
+!ifndef VERSION
+  !error "pass the version: makensis /DVERSION=x.y.z packaging\windows\evatag.nsi"
+!endif
+!ifndef VERSION_QUAD
+  !define VERSION_QUAD "${VERSION}.0"
+!endif
+!ifndef BINARY
+  !define BINARY "..\..\target\release\evatag.exe"
+!endif
+!ifndef OUTDIR
+  !define OUTDIR "..\..\target\packaging"
+!endif
+
+!define APP_NAME "evatag"
+!define APP_ID "org.evatag.Evatag"
+!define PUBLISHER "The evatag developers"
+!define HOMEPAGE "https://github.com/evatag/evatag"
+!define EXE "evatag.exe"
+!define PROGID "${APP_ID}.Image"
+!define UNINST_KEY "Software\Microsoft\Windows\CurrentVersion\Uninstall\${APP_NAME}"
+!define CAPABILITIES_KEY "Software\${APP_NAME}\Capabilities"
+
+!include "MUI2.nsh"
+!include "x64.nsh"
+!include "FileFunc.nsh"
+
+Name "${APP_NAME}"
+!system 'mkdir "${OUTDIR}"'
+OutFile "${OUTDIR}\${APP_NAME}-${VERSION}-x64-setup.exe"
+InstallDir "$PROGRAMFILES64\${APP_NAME}"
+InstallDirRegKey HKLM "${UNINST_KEY}" "InstallLocation"
+RequestExecutionLevel admin
+BrandingText "${APP_NAME} ${VERSION}"
+
+VIProductVersion "${VERSION_QUAD}"
+VIFileVersion "${VERSION_QUAD}"
+VIAddVersionKey "ProductName" "${APP_NAME}"
+VIAddVersionKey "ProductVersion" "${VERSION}"
+VIAddVersionKey "FileVersion" "${VERSION}"
+VIAddVersionKey "FileDescription" "${APP_NAME} installer"
+VIAddVersionKey "CompanyName" "${PUBLISHER}"
+VIAddVersionKey "LegalCopyright" "Copyright (c) ${PUBLISHER}. MIT OR Apache-2.0."
+
+!define MUI_ICON "..\..\assets\icons\evatag.ico"
+!define MUI_UNICON "..\..\assets\icons\evatag.ico"
+!define MUI_ABORTWARNING
+!define MUI_COMPONENTSPAGE_NODESC
+!define MUI_FINISHPAGE_RUN "$INSTDIR\${EXE}"
+!define MUI_FINISHPAGE_RUN_TEXT "Start ${APP_NAME}"
+
+!insertmacro MUI_PAGE_COMPONENTS
+!insertmacro MUI_PAGE_DIRECTORY
+!insertmacro MUI_PAGE_INSTFILES
+!insertmacro MUI_PAGE_FINISH
+!insertmacro MUI_UNPAGE_CONFIRM
+!insertmacro MUI_UNPAGE_INSTFILES
+!insertmacro MUI_LANGUAGE "English"
+
+; Registers one extension: "Open with" lists evatag for it, and Default apps can pick it.
+!macro AddExtension EXT
+  WriteRegStr HKLM "Software\Classes\Applications\${EXE}\SupportedTypes" "${EXT}" ""
+  WriteRegStr HKLM "Software\Classes\${EXT}\OpenWithProgids" "${PROGID}" ""
+  WriteRegStr HKLM "${CAPABILITIES_KEY}\FileAssociations" "${EXT}" "${PROGID}"
+!macroend
+
+!macro RemoveExtension EXT
+  DeleteRegValue HKLM "Software\Classes\${EXT}\OpenWithProgids" "${PROGID}"
+  DeleteRegKey /ifempty HKLM "Software\Classes\${EXT}\OpenWithProgids"
+!macroend
+
+!macro ForEachExtension MACRO
+  !insertmacro ${MACRO} ".jpg"
+  !insertmacro ${MACRO} ".jpeg"
+  !insertmacro ${MACRO} ".png"
+  !insertmacro ${MACRO} ".webp"
+  !insertmacro ${MACRO} ".tif"
+  !insertmacro ${MACRO} ".tiff"
+  !insertmacro ${MACRO} ".bmp"
+  !insertmacro ${MACRO} ".gif"
+!macroend
+
+Function .onInit
+  ${IfNot} ${RunningX64}
+    MessageBox MB_ICONSTOP "${APP_NAME} needs 64-bit Windows."
+    Abort
+  ${EndIf}
+  SetRegView 64
+  SetShellVarContext all
+FunctionEnd
+
+Function un.onInit
+  SetRegView 64
+  SetShellVarContext all
+FunctionEnd
+
+Section "${APP_NAME}" SecMain
+  SectionIn RO
+  SetOutPath "$INSTDIR"
+  File "/oname=${EXE}" "${BINARY}"
+  WriteUninstaller "$INSTDIR\uninstall.exe"
+
+  CreateShortCut "$SMPROGRAMS\${APP_NAME}.lnk" "$INSTDIR\${EXE}" "" "$INSTDIR\${EXE}" 0
+
+  ; Lets "evatag" be started from the Run dialog and the shell without a PATH entry.
+  WriteRegStr HKLM "Software\Microsoft\Windows\CurrentVersion\App Paths\${EXE}" "" "$INSTDIR\${EXE}"
+
+  ; The program itself, as "Open with" shows it.
+  WriteRegStr HKLM "Software\Classes\Applications\${EXE}" "FriendlyAppName" "${APP_NAME}"
+  WriteRegStr HKLM "Software\Classes\Applications\${EXE}\DefaultIcon" "" '"$INSTDIR\${EXE}",0'
+  WriteRegStr HKLM "Software\Classes\Applications\${EXE}\shell\open\command" "" '"$INSTDIR\${EXE}" "%1"'
+
+  ; A ProgID for images opened with evatag.
+  WriteRegStr HKLM "Software\Classes\${PROGID}" "" "Image (${APP_NAME})"
+  WriteRegStr HKLM "Software\Classes\${PROGID}" "FriendlyTypeName" "Image"
+  WriteRegStr HKLM "Software\Classes\${PROGID}\DefaultIcon" "" '"$INSTDIR\${EXE}",0'
+  WriteRegStr HKLM "Software\Classes\${PROGID}\shell\open" "FriendlyAppName" "${APP_NAME}"
+  WriteRegStr HKLM "Software\Classes\${PROGID}\shell\open\command" "" '"$INSTDIR\${EXE}" "%1"'
+
+  ; Settings > Default apps.
+  WriteRegStr HKLM "${CAPABILITIES_KEY}" "ApplicationName" "${APP_NAME}"
+  WriteRegStr HKLM "${CAPABILITIES_KEY}" "ApplicationDescription" "Tag photos with ImageNet labels and find similar ones, on your own computer"
+  WriteRegStr HKLM "${CAPABILITIES_KEY}" "ApplicationIcon" '"$INSTDIR\${EXE}",0'
+  WriteRegStr HKLM "Software\RegisteredApplications" "${APP_NAME}" "${CAPABILITIES_KEY}"
+
+  !insertmacro ForEachExtension AddExtension
+
+  ; Apps & features entry.
+  WriteRegStr HKLM "${UNINST_KEY}" "DisplayName" "${APP_NAME}"
+  WriteRegStr HKLM "${UNINST_KEY}" "DisplayVersion" "${VERSION}"
+  WriteRegStr HKLM "${UNINST_KEY}" "DisplayIcon" '"$INSTDIR\${EXE}",0'
+  WriteRegStr HKLM "${UNINST_KEY}" "Publisher" "${PUBLISHER}"
+  WriteRegStr HKLM "${UNINST_KEY}" "URLInfoAbout" "${HOMEPAGE}"
+  WriteRegStr HKLM "${UNINST_KEY}" "InstallLocation" "$INSTDIR"
+  WriteRegStr HKLM "${UNINST_KEY}" "UninstallString" '"$INSTDIR\uninstall.exe"'
+  WriteRegStr HKLM "${UNINST_KEY}" "QuietUninstallString" '"$INSTDIR\uninstall.exe" /S'
+  WriteRegDWORD HKLM "${UNINST_KEY}" "NoModify" 1
+  WriteRegDWORD HKLM "${UNINST_KEY}" "NoRepair" 1
+  ${GetSize} "$INSTDIR" "/S=0K" $0 $1 $2
+  IntFmt $0 "0x%08X" $0
+  WriteRegDWORD HKLM "${UNINST_KEY}" "EstimatedSize" "$0"
+SectionEnd
+
+Section /o "Open in ${APP_NAME} on folders" SecFolder
+  WriteRegStr HKLM "Software\Classes\Directory\shell\${APP_NAME}" "MUIVerb" "Open in ${APP_NAME}"
+  WriteRegStr HKLM "Software\Classes\Directory\shell\${APP_NAME}" "Icon" '"$INSTDIR\${EXE}",0'
+  WriteRegStr HKLM "Software\Classes\Directory\shell\${APP_NAME}\command" "" '"$INSTDIR\${EXE}" "%1"'
+SectionEnd
+
+Section "-Refresh"
+  ; SHCNE_ASSOCCHANGED: Explorer rereads the associations.
+  System::Call 'shell32::SHChangeNotify(i 0x08000000, i 0, p 0, p 0)'
+SectionEnd
+
+Section "Uninstall"
+  Delete "$INSTDIR\${EXE}"
+  Delete "$INSTDIR\uninstall.exe"
+  RMDir "$INSTDIR"
+  Delete "$SMPROGRAMS\${APP_NAME}.lnk"
+
+  !insertmacro ForEachExtension RemoveExtension
+  DeleteRegKey HKLM "Software\Classes\Applications\${EXE}"
+  DeleteRegKey HKLM "Software\Classes\${PROGID}"
+  DeleteRegKey HKLM "Software\Classes\Directory\shell\${APP_NAME}"
+  DeleteRegValue HKLM "Software\RegisteredApplications" "${APP_NAME}"
+  DeleteRegKey HKLM "Software\${APP_NAME}"
+  DeleteRegKey HKLM "Software\Microsoft\Windows\CurrentVersion\App Paths\${EXE}"
+  DeleteRegKey HKLM "${UNINST_KEY}"
+
+  ; Photos are never touched. The per-user logs (%APPDATA%\evatag) and caches
+  ; (%LOCALAPPDATA%\evatag) are left in place, as uninstallers usually do.
+  System::Call 'shell32::SHChangeNotify(i 0x08000000, i 0, p 0, p 0)'
+SectionEnd

@@ -1,0 +1,429 @@
+//! Command-line interface: argument parsing and the headless subcommands.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
+
+use crate::library::cache;
+use crate::model::config::{DEFAULT_ARCHITECTURE, ModelConfig};
+use crate::model::device::{self, DTypeChoice, DeviceChoice};
+use crate::model::weights::{self, ModelSource};
+use crate::model::{Model, weights::ModelFiles};
+use crate::preprocess;
+use crate::worker::{Command, Event, ModelStatus, Progress, Tagged, Worker, WorkerConfig};
+
+/// Tag photos with ImageNet-1k labels using EVA-CLIP giant, and find similar photos.
+///
+/// With no subcommand, opens the desktop app (adding any PATHS given).
+#[derive(Debug, Parser)]
+#[command(name = "evatag", version, about, args_conflicts_with_subcommands = true)]
+pub struct Args {
+    /// What to do; the desktop app when absent.
+    #[command(subcommand)]
+    pub command: Option<Subcmd>,
+    /// Model options for the desktop app.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Photos and folders to open in the desktop app.
+    pub paths: Vec<PathBuf>,
+}
+
+/// The headless subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Subcmd {
+    /// Tag photos: one JSON object (or CSV rows) per image on stdout.
+    Tag(TagArgs),
+    /// Rank photos by similarity to IMAGE.
+    Similar(SimilarArgs),
+    /// Time the model on random input (random weights unless --model-dir is given).
+    Bench(BenchArgs),
+}
+
+/// Where the model comes from and where it runs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelArgs {
+    /// Load the model from a local folder holding config.json and model.safetensors.
+    #[arg(long, value_name = "DIR", global = true)]
+    pub model_dir: Option<PathBuf>,
+    /// Hugging Face Hub repository to download the model from.
+    #[arg(long, value_name = "REPO", default_value = weights::DEFAULT_REPO, global = true)]
+    pub repo: String,
+    /// Use only the local Hugging Face cache, never the network (also HF_HUB_OFFLINE=1).
+    #[arg(long, global = true)]
+    pub offline: bool,
+    /// Where to run the model.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto, global = true)]
+    pub device: DeviceChoice,
+    /// Floating-point precision (f16 and bf16 on GPUs only).
+    #[arg(long, value_enum, default_value_t = DTypeChoice::F32, global = true)]
+    pub dtype: DTypeChoice,
+    /// Neither read nor write the result cache.
+    #[arg(long, global = true)]
+    pub no_cache: bool,
+    /// Refuse images larger than this many megapixels.
+    #[arg(long, value_name = "MP", default_value_t = preprocess::DEFAULT_MAX_MEGAPIXELS, global = true)]
+    pub max_megapixels: u64,
+}
+
+impl ModelArgs {
+    /// The model source these options name.
+    pub fn source(&self) -> ModelSource {
+        match &self.model_dir {
+            Some(dir) => ModelSource::Dir(dir.clone()),
+            None => ModelSource::Hub { repo: self.repo.clone(), offline: self.offline || weights::offline_from_env() },
+        }
+    }
+
+    /// A worker configuration from these options.
+    pub fn worker_config(&self, batch_size: usize, top_k: usize) -> WorkerConfig {
+        WorkerConfig {
+            source: self.source(),
+            device: self.device,
+            dtype: self.dtype,
+            cache_dir: if self.no_cache { None } else { cache::default_cache_dir() },
+            batch_size: batch_size.max(1),
+            top_k,
+            max_megapixels: self.max_megapixels,
+            ..WorkerConfig::default()
+        }
+    }
+}
+
+/// Output formats of `evatag tag`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// One JSON object per line.
+    Jsonl,
+    /// CSV with a header: path, rank, class, label, prob, error.
+    Csv,
+}
+
+/// Options of `evatag tag`.
+#[derive(Debug, clap::Args)]
+pub struct TagArgs {
+    /// Image files and folders (folders are walked recursively).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Labels per image.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub top_k: u16,
+    /// Add the image embedding to each JSON object.
+    #[arg(long)]
+    pub embedding: bool,
+    /// Images per model batch.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub batch: u16,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Jsonl)]
+    pub format: Format,
+}
+
+/// Options of `evatag similar`.
+#[derive(Debug, clap::Args)]
+pub struct SimilarArgs {
+    /// The photo to compare against.
+    pub image: PathBuf,
+    /// Compare against these files and folders (tagged first if needed); all cached photos
+    /// of the model when absent.
+    pub paths: Vec<PathBuf>,
+    /// Number of results.
+    #[arg(short, long, default_value_t = 10)]
+    pub k: usize,
+    /// Images per model batch while tagging PATHS.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub batch: u16,
+}
+
+/// Options of `evatag bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Architecture to build with random weights (ignored with --model-dir).
+    #[arg(long = "model", value_name = "NAME", default_value = DEFAULT_ARCHITECTURE)]
+    pub architecture: String,
+    /// Images per batch.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub batch: u16,
+    /// Timed iterations (after one warm-up).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
+    pub iters: u16,
+}
+
+/// Sets up logging: quiet by default, `RUST_LOG` raises it.
+pub fn init_logging(_desktop: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// Runs the parsed command line and returns the process's exit status.
+pub fn run(args: Args) -> ExitCode {
+    let result = match args.command {
+        None => crate::gui::run(args.model, args.paths).map(|()| ExitCode::SUCCESS),
+        Some(Subcmd::Tag(tag)) => run_tag(&args.model, &tag),
+        Some(Subcmd::Similar(similar)) => run_similar(&args.model, &similar),
+        Some(Subcmd::Bench(bench)) => run_bench(&args.model, &bench).map(|()| ExitCode::SUCCESS),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("evatag: error: {e:#}");
+        ExitCode::FAILURE
+    })
+}
+
+/// Terminal feedback on stderr: download bar, tagging bar, warnings. Hidden when stderr is
+/// not a terminal, except for warnings and the final summary.
+struct Feedback {
+    bar: ProgressBar,
+    downloading: Option<String>,
+}
+
+impl Feedback {
+    fn new() -> Self {
+        Self { bar: ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()), downloading: None }
+    }
+
+    /// Reacts to model and progress events; returns an error when the model failed.
+    fn on_event(&mut self, event: &Event) -> anyhow::Result<()> {
+        match event {
+            Event::Model(ModelStatus::Downloading { file, done, total, .. }) => {
+                if self.downloading.as_deref() != Some(file) {
+                    self.downloading = Some(file.clone());
+                    self.bar.reset();
+                    self.bar.set_length(*total);
+                    self.bar.set_style(
+                        ProgressStyle::with_template(
+                            "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+                        )
+                        .expect("valid template")
+                        .progress_chars("=> "),
+                    );
+                    self.bar.set_message(format!("downloading {file}"));
+                }
+                self.bar.set_position(*done);
+            }
+            Event::Model(ModelStatus::Loading { device }) => {
+                self.downloading = None;
+                self.bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
+                self.bar.set_message(format!("loading the model on the {device}"));
+            }
+            Event::Model(ModelStatus::Failed(reason)) => {
+                self.bar.finish_and_clear();
+                anyhow::bail!("{reason}");
+            }
+            Event::Warning(warning) => self.bar.suspend(|| eprintln!("evatag: warning: {warning}")),
+            Event::Progress(p) => {
+                if self.downloading.is_none() && self.bar.length() != Some(p.total) {
+                    self.bar.set_style(
+                        ProgressStyle::with_template("tagging [{bar:30}] {pos}/{len} {msg}")
+                            .expect("valid template")
+                            .progress_chars("=> "),
+                    );
+                }
+                self.bar.set_length(p.total);
+                self.bar.set_position(p.done);
+                let eta = p.eta_secs.map(|s| format!(", ETA {s:.0} s")).unwrap_or_default();
+                self.bar.set_message(format!("{:.2} images/s{eta}", p.images_per_second));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn finish(&self, progress: &Progress, elapsed: f64) {
+        self.bar.finish_and_clear();
+        eprintln!(
+            "evatag: {} images in {elapsed:.1} s: {} tagged by the model, {} from the cache, {} failed",
+            progress.done, progress.inferred, progress.cached, progress.failed
+        );
+    }
+}
+
+/// Sends `Add`, then feeds events to `on_image` until the worker is idle. Returns the final
+/// progress.
+fn tag_paths(
+    worker: &Worker,
+    feedback: &mut Feedback,
+    paths: Vec<PathBuf>,
+    mut on_image: impl FnMut(PathBuf, Result<Tagged, String>) -> anyhow::Result<()>,
+) -> anyhow::Result<Progress> {
+    worker.send(Command::Add(paths));
+    let mut last = Progress::default();
+    for event in worker.events() {
+        feedback.on_event(&event)?;
+        match event {
+            Event::Image { path, outcome } => on_image(path, outcome)?,
+            Event::Progress(p) => last = p,
+            Event::Idle => break,
+            _ => {}
+        }
+    }
+    Ok(last)
+}
+
+fn run_tag(model: &ModelArgs, args: &TagArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let worker = Worker::spawn(model.worker_config(args.batch.into(), args.top_k.into()), Box::new(|| {}));
+    let mut feedback = Feedback::new();
+    let stdout = std::io::stdout().lock();
+    let mut out = Output::new(stdout, args.format, args.embedding)?;
+    let bar = feedback.bar.clone();
+    let progress = tag_paths(&worker, &mut feedback, args.paths.clone(), |path, outcome| {
+        bar.suspend(|| out.write(&path, &outcome))
+    })?;
+    out.finish()?;
+    feedback.finish(&progress, started.elapsed().as_secs_f64());
+    worker.shutdown();
+    Ok(if progress.failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// Writes results in the chosen format.
+enum Output<W: Write> {
+    Jsonl { out: W, embedding: bool },
+    Csv(csv::Writer<W>),
+}
+
+impl<W: Write> Output<W> {
+    fn new(out: W, format: Format, embedding: bool) -> anyhow::Result<Self> {
+        Ok(match format {
+            Format::Jsonl => Self::Jsonl { out, embedding },
+            Format::Csv => {
+                let mut writer = csv::Writer::from_writer(out);
+                writer.write_record(["path", "rank", "class", "label", "prob", "error"])?;
+                Self::Csv(writer)
+            }
+        })
+    }
+
+    fn write(&mut self, path: &std::path::Path, outcome: &Result<Tagged, String>) -> anyhow::Result<()> {
+        let shown = path.to_string_lossy();
+        match self {
+            Self::Jsonl { out, embedding } => {
+                let line = match outcome {
+                    Ok(tagged) => {
+                        let mut value = json!({"path": shown, "labels": tagged.labels});
+                        if *embedding {
+                            value["embedding"] = json!(tagged.embedding.as_ref());
+                        }
+                        value
+                    }
+                    Err(error) => json!({"path": shown, "error": error}),
+                };
+                writeln!(out, "{line}")?;
+                out.flush()?;
+            }
+            Self::Csv(writer) => {
+                match outcome {
+                    Ok(tagged) => {
+                        for (rank, l) in tagged.labels.iter().enumerate() {
+                            let prob = format!("{:.6}", l.prob);
+                            let row = [&*shown, &(rank + 1).to_string(), &l.class.to_string(), &l.label, &prob, ""];
+                            writer.write_record(row)?;
+                        }
+                    }
+                    Err(error) => writer.write_record([&*shown, "", "", "", "", error.as_str()])?,
+                }
+                writer.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> anyhow::Result<()> {
+        match self {
+            Self::Jsonl { mut out, .. } => out.flush()?,
+            Self::Csv(mut writer) => writer.flush()?,
+        }
+        Ok(())
+    }
+}
+
+fn run_similar(model: &ModelArgs, args: &SimilarArgs) -> anyhow::Result<ExitCode> {
+    let worker = Worker::spawn(model.worker_config(args.batch.into(), 5), Box::new(|| {}));
+    let mut feedback = Feedback::new();
+    let mut within = Vec::new();
+    let mut failed = 0;
+    if !args.paths.is_empty() {
+        tag_paths(&worker, &mut feedback, args.paths.clone(), |path, outcome| {
+            match outcome {
+                Ok(_) => within.push(path),
+                Err(e) => {
+                    failed += 1;
+                    eprintln!("evatag: {e}");
+                }
+            }
+            Ok(())
+        })?;
+    }
+    let within = (!args.paths.is_empty()).then_some(within);
+    worker.send(Command::FindSimilar { query: args.image.clone(), k: args.k, within });
+    let mut stdout = std::io::stdout().lock();
+    for event in worker.events() {
+        feedback.on_event(&event)?;
+        if let Event::Similar { outcome, .. } = event {
+            feedback.bar.finish_and_clear();
+            let matches = outcome.map_err(anyhow::Error::msg)?;
+            for m in matches {
+                writeln!(stdout, "{}", json!({"path": m.path.to_string_lossy(), "score": m.score}))?;
+            }
+            break;
+        }
+    }
+    worker.shutdown();
+    Ok(if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn run_bench(model_args: &ModelArgs, args: &BenchArgs) -> anyhow::Result<()> {
+    let placement = device::place(model_args.device, model_args.dtype);
+    for warning in &placement.warnings {
+        eprintln!("evatag: warning: {warning}");
+    }
+    let load_started = Instant::now();
+    let model = match &model_args.model_dir {
+        Some(dir) => {
+            let files = ModelFiles { config: dir.join(weights::CONFIG_FILE), weights: dir.join(weights::WEIGHTS_FILE) };
+            Model::load(&files, &placement)?
+        }
+        None => {
+            eprintln!("evatag: building {} with random weights", args.architecture);
+            Model::random(ModelConfig::builtin(&args.architecture)?, &placement)?
+        }
+    };
+    let load_seconds = load_started.elapsed().as_secs_f64();
+    let config = model.config().eva.clone();
+    let batch = usize::from(args.batch);
+    let image_len = config.in_chans * config.img_size * config.img_size;
+    let images: Vec<Vec<f32>> = (0..batch)
+        .map(|b| (0..image_len).map(|i| ((i * 7 + b * 13) % 255) as f32 / 127.0 - 1.0).collect())
+        .collect();
+    let inputs: Vec<&[f32]> = images.iter().map(Vec::as_slice).collect();
+    eprintln!("evatag: warming up");
+    model.predict(&inputs).context("warm-up run")?;
+    let mut seconds = Vec::new();
+    for i in 0..args.iters {
+        let started = Instant::now();
+        model.predict(&inputs)?;
+        seconds.push(started.elapsed().as_secs_f64());
+        eprintln!("evatag: iteration {}: {:.3} s", i + 1, seconds.last().unwrap());
+    }
+    seconds.sort_by(f64::total_cmp);
+    let per_image = seconds[seconds.len() / 2] / batch as f64;
+    let report = json!({
+        "impl": "evatag",
+        "model": model.config().architecture,
+        "device": placement.device_name(),
+        "dtype": format!("{:?}", placement.dtype).to_lowercase(),
+        "batch": batch,
+        "threads": rayon::current_num_threads(),
+        "iters": args.iters,
+        "load_seconds": load_seconds,
+        "seconds_per_image": per_image,
+        "images_per_second": 1.0 / per_image,
+    });
+    println!("{report}");
+    Ok(())
+}

@@ -1,0 +1,5 @@
+//! The user's photos and what is known about them.
+
+pub mod cache;
+pub mod scan;
+pub mod search;

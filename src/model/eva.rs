@@ -1,0 +1,263 @@
+//! The EVA vision transformer (timm's `Eva` class without rotary embeddings or SwiGLU).
+//!
+//! One struct per layer, each built from a [`VarBuilder`] with the checkpoint's own tensor names,
+//! so timm's `model.safetensors` loads as it is.
+
+use candle_core::{D, DType, Module, Result, Tensor};
+use candle_nn::{Linear, VarBuilder};
+
+use super::config::{EvaConfig, GlobalPool};
+use super::ops;
+
+/// LayerNorm computed in two passes (mean, then variance of the centred values) in f32.
+///
+/// EVA's residual stream carries a large mean; the one-pass `E[x^2] - E[x]^2` form loses most
+/// of the variance's significant digits there, so candle-nn's fused layer norm is not used.
+#[derive(Debug, Clone)]
+pub struct StableLayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f64,
+}
+
+impl StableLayerNorm {
+    /// Loads `weight` and `bias` of width `dim`.
+    pub fn new(dim: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
+        Ok(Self { weight: vb.get(dim, "weight")?, bias: vb.get(dim, "bias")?, eps })
+    }
+}
+
+impl Module for StableLayerNorm {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let dtype = x.dtype();
+        let x = x.to_dtype(DType::F32)?;
+        let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
+        let variance = centred.sqr()?.mean_keepdim(D::Minus1)?;
+        let normed = centred.broadcast_div(&(variance + self.eps)?.sqrt()?)?;
+        normed
+            .to_dtype(dtype)?
+            .broadcast_mul(&self.weight)?
+            .broadcast_add(&self.bias)
+    }
+}
+
+/// Non-overlapping patches projected to tokens: timm's `PatchEmbed` (a strided Conv2d).
+///
+/// With stride equal to the kernel, the convolution is exactly a matrix product over flattened
+/// patches, which runs on every backend at matmul speed.
+#[derive(Debug, Clone)]
+struct PatchEmbed {
+    proj: Linear,
+    patch_size: usize,
+}
+
+impl PatchEmbed {
+    fn new(cfg: &EvaConfig, vb: VarBuilder) -> Result<Self> {
+        let p = cfg.patch_size;
+        let vb = vb.pp("proj");
+        let weight = vb.get((cfg.embed_dim, cfg.in_chans, p, p), "weight")?;
+        let weight = weight.reshape((cfg.embed_dim, cfg.in_chans * p * p))?;
+        let bias = vb.get(cfg.embed_dim, "bias")?;
+        Ok(Self { proj: Linear::new(weight, Some(bias)), patch_size: p })
+    }
+
+    /// `[B, C, H, W]` pixels to `[B, (H/p)*(W/p), D]` tokens in row-major patch order.
+    fn forward(&self, images: &Tensor) -> Result<Tensor> {
+        let (b, c, h, w) = images.dims4()?;
+        let p = self.patch_size;
+        let (gh, gw) = (h / p, w / p);
+        let patches = images
+            .reshape((b, c, gh, p, gw, p))?
+            .permute((0, 2, 4, 1, 3, 5))?
+            .contiguous()?
+            .reshape((b, gh * gw, c * p * p))?;
+        self.proj.forward(&patches)
+    }
+}
+
+/// Multi-head self-attention with one fused qkv projection; k has no bias.
+#[derive(Debug, Clone)]
+struct Attention {
+    qkv: Linear,
+    proj: Linear,
+    num_heads: usize,
+    scale: f64,
+}
+
+impl Attention {
+    fn new(cfg: &EvaConfig, vb: VarBuilder) -> Result<Self> {
+        let dim = cfg.embed_dim;
+        let weight = vb.pp("qkv").get((3 * dim, dim), "weight")?;
+        let bias = if cfg.qkv_bias {
+            let q_bias = vb.get(dim, "q_bias")?;
+            let v_bias = vb.get(dim, "v_bias")?;
+            Some(Tensor::cat(&[&q_bias, &q_bias.zeros_like()?, &v_bias], 0)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            qkv: Linear::new(weight, bias),
+            proj: candle_nn::linear(dim, dim, vb.pp("proj"))?,
+            num_heads: cfg.num_heads,
+            scale: (cfg.head_dim() as f64).powf(-0.5),
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, n, c) = x.dims3()?;
+        let head_dim = c / self.num_heads;
+        let qkv = self
+            .qkv
+            .forward(x)?
+            .reshape((b, n, 3, self.num_heads, head_dim))?
+            .permute((2, 0, 3, 1, 4))?;
+        let q = (qkv.get(0)? * self.scale)?.contiguous()?;
+        let k = qkv.get(1)?.contiguous()?;
+        let v = qkv.get(2)?.contiguous()?;
+        let scores = q.matmul(&k.t()?)?;
+        let weights = ops::softmax_last_dim(&scores)?;
+        let mixed = weights.matmul(&v)?.transpose(1, 2)?.reshape((b, n, c))?;
+        self.proj.forward(&mixed)
+    }
+}
+
+/// The feed-forward block: fc1, exact (erf) GELU, fc2.
+#[derive(Debug, Clone)]
+struct Mlp {
+    fc1: Linear,
+    fc2: Linear,
+}
+
+impl Mlp {
+    fn new(cfg: &EvaConfig, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            fc1: candle_nn::linear(cfg.embed_dim, cfg.mlp_hidden, vb.pp("fc1"))?,
+            fc2: candle_nn::linear(cfg.mlp_hidden, cfg.embed_dim, vb.pp("fc2"))?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let hidden = ops::gelu_erf(&self.fc1.forward(x)?)?;
+        self.fc2.forward(&hidden)
+    }
+}
+
+/// A pre-norm transformer block.
+#[derive(Debug, Clone)]
+struct Block {
+    norm1: StableLayerNorm,
+    attn: Attention,
+    norm2: StableLayerNorm,
+    mlp: Mlp,
+}
+
+impl Block {
+    fn new(cfg: &EvaConfig, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            norm1: StableLayerNorm::new(cfg.embed_dim, cfg.norm_eps, vb.pp("norm1"))?,
+            attn: Attention::new(cfg, vb.pp("attn"))?,
+            norm2: StableLayerNorm::new(cfg.embed_dim, cfg.norm_eps, vb.pp("norm2"))?,
+            mlp: Mlp::new(cfg, vb.pp("mlp"))?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let x = (x + self.attn.forward(&self.norm1.forward(x)?)?)?;
+        &x + self.mlp.forward(&self.norm2.forward(&x)?)?
+    }
+}
+
+/// The image embedding and class logits of a batch.
+#[derive(Debug, Clone)]
+pub struct EvaOutput {
+    /// `[B, embed_dim]` pooled, normalised features (timm's `pre_logits`), f32.
+    pub embeddings: Tensor,
+    /// `[B, num_classes]` classifier outputs, f32.
+    pub logits: Tensor,
+}
+
+/// An EVA vision transformer with its classifier head.
+#[derive(Debug, Clone)]
+pub struct Eva {
+    config: EvaConfig,
+    patch_embed: PatchEmbed,
+    cls_token: Option<Tensor>,
+    pos_embed: Tensor,
+    blocks: Vec<Block>,
+    norm: Option<StableLayerNorm>,
+    fc_norm: Option<StableLayerNorm>,
+    head: Option<Linear>,
+}
+
+impl Eva {
+    /// Builds the network from weights named as in timm's checkpoint.
+    pub fn new(config: &EvaConfig, vb: VarBuilder) -> Result<Self> {
+        let dim = config.embed_dim;
+        let num_tokens = config.num_patches() + config.num_prefix_tokens();
+        let blocks = (0..config.depth)
+            .map(|i| Block::new(config, vb.pp(format!("blocks.{i}"))))
+            .collect::<Result<Vec<_>>>()?;
+        let layer_norm = |name: &str| StableLayerNorm::new(dim, config.norm_eps, vb.pp(name));
+        Ok(Self {
+            patch_embed: PatchEmbed::new(config, vb.pp("patch_embed"))?,
+            cls_token: config.class_token.then(|| vb.get((1, 1, dim), "cls_token")).transpose()?,
+            pos_embed: vb.get((1, num_tokens, dim), "pos_embed")?,
+            blocks,
+            norm: (!config.use_fc_norm).then(|| layer_norm("norm")).transpose()?,
+            fc_norm: config.use_fc_norm.then(|| layer_norm("fc_norm")).transpose()?,
+            head: (config.num_classes > 0)
+                .then(|| candle_nn::linear(dim, config.num_classes, vb.pp("head")))
+                .transpose()?,
+            config: config.clone(),
+        })
+    }
+
+    /// The architecture this network was built with.
+    pub fn config(&self) -> &EvaConfig {
+        &self.config
+    }
+
+    /// `[B, C, H, W]` normalised pixels to `[B, tokens, D]` features after the last block.
+    pub fn forward_features(&self, images: &Tensor) -> Result<Tensor> {
+        let mut x = self.patch_embed.forward(images)?;
+        if let Some(cls) = &self.cls_token {
+            let batch = x.dim(0)?;
+            let cls = cls.broadcast_as((batch, 1, self.config.embed_dim))?;
+            x = Tensor::cat(&[&cls, &x], 1)?;
+        }
+        x = x.broadcast_add(&self.pos_embed)?;
+        for block in &self.blocks {
+            x = block.forward(&x)?;
+        }
+        match &self.norm {
+            Some(norm) => norm.forward(&x),
+            None => Ok(x),
+        }
+    }
+
+    /// Pools features into the `[B, D]` embedding (timm's `forward_head(pre_logits=True)`).
+    pub fn pre_logits(&self, features: &Tensor) -> Result<Tensor> {
+        let pooled = match self.config.global_pool {
+            GlobalPool::Avg => {
+                let prefix = self.config.num_prefix_tokens();
+                let patches = features.dim(1)? - prefix;
+                features.narrow(1, prefix, patches)?.mean(1)?
+            }
+            GlobalPool::Token => features.narrow(1, 0, 1)?.squeeze(1)?,
+        };
+        match &self.fc_norm {
+            Some(norm) => norm.forward(&pooled),
+            None => Ok(pooled),
+        }
+    }
+
+    /// Embeddings and logits for a batch of preprocessed images, both as f32.
+    pub fn embed_and_classify(&self, images: &Tensor) -> Result<EvaOutput> {
+        let embeddings = self.pre_logits(&self.forward_features(images)?)?;
+        let logits = match &self.head {
+            Some(head) => head.forward(&embeddings)?,
+            None => embeddings.zeros_like()?.narrow(1, 0, 0)?,
+        };
+        Ok(EvaOutput { embeddings: embeddings.to_dtype(DType::F32)?, logits: logits.to_dtype(DType::F32)? })
+    }
+}

@@ -1,0 +1,123 @@
+//! EVA in candle: configuration, weights, devices, labels and the network itself.
+//!
+//! This module knows nothing of files beyond the model's own, of caches or of windows.
+
+pub mod config;
+pub mod device;
+pub mod eva;
+pub mod labels;
+pub mod ops;
+pub mod weights;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+
+use config::ModelConfig;
+use device::Placement;
+use eva::Eva;
+use weights::{Checkpoint, ModelFiles, RandomWeights, WeightsError};
+
+/// One class and its probability.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ClassProb {
+    /// Index into the classifier's outputs.
+    pub class: usize,
+    /// Softmax probability.
+    pub prob: f32,
+}
+
+/// What the model says about one image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    /// The pooled, normalised feature vector used for similarity.
+    pub embedding: Vec<f32>,
+    /// Raw classifier outputs.
+    pub logits: Vec<f32>,
+}
+
+impl Prediction {
+    /// The `k` most probable classes, best first, with softmax probabilities.
+    pub fn top_k(&self, k: usize) -> Vec<ClassProb> {
+        top_k(&softmax(&self.logits), k)
+    }
+}
+
+/// Softmax in f64 with the maximum subtracted, returned as f32.
+pub fn softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exps: Vec<f64> = logits.iter().map(|&l| f64::from(l - max).exp()).collect();
+    let sum: f64 = exps.iter().sum();
+    exps.iter().map(|e| (e / sum) as f32).collect()
+}
+
+/// The `k` largest probabilities with their indices, largest first (ties by lower index).
+pub fn top_k(probs: &[f32], k: usize) -> Vec<ClassProb> {
+    let mut order: Vec<usize> = (0..probs.len()).collect();
+    order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
+    order.into_iter().take(k).map(|class| ClassProb { class, prob: probs[class] }).collect()
+}
+
+/// A network ready to run, with what it needs to be fed and identified.
+pub struct Model {
+    eva: Eva,
+    config: ModelConfig,
+    device: Device,
+    dtype: DType,
+    id: String,
+}
+
+impl Model {
+    /// Loads a model folder's weights onto the placement's device.
+    pub fn load(files: &ModelFiles, placement: &Placement) -> Result<Self, WeightsError> {
+        let config = weights::read_config(&files.config)?;
+        let checkpoint = Checkpoint::open(&files.weights)?;
+        let problems = checkpoint.problems();
+        let vb = VarBuilder::from_backend(Box::new(checkpoint), placement.dtype, placement.device.clone());
+        let eva = Eva::new(&config.eva, vb).map_err(|source| {
+            problems.take().unwrap_or(WeightsError::Build { path: files.weights.clone(), source })
+        })?;
+        let id = format!("{}@{}", config.architecture, weights::fingerprint(files)?);
+        Ok(Self { eva, config, device: placement.device.clone(), dtype: placement.dtype, id })
+    }
+
+    /// A registered architecture at full size with random weights, for benchmarks.
+    pub fn random(config: ModelConfig, placement: &Placement) -> candle_core::Result<Self> {
+        let vb = VarBuilder::from_backend(Box::new(RandomWeights), placement.dtype, placement.device.clone());
+        let eva = Eva::new(&config.eva, vb)?;
+        let id = format!("{}@random", config.architecture);
+        Ok(Self { eva, config, device: placement.device.clone(), dtype: placement.dtype, id })
+    }
+
+    /// The model's configuration and preprocessing.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// Identifies architecture and weights; results are cached under it.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The device the model runs on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Runs a batch of preprocessed images (each CHW f32, `3 x size x size`).
+    pub fn predict(&self, images: &[&[f32]]) -> candle_core::Result<Vec<Prediction>> {
+        if images.is_empty() {
+            return Ok(Vec::new());
+        }
+        let size = self.config.eva.img_size;
+        let channels = self.config.eva.in_chans;
+        let flat: Vec<f32> = images.iter().flat_map(|image| image.iter().copied()).collect();
+        let batch = Tensor::from_vec(flat, (images.len(), channels, size, size), &Device::Cpu)?
+            .to_device(&self.device)?
+            .to_dtype(self.dtype)?;
+        let output = self.eva.embed_and_classify(&batch)?;
+        let embeddings = output.embeddings.to_vec2::<f32>()?;
+        let logits = output.logits.to_vec2::<f32>()?;
+        Ok(embeddings.into_iter().zip(logits).map(|(embedding, logits)| Prediction { embedding, logits }).collect())
+    }
+}
+

@@ -1,0 +1,138 @@
+//! `evatag tag` end to end: output format, labels, bad inputs, exit status.
+
+mod common;
+
+use std::ffi::OsStr;
+
+use common::*;
+
+fn os(args: &[std::ffi::OsString]) -> Vec<&OsStr> {
+    args.iter().map(|a| a.as_os_str()).collect()
+}
+
+#[test]
+fn tags_photos_with_timms_top_classes() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = copy_photos(dir.path());
+    let run = run_evatag(&os(&tag_args("eva_tiny", &[dir.path()])), None);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(run.lines.len(), photos.len());
+    let expected = expected_outputs("eva_tiny");
+    for photo in &photos {
+        let line = run.line_for(photo);
+        let labels = line["labels"].as_array().unwrap();
+        assert_eq!(labels.len(), 5);
+        let name = photo.file_name().unwrap().to_str().unwrap();
+        let want = top_indices(&expected[&format!("{name}/logits")], 1)[0];
+        assert_eq!(labels[0]["class"], want, "{name}");
+        let label = labels[0]["label"].as_str().unwrap();
+        assert_eq!(label, evatag::model::labels::class_name(want, 1000));
+        let probs: Vec<f64> = labels.iter().map(|l| l["prob"].as_f64().unwrap()).collect();
+        assert!(probs.windows(2).all(|w| w[0] >= w[1]), "{probs:?}");
+        assert!(line.get("embedding").is_none());
+    }
+}
+
+#[test]
+fn top_k_embedding_and_csv_options() {
+    let photo = fixtures().join("photos/cat_landscape.jpg");
+    let mut args = tag_args("eva_tiny", &[&photo]);
+    args.extend(["--top-k", "3", "--embedding"].map(Into::into));
+    let run = run_evatag(&os(&args), None);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let line = run.line_for(&photo);
+    assert_eq!(line["labels"].as_array().unwrap().len(), 3);
+    let embedding: Vec<f32> =
+        line["embedding"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+    let expected = expected_outputs("eva_tiny");
+    assert!(cosine(&embedding, &expected["cat_landscape.jpg/embedding"]) > 0.999);
+
+    let mut csv_args = tag_args("eva_tiny", &[&photo]);
+    csv_args.extend(["--format", "csv", "--no-cache"].map(Into::into));
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_evatag")).args(&csv_args).output().unwrap();
+    let text = String::from_utf8(output.stdout).unwrap();
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!(rows[0], "path,rank,class,label,prob,error");
+    assert_eq!(rows.len(), 6, "{text}");
+    assert!(rows[1].contains(",1,"), "{text}");
+}
+
+#[cfg(unix)]
+#[test]
+fn bad_inputs_are_reported_and_the_rest_tagged() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let good = copy_photos(root);
+    let cat = std::fs::read(fixtures().join("photos/cat_landscape.jpg")).unwrap();
+    let bad: Vec<(&str, &str)> = vec![
+        ("empty.jpg", "empty"),
+        ("truncated.jpg", "decode"),
+        ("notes.jpg", "not a supported image"),
+        ("bomb.png", "megapixel limit"),
+        ("x.jpg", "directory"),
+        ("dangling.png", "symbolic link"),
+        ("pipe.jpg", "not a regular file"),
+        ("loop", "loop"),
+    ];
+    std::fs::write(root.join("empty.jpg"), b"").unwrap();
+    std::fs::write(root.join("truncated.jpg"), &cat[..cat.len() / 3]).unwrap();
+    std::fs::write(root.join("notes.jpg"), "these are not pixels\n").unwrap();
+    std::fs::write(root.join("bomb.png"), png_bomb(60_000, 60_000)).unwrap();
+    std::fs::create_dir(root.join("x.jpg")).unwrap();
+    symlink(root.join("missing.png"), root.join("dangling.png")).unwrap();
+    assert!(std::process::Command::new("mkfifo").arg(root.join("pipe.jpg")).status().unwrap().success());
+    symlink(root, root.join("loop")).unwrap();
+
+    let run = run_evatag(&os(&tag_args("eva_tiny", &[root])), None);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert_eq!(run.lines.len(), good.len() + bad.len(), "{:#?}", run.lines);
+    for photo in &good {
+        assert!(run.line_for(photo)["labels"].is_array());
+    }
+    for (name, cause) in bad {
+        let line = run.line_for(&root.join(name));
+        let error = line["error"].as_str().unwrap_or_else(|| panic!("{name}: {line}"));
+        assert!(error.contains(name), "{name}: error does not name the file: {error}");
+        assert!(error.contains(cause), "{name}: {error}");
+    }
+    assert_eq!(run.summary(), (good.len() as u64, 0, 8));
+}
+
+#[test]
+fn explicit_bad_files_give_error_lines_and_status_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let bomb = dir.path().join("bomb.png");
+    std::fs::write(&bomb, png_bomb(60_000, 60_000)).unwrap();
+    let good = fixtures().join("photos/coffee_landscape.jpg");
+    let missing = dir.path().join("nope.jpg");
+    let run = run_evatag(&os(&tag_args("eva_tiny", &[&bomb, &good, &missing])), None);
+    assert_eq!(run.code, Some(1));
+    assert!(run.line_for(&bomb)["error"].as_str().unwrap().contains("60000x60000"));
+    assert!(run.line_for(&missing)["error"].as_str().unwrap().contains("does not exist"));
+    assert!(run.line_for(&good)["labels"].is_array());
+}
+
+#[test]
+fn usage_errors_exit_with_two() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_evatag")).args(["tag"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let output =
+        std::process::Command::new(env!("CARGO_BIN_EXE_evatag")).args(["tag", "--top-k", "0", "a.jpg"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn a_broken_model_folder_is_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(model_dir("eva_tiny").join("config.json"), dir.path().join("config.json")).unwrap();
+    let weights = std::fs::read(model_dir("eva_tiny").join("model.safetensors")).unwrap();
+    std::fs::write(dir.path().join("model.safetensors"), &weights[..weights.len() - 1000]).unwrap();
+    let photo = fixtures().join("photos/cat_landscape.jpg");
+    let mut args = vec!["tag".into(), "--model-dir".into(), dir.path().as_os_str().to_owned()];
+    args.push(photo.into());
+    let run = run_evatag(&os(&args), None);
+    assert_eq!(run.code, Some(1));
+    assert!(run.stderr.contains("truncated"), "{}", run.stderr);
+    assert!(run.stderr.contains("model.safetensors"), "{}", run.stderr);
+}
