@@ -4,10 +4,12 @@
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
-use fast_image_resize as fir;
 use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 
 use crate::model::config::{CropMode, Interpolation, PretrainedCfg};
+
+mod jpeg;
+mod resample;
 
 /// Default ceiling on decoded pixels: larger than any camera sensor, far smaller than a
 /// decompression bomb.
@@ -78,9 +80,21 @@ pub fn decode(bytes: &[u8], path: &Path, max_megapixels: u64) -> Result<DynamicI
         return Err(PreprocessError::TooLarge { path: path.to_owned(), width, height, limit_mp: max_megapixels });
     }
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut image = DynamicImage::from_decoder(decoder).map_err(broken)?;
+    let is_jpeg = decoder.original_color_type() != image::ExtendedColorType::Cmyk8 && looks_like_jpeg(bytes);
+    let mut image = match is_jpeg {
+        true => match jpeg::decode_rgb(bytes) {
+            Ok(Some(rgb)) => DynamicImage::ImageRgb8(rgb),
+            Ok(None) => DynamicImage::from_decoder(decoder).map_err(broken)?,
+            Err(reason) => return Err(PreprocessError::Decode { path: path.to_owned(), reason }),
+        },
+        false => DynamicImage::from_decoder(decoder).map_err(broken)?,
+    };
     image.apply_orientation(orientation);
     Ok(image)
+}
+
+fn looks_like_jpeg(bytes: &[u8]) -> bool {
+    bytes.starts_with(&[0xFF, 0xD8, 0xFF])
 }
 
 /// Whether a JPEG stream ends its last scan with an end-of-image marker.
@@ -161,22 +175,16 @@ impl Preprocessor {
     }
 }
 
-/// Resizes with the convolution filters PIL uses (antialiased when shrinking).
+/// Resizes with Pillow's own convolution, so crops match timm's to the last level.
 fn resize(image: &RgbImage, width: u32, height: u32, interpolation: Interpolation) -> RgbImage {
     if (width, height) == image.dimensions() {
         return image.clone();
     }
     let filter = match interpolation {
-        // PIL's bicubic is Keys' cubic with a = -0.5, i.e. Catmull-Rom.
-        Interpolation::Bicubic => fir::FilterType::CatmullRom,
-        Interpolation::Bilinear => fir::FilterType::Bilinear,
+        Interpolation::Bicubic => resample::Filter::Bicubic,
+        Interpolation::Bilinear => resample::Filter::Bilinear,
     };
-    let src = fir::images::ImageRef::new(image.width(), image.height(), image.as_raw(), fir::PixelType::U8x3)
-        .expect("an RgbImage buffer always matches its dimensions");
-    let mut dst = fir::images::Image::new(width, height, fir::PixelType::U8x3);
-    let options = fir::ResizeOptions::new().resize_alg(fir::ResizeAlg::Convolution(filter));
-    fir::Resizer::new().resize(&src, &mut dst, &options).expect("source and destination are both U8x3");
-    RgbImage::from_raw(width, height, dst.into_vec()).expect("the resizer fills width x height x 3 bytes")
+    resample::resize(image, width, height, filter)
 }
 
 #[cfg(test)]

@@ -70,8 +70,8 @@ fn whole_pipeline_from_photo_files_agrees_with_timm() {
         let input = preprocessor.run(&decode_rgb8(&bytes, &path, 100).unwrap());
         let prediction = &model.predict(&[&input]).unwrap()[0];
         let cos = cosine(&prediction.embedding, &expected[&format!("{name}/embedding")]);
-        assert!(cos >= 0.999, "{name}: end-to-end embedding cosine {cos}");
-        let want = top_indices(&expected[&format!("{name}/logits")], 1);
-        assert_eq!(top_indices(&prediction.logits, 1), want, "{name}: top-1 differs end to end");
+        assert!(cos >= 0.99999, "{name}: end-to-end embedding cosine {cos}");
+        let want = top_indices(&expected[&format!("{name}/logits")], 5);
+        assert_eq!(top_indices(&prediction.logits, 5), want, "{name}: top-5 differs end to end");
     }
 }
