@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
-use crate::library::cache;
+use crate::library::{cache, export};
 use crate::model::config::{DEFAULT_ARCHITECTURE, ModelConfig};
 use crate::model::device::{self, DTypeChoice, DeviceChoice};
 use crate::model::weights::{self, ModelSource};
@@ -41,6 +41,8 @@ pub enum Subcmd {
     Tag(TagArgs),
     /// Rank photos by similarity to IMAGE.
     Similar(SimilarArgs),
+    /// Write the labels as XMP sidecars, a CSV file or a JSON file.
+    Export(ExportArgs),
     /// Time the model on random input (random weights unless --model-dir is given).
     Bench(BenchArgs),
 }
@@ -140,6 +142,45 @@ pub struct SimilarArgs {
     pub batch: u16,
 }
 
+/// How XMP sidecars are named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SidecarName {
+    /// `photo.jpg.xmp` (digiKam, darktable).
+    Append,
+    /// `photo.xmp` (Lightroom).
+    Replace,
+}
+
+/// Options of `evatag export`.
+#[derive(Debug, clap::Args)]
+#[command(group = clap::ArgGroup::new("outputs").required(true).multiple(true).args(["xmp", "csv", "json"]))]
+pub struct ExportArgs {
+    /// Image files and folders (tagged first where the cache lacks them).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Write an XMP sidecar next to each photo (existing sidecars are merged, never replaced).
+    #[arg(long)]
+    pub xmp: bool,
+    /// How sidecars are named.
+    #[arg(long, value_enum, default_value_t = SidecarName::Append)]
+    pub sidecar_name: SidecarName,
+    /// Write every photo's labels to this CSV file.
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// Write every photo's labels to this JSON file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Leave out labels less probable than this.
+    #[arg(long, value_name = "P", default_value_t = 0.1)]
+    pub min_prob: f32,
+    /// Labels considered per photo.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub top_k: u16,
+    /// Images per model batch.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub batch: u16,
+}
+
 /// Options of `evatag bench`.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
@@ -167,6 +208,7 @@ pub fn run(args: Args) -> ExitCode {
         None => crate::gui::run(args.model, args.paths).map(|()| ExitCode::SUCCESS),
         Some(Subcmd::Tag(tag)) => run_tag(&args.model, &tag),
         Some(Subcmd::Similar(similar)) => run_similar(&args.model, &similar),
+        Some(Subcmd::Export(export)) => run_export(&args.model, &export),
         Some(Subcmd::Bench(bench)) => run_bench(&args.model, &bench).map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|e| {
@@ -374,6 +416,47 @@ fn run_similar(model: &ModelArgs, args: &SimilarArgs) -> anyhow::Result<ExitCode
         }
     }
     worker.shutdown();
+    Ok(if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn run_export(model: &ModelArgs, args: &ExportArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let worker = Worker::spawn(model.worker_config(args.batch.into(), args.top_k.into()), Box::new(|| {}));
+    let mut feedback = Feedback::new();
+    let bar = feedback.bar.clone();
+    let mut tagged = Vec::new();
+    let mut failed = 0u64;
+    let progress = tag_paths(&worker, &mut feedback, args.paths.clone(), |path, outcome| {
+        match outcome {
+            Ok(t) => tagged.push((path, t.labels)),
+            Err(e) => {
+                failed += 1;
+                bar.suspend(|| eprintln!("evatag: {e}"));
+            }
+        }
+        Ok(())
+    })?;
+    worker.shutdown();
+    feedback.finish(&progress, started.elapsed().as_secs_f64());
+    let naming = match args.sidecar_name {
+        SidecarName::Append => export::SidecarNaming::Appended,
+        SidecarName::Replace => export::SidecarNaming::Replaced,
+    };
+    if args.xmp {
+        for (path, labels) in &tagged {
+            if let Err(e) = export::write_xmp_sidecar(path, labels, args.min_prob, naming) {
+                failed += 1;
+                eprintln!("evatag: {e}");
+            }
+        }
+    }
+    let photos: Vec<export::PhotoTags> = tagged.iter().map(|(path, labels)| export::PhotoTags { path, labels }).collect();
+    if let Some(file) = &args.csv {
+        export::write_csv(file, &photos, args.min_prob)?;
+    }
+    if let Some(file) = &args.json {
+        export::write_json(file, &photos, args.min_prob)?;
+    }
     Ok(if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 

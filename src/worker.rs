@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender, bounded, select, unbounded};
 
@@ -20,7 +20,7 @@ use crate::library::scan::{self, ScanItem};
 use crate::library::search::{Match, SimilarityIndex};
 use crate::model::config::ModelConfig;
 use crate::model::device::{self, DTypeChoice, DeviceChoice};
-use crate::model::labels::class_name;
+use crate::model::labels::{Label, class_name};
 use crate::model::weights::{self, DownloadProgress, ModelSource};
 use crate::model::{ClassProb, Model, Prediction};
 use crate::preprocess::{self, Preprocessor};
@@ -77,6 +77,8 @@ pub enum Command {
         /// Compare only against photos at these paths (already added); all cached photos if `None`.
         within: Option<Vec<PathBuf>>,
     },
+    /// Delete every cached result.
+    ClearCache,
     /// Stop the worker.
     Shutdown,
 }
@@ -111,17 +113,6 @@ pub enum ModelStatus {
     },
     /// Could not be made ready; the text says why and what to do.
     Failed(String),
-}
-
-/// A class with its name and probability.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Label {
-    /// Index into the classifier's outputs.
-    pub class: usize,
-    /// Human-readable name.
-    pub label: String,
-    /// Softmax probability.
-    pub prob: f32,
 }
 
 /// What the model says about one photo.
@@ -165,6 +156,13 @@ pub enum Event {
     Model(ModelStatus),
     /// Something worth telling the user that is not tied to one file.
     Warning(String),
+    /// A file was found and waits its turn.
+    Queued {
+        /// The file.
+        path: PathBuf,
+        /// Its modification time, when it could be read.
+        modified: Option<SystemTime>,
+    },
     /// One file is finished: tagged, or an error naming the file and the cause.
     Image {
         /// The file.
@@ -181,6 +179,8 @@ pub enum Event {
         /// Ranked matches, or why there are none.
         outcome: Result<Vec<Match>, String>,
     },
+    /// The cache was emptied, or could not be: the text says which.
+    CacheCleared(Result<(), String>),
     /// Nothing is queued or running.
     Idle,
 }
@@ -261,7 +261,7 @@ struct Job {
 /// What scanner and decoders tell the worker thread.
 enum PipeMsg {
     /// A file was found and queued.
-    Found { generation: u64 },
+    Found { generation: u64, path: PathBuf, modified: Option<SystemTime> },
     /// A scan of one `Add` command is complete.
     ScanFinished { generation: u64 },
     /// A file is finished without the model (cache hit or error).
@@ -433,6 +433,7 @@ impl Engine {
                 }
             }
             Command::Cancel => self.cancel(),
+            Command::ClearCache => self.clear_cache(),
             query @ Command::FindSimilar { .. } => {
                 if self.model.is_some() {
                     self.answer_query(query);
@@ -519,7 +520,13 @@ impl Engine {
                     if current.load(Ordering::SeqCst) != generation {
                         return false;
                     }
-                    if pipe.send(PipeMsg::Found { generation }).is_err() {
+                    let (path, modified) = match &item {
+                        ScanItem::Image(path) => {
+                            (path.clone(), std::fs::metadata(path).and_then(|m| m.modified()).ok())
+                        }
+                        ScanItem::Problem { path, .. } => (path.clone(), None),
+                    };
+                    if pipe.send(PipeMsg::Found { generation, path, modified }).is_err() {
                         return false;
                     }
                     match item {
@@ -551,12 +558,26 @@ impl Engine {
         self.notifier.send(Event::Idle);
     }
 
+    fn clear_cache(&mut self) {
+        let outcome = match self.cache.as_mut() {
+            Some(cache) => cache.clear().map_err(|e| e.to_string()),
+            None => Err("results are not being cached".to_owned()),
+        };
+        if outcome.is_ok() {
+            self.index = self.located.as_ref().map(|(config, _)| SimilarityIndex::new(config.eva.embed_dim));
+            self.index_has_cache = false;
+            self.session_hashes.clear();
+        }
+        self.notifier.send(Event::CacheCleared(outcome));
+    }
+
     fn on_pipe(&mut self, msg: PipeMsg) {
         let current = self.generation.load(Ordering::SeqCst);
         match msg {
-            PipeMsg::Found { generation } if generation == current => {
+            PipeMsg::Found { generation, path, modified } if generation == current => {
                 self.job.found += 1;
                 self.job.progress.total = self.job.found;
+                self.notifier.send(Event::Queued { path, modified });
             }
             PipeMsg::ScanFinished { generation } if generation == current => {
                 self.job.scans_active = self.job.scans_active.saturating_sub(1);

@@ -1,10 +1,49 @@
-//! The desktop app.
+//! The desktop app: an eframe window over the [`crate::worker`].
+//!
+//! The UI thread holds view state only; every piece of work goes to the worker as a command
+//! and comes back as an event, drained once per frame.
+
+mod app;
+mod details;
+mod grid;
+pub mod library;
+mod settings;
+mod status;
+mod thumbnails;
 
 use std::path::PathBuf;
 
+pub use app::{App, AppOptions, FrameStats};
+pub use settings::Settings;
+
 use crate::cli::ModelArgs;
 
-/// Opens the main window.
-pub fn run(_model: ModelArgs, _paths: Vec<PathBuf>) -> anyhow::Result<()> {
-    anyhow::bail!("the desktop app is not built yet")
+/// The window's application id (Wayland app id, X11 class), matching the desktop file.
+pub const APP_ID: &str = "org.evatag.Evatag";
+
+/// Opens the main window and runs until it is closed.
+pub fn run(model: ModelArgs, paths: Vec<PathBuf>) -> anyhow::Result<()> {
+    let icon = eframe::icon_data::from_png_bytes(include_bytes!("../../assets/icons/evatag-256.png"))?;
+    let viewport = egui::ViewportBuilder::default()
+        .with_title("evatag")
+        .with_app_id(APP_ID)
+        .with_inner_size([1280.0, 820.0])
+        .with_min_inner_size([720.0, 480.0])
+        .with_drag_and_drop(true)
+        .with_icon(icon);
+    let options = eframe::NativeOptions {
+        viewport,
+        renderer: eframe::Renderer::Glow,
+        persist_window: true,
+        ..Default::default()
+    };
+    eframe::run_native(
+        "evatag",
+        options,
+        Box::new(move |cc| {
+            let options = AppOptions::from_command_line(&model, paths);
+            Ok(Box::new(App::new(cc, options)))
+        }),
+    )
+    .map_err(|e| anyhow::anyhow!("the window could not be opened: {e}"))
 }

@@ -1,5 +1,6 @@
 //! The user's photos and what is known about them.
 
 pub mod cache;
+pub mod export;
 pub mod scan;
 pub mod search;

@@ -5,6 +5,24 @@ use std::sync::OnceLock;
 /// One class name per line, in output order.
 const IMAGENET_CLASSES: &str = include_str!("../../assets/imagenet_classes.txt");
 
+/// A class with its name and probability.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Label {
+    /// Index into the classifier's outputs.
+    pub class: usize,
+    /// Human-readable name, e.g. `tabby, tabby cat`.
+    pub label: String,
+    /// Softmax probability.
+    pub prob: f32,
+}
+
+impl Label {
+    /// The label's first name, the form used as a keyword (`tabby` for `tabby, tabby cat`).
+    pub fn keyword(&self) -> &str {
+        self.label.split(',').next().unwrap_or(&self.label).trim()
+    }
+}
+
 fn imagenet_classes() -> &'static [&'static str] {
     static CLASSES: OnceLock<Vec<&'static str>> = OnceLock::new();
     CLASSES.get_or_init(|| IMAGENET_CLASSES.lines().map(str::trim_end).collect())

@@ -1,0 +1,162 @@
+//! The virtualised thumbnail grid: only the rows on screen are built.
+
+use egui::{Color32, Rect, Sense, Vec2};
+
+use super::app::App;
+use super::library::PhotoState;
+use super::thumbnails::Size;
+
+/// Side of a tile's image area, in points.
+const TILE: f32 = 150.0;
+/// Height of the caption under the image.
+const CAPTION: f32 = 36.0;
+/// Space between tiles.
+const GAP: f32 = 8.0;
+
+/// The central area: the grid, or a hint when the library is empty.
+pub fn central(ui: &mut egui::Ui, app: &mut App) {
+    egui::CentralPanel::default().show(ui, |ui| {
+        if app.library.is_empty() {
+            ui.centered_and_justified(|ui| {
+                ui.heading("Drop photos or folders here, or use Open images… / Open folder…");
+            });
+            app.stats.cells_built = 0;
+            return;
+        }
+        move_selection_with_keys(ui, app);
+        grid(ui, app);
+    });
+}
+
+fn grid(ui: &mut egui::Ui, app: &mut App) {
+    let columns = (((ui.available_width() + GAP) / (TILE + GAP)).floor() as usize).max(1);
+    app.columns = columns;
+    let visible: Vec<usize> = app.library.visible().to_vec();
+    let rows = visible.len().div_ceil(columns);
+    let row_height = TILE + CAPTION + GAP;
+    let mut built = 0;
+    let mut scroll = egui::ScrollArea::vertical().auto_shrink([false, false]);
+    if app.scroll_to_selected {
+        app.scroll_to_selected = false;
+        if let Some(position) = app.selected.and_then(|s| visible.iter().position(|&i| i == s)) {
+            let row = position / columns;
+            let target = row as f32 * (row_height + ui.spacing().item_spacing.y);
+            let viewport = ui.available_height();
+            scroll = scroll.vertical_scroll_offset((target - viewport / 2.0 + row_height / 2.0).max(0.0));
+        }
+    }
+    scroll.show_rows(ui, row_height, rows, |ui, row_range| {
+        for row in row_range {
+            ui.horizontal(|ui| {
+                ui.spacing_mut().item_spacing.x = GAP;
+                for &index in visible.iter().skip(row * columns).take(columns) {
+                    tile(ui, app, index);
+                    built += 1;
+                }
+            });
+        }
+    });
+    app.stats.cells_built = built;
+}
+
+/// One tile: thumbnail, name, and the top label, a spinner while queued, or a failure mark.
+fn tile(ui: &mut egui::Ui, app: &mut App, index: usize) {
+    let (rect, response) = ui.allocate_exact_size(Vec2::new(TILE, TILE + CAPTION), Sense::click());
+    let photo = app.library.photo(index).clone();
+    let selected = app.selected == Some(index);
+    response.widget_info(|| egui::WidgetInfo::selected(egui::Role::Button, true, selected, &photo.name));
+    if response.clicked() {
+        app.selected = Some(index);
+    }
+    if !ui.is_rect_visible(rect) {
+        return;
+    }
+    let visuals = ui.visuals();
+    let image_rect = Rect::from_min_size(rect.min, Vec2::splat(TILE));
+    let background = if selected { visuals.selection.bg_fill } else { visuals.extreme_bg_color };
+    ui.painter().rect_filled(rect, 4.0, background);
+    match app.thumbnails.get(&photo.path, Size::Thumb) {
+        Some(texture) => {
+            let fitted = fit(texture.size_vec2(), image_rect.shrink(4.0));
+            ui.painter().image(texture.id(), fitted, Rect::from_min_max([0.0, 0.0].into(), [1.0, 1.0].into()), Color32::WHITE);
+        }
+        None if matches!(photo.state, PhotoState::Failed(_)) || app.thumbnails.failed(&photo.path, Size::Thumb) => {}
+        None => {
+            ui.painter().rect_filled(image_rect.shrink(4.0), 2.0, visuals.faint_bg_color);
+        }
+    }
+    let caption = Rect::from_min_max([rect.min.x + 4.0, image_rect.max.y].into(), rect.max - Vec2::new(4.0, 0.0));
+    let text_color = ui.visuals().text_color();
+    caption_line(ui, caption.min, caption.width(), &photo.name, text_color, false);
+    let second_line = caption.min + Vec2::new(0.0, CAPTION / 2.0);
+    match &photo.state {
+        PhotoState::Queued => {
+            let spinner = Rect::from_min_size(second_line, Vec2::splat(12.0));
+            egui::Spinner::new().size(12.0).paint_at(ui, spinner);
+            caption_line(ui, second_line + Vec2::new(16.0, 0.0), caption.width() - 16.0, "queued", text_color, false);
+        }
+        PhotoState::Tagged(labels) => {
+            if let Some(top) = labels.first() {
+                let text = format!("{} {:.0}%", top.keyword(), top.prob * 100.0);
+                caption_line(ui, second_line, caption.width(), &text, ui.visuals().strong_text_color(), true);
+            }
+        }
+        PhotoState::Failed(_) => {
+            caption_line(ui, second_line, caption.width(), "failed", ui.visuals().error_fg_color, true);
+        }
+    }
+    if let PhotoState::Failed(error) = &photo.state {
+        response.on_hover_text(error);
+    }
+}
+
+/// One line of caption text, cut with an ellipsis to `width`. Painted, not a widget, so the
+/// tile itself is the one accessible element and carries the photo's name.
+fn caption_line(ui: &egui::Ui, at: egui::Pos2, width: f32, text: &str, color: Color32, strong: bool) {
+    let font = if strong { egui::FontId::proportional(13.0) } else { egui::FontId::proportional(12.0) };
+    let mut job = egui::text::LayoutJob::single_section(text.to_owned(), egui::TextFormat::simple(font, color));
+    job.wrap = egui::text::TextWrapping { max_width: width, max_rows: 1, break_anywhere: true, ..Default::default() };
+    let galley = ui.painter().layout_job(job);
+    ui.painter().galley(at, galley, color);
+}
+
+/// The largest rectangle of `size`'s aspect ratio centred in `area`.
+fn fit(size: Vec2, area: Rect) -> Rect {
+    let scale = (area.width() / size.x).min(area.height() / size.y);
+    Rect::from_center_size(area.center(), size * scale)
+}
+
+/// Arrow keys move the selection through the grid (unless a text field has the keyboard).
+fn move_selection_with_keys(ui: &egui::Ui, app: &mut App) {
+    if ui.ctx().egui_wants_keyboard_input() {
+        return;
+    }
+    let step: isize = ui.input(|i| {
+        let columns = app.columns as isize;
+        if i.key_pressed(egui::Key::ArrowRight) {
+            1
+        } else if i.key_pressed(egui::Key::ArrowLeft) {
+            -1
+        } else if i.key_pressed(egui::Key::ArrowDown) {
+            columns
+        } else if i.key_pressed(egui::Key::ArrowUp) {
+            -columns
+        } else {
+            0
+        }
+    });
+    if step == 0 {
+        return;
+    }
+    let visible = app.library.visible();
+    if visible.is_empty() {
+        return;
+    }
+    let current = app.selected.and_then(|s| visible.iter().position(|&i| i == s));
+    let next = match current {
+        Some(position) => (position as isize + step).clamp(0, visible.len() as isize - 1) as usize,
+        None => 0,
+    };
+    app.selected = Some(visible[next]);
+    app.scroll_to_selected = true;
+}

@@ -1,0 +1,240 @@
+//! The photos shown in the window and the order and filter they are shown in.
+//!
+//! Pure view state, fed by worker events; it never touches the disk.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::model::labels::Label;
+
+/// Where a photo stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PhotoState {
+    /// Waiting for the model.
+    Queued,
+    /// Tagged; labels best first.
+    Tagged(Vec<Label>),
+    /// Could not be tagged; the text names the cause.
+    Failed(String),
+}
+
+/// One photo in the library.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Photo {
+    /// Where it is.
+    pub path: PathBuf,
+    /// Its file name, for display.
+    pub name: String,
+    /// Modification time, for sorting by date.
+    pub modified: Option<SystemTime>,
+    /// Its tags or status.
+    pub state: PhotoState,
+}
+
+impl Photo {
+    /// The most probable label, once tagged.
+    pub fn top_label(&self) -> Option<&Label> {
+        match &self.state {
+            PhotoState::Tagged(labels) => labels.first(),
+            _ => None,
+        }
+    }
+}
+
+/// Orders the grid can be sorted in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum SortKey {
+    /// By file name.
+    #[default]
+    Name,
+    /// Newest first.
+    Date,
+    /// Most confident top label first.
+    Confidence,
+}
+
+impl SortKey {
+    /// Every key, for menus.
+    pub const ALL: [SortKey; 3] = [SortKey::Name, SortKey::Date, SortKey::Confidence];
+
+    /// A short name for menus.
+    pub fn name(self) -> &'static str {
+        match self {
+            SortKey::Name => "Name",
+            SortKey::Date => "Date",
+            SortKey::Confidence => "Confidence",
+        }
+    }
+}
+
+/// All photos added in this session, and the visible order.
+#[derive(Debug, Default)]
+pub struct Library {
+    photos: Vec<Photo>,
+    by_path: HashMap<PathBuf, usize>,
+    sort: SortKey,
+    filter: String,
+    visible: Vec<usize>,
+    stale: bool,
+}
+
+impl Library {
+    /// Number of photos, visible or not.
+    pub fn len(&self) -> usize {
+        self.photos.len()
+    }
+
+    /// Whether there are no photos.
+    pub fn is_empty(&self) -> bool {
+        self.photos.is_empty()
+    }
+
+    /// A photo by index.
+    pub fn photo(&self, index: usize) -> &Photo {
+        &self.photos[index]
+    }
+
+    /// The index of the photo at `path`.
+    pub fn index_of(&self, path: &Path) -> Option<usize> {
+        self.by_path.get(path).copied()
+    }
+
+    /// Adds a photo (or marks a known one as queued again) and returns its index.
+    pub fn queue(&mut self, path: PathBuf, modified: Option<SystemTime>) -> usize {
+        if let Some(&index) = self.by_path.get(&path) {
+            let photo = &mut self.photos[index];
+            if !matches!(photo.state, PhotoState::Tagged(_)) {
+                photo.state = PhotoState::Queued;
+            }
+            photo.modified = modified.or(photo.modified);
+            self.stale = true;
+            return index;
+        }
+        let name = path.file_name().map_or_else(|| path.to_string_lossy(), |n| n.to_string_lossy()).into_owned();
+        let index = self.photos.len();
+        self.by_path.insert(path.clone(), index);
+        self.photos.push(Photo { path, name, modified, state: PhotoState::Queued });
+        self.stale = true;
+        index
+    }
+
+    /// Records a photo's outcome (adding it if it was never queued).
+    pub fn finish(&mut self, path: &Path, state: PhotoState) -> usize {
+        let index = self.index_of(path).unwrap_or_else(|| self.queue(path.to_owned(), None));
+        self.photos[index].state = state;
+        self.stale = true;
+        index
+    }
+
+    /// Marks every queued photo as cancelled.
+    pub fn cancel_queued(&mut self) {
+        for photo in &mut self.photos {
+            if photo.state == PhotoState::Queued {
+                photo.state = PhotoState::Failed("cancelled".to_owned());
+            }
+        }
+        self.stale = true;
+    }
+
+    /// The current sort order.
+    pub fn sort(&self) -> SortKey {
+        self.sort
+    }
+
+    /// Changes the sort order.
+    pub fn set_sort(&mut self, sort: SortKey) {
+        if sort != self.sort {
+            self.sort = sort;
+            self.stale = true;
+        }
+    }
+
+    /// The current filter text.
+    pub fn filter(&self) -> &str {
+        &self.filter
+    }
+
+    /// Keeps only photos whose labels contain `text` (case-insensitive); empty shows all.
+    pub fn set_filter(&mut self, text: &str) {
+        if text != self.filter {
+            self.filter = text.to_owned();
+            self.stale = true;
+        }
+    }
+
+    /// Indices of the visible photos in display order, recomputed when something changed.
+    pub fn visible(&mut self) -> &[usize] {
+        if self.stale {
+            self.recompute();
+        }
+        &self.visible
+    }
+
+    fn matches(&self, photo: &Photo) -> bool {
+        if self.filter.trim().is_empty() {
+            return true;
+        }
+        let needle = self.filter.trim().to_lowercase();
+        match &photo.state {
+            PhotoState::Tagged(labels) => labels.iter().any(|l| l.label.to_lowercase().contains(&needle)),
+            _ => false,
+        }
+    }
+
+    fn recompute(&mut self) {
+        let mut visible: Vec<usize> = (0..self.photos.len()).filter(|&i| self.matches(&self.photos[i])).collect();
+        let photos = &self.photos;
+        match self.sort {
+            SortKey::Name => visible.sort_by(|&a, &b| photos[a].name.cmp(&photos[b].name).then(a.cmp(&b))),
+            SortKey::Date => visible.sort_by(|&a, &b| photos[b].modified.cmp(&photos[a].modified).then(a.cmp(&b))),
+            SortKey::Confidence => visible.sort_by(|&a, &b| {
+                let prob = |i: usize| photos[i].top_label().map_or(-1.0, |l| l.prob);
+                prob(b).total_cmp(&prob(a)).then(a.cmp(&b))
+            }),
+        }
+        self.visible = visible;
+        self.stale = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn label(name: &str, prob: f32) -> Label {
+        Label { class: 0, label: name.to_owned(), prob }
+    }
+
+    #[test]
+    fn filter_and_sort_apply() {
+        let mut lib = Library::default();
+        lib.queue("b.jpg".into(), None);
+        lib.queue("a.jpg".into(), None);
+        lib.queue("c.jpg".into(), None);
+        lib.finish(Path::new("a.jpg"), PhotoState::Tagged(vec![label("tabby, tabby cat", 0.4)]));
+        lib.finish(Path::new("b.jpg"), PhotoState::Tagged(vec![label("espresso", 0.9)]));
+        let names = |lib: &mut Library| -> Vec<String> {
+            let visible = lib.visible().to_vec();
+            visible.iter().map(|&i| lib.photo(i).name.clone()).collect()
+        };
+        assert_eq!(names(&mut lib), ["a.jpg", "b.jpg", "c.jpg"]);
+        lib.set_sort(SortKey::Confidence);
+        assert_eq!(names(&mut lib), ["b.jpg", "a.jpg", "c.jpg"]);
+        lib.set_filter("TABBY");
+        assert_eq!(names(&mut lib), ["a.jpg"]);
+        lib.set_filter("");
+        lib.cancel_queued();
+        assert!(matches!(lib.photo(lib.index_of(Path::new("c.jpg")).unwrap()).state, PhotoState::Failed(_)));
+    }
+
+    #[test]
+    fn requeueing_keeps_tags() {
+        let mut lib = Library::default();
+        let i = lib.queue("a.jpg".into(), None);
+        lib.finish(Path::new("a.jpg"), PhotoState::Tagged(vec![label("x", 0.5)]));
+        assert_eq!(lib.queue("a.jpg".into(), None), i);
+        assert!(lib.photo(i).top_label().is_some());
+        assert_eq!(lib.len(), 1);
+    }
+}

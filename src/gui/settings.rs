@@ -1,0 +1,162 @@
+//! User settings that survive a restart, and the settings window.
+
+use std::path::PathBuf;
+
+use crate::library::export::SidecarNaming;
+use crate::model::device::{self, DeviceChoice};
+
+use super::library::SortKey;
+
+/// What is remembered between runs (through eframe's persistence).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Where the model runs.
+    pub device: DeviceChoice,
+    /// Labels below this probability are left out of exported tags.
+    pub min_prob: f32,
+    /// Sidecars as `photo.jpg.xmp` (false) or `photo.xmp` (true).
+    pub sidecar_replaces_extension: bool,
+    /// Grid order.
+    pub sort: SortKey,
+    /// Files and folders added last time, reopened at start.
+    pub last_paths: Vec<PathBuf>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            device: DeviceChoice::Auto,
+            min_prob: 0.1,
+            sidecar_replaces_extension: false,
+            sort: SortKey::Name,
+            last_paths: Vec::new(),
+        }
+    }
+}
+
+impl Settings {
+    /// Most paths remembered.
+    pub const MAX_LAST_PATHS: usize = 32;
+
+    /// The sidecar naming these settings choose.
+    pub fn sidecar_naming(&self) -> SidecarNaming {
+        if self.sidecar_replaces_extension { SidecarNaming::Replaced } else { SidecarNaming::Appended }
+    }
+
+    /// Remembers paths the user added, most recent last, without duplicates.
+    pub fn remember(&mut self, paths: &[PathBuf]) {
+        for path in paths {
+            self.last_paths.retain(|p| p != path);
+            self.last_paths.push(path.clone());
+        }
+        let excess = self.last_paths.len().saturating_sub(Self::MAX_LAST_PATHS);
+        self.last_paths.drain(..excess);
+    }
+}
+
+/// What the settings window asks the app to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SettingsAction {
+    /// Reload the model on another device.
+    ChangeDevice(DeviceChoice),
+    /// Empty the result and thumbnail caches.
+    ClearCache,
+    /// Write XMP sidecars for every tagged photo.
+    ExportSidecars,
+    /// Write a CSV of every tagged photo.
+    ExportCsv,
+}
+
+/// Facts the settings window shows.
+pub struct CacheFacts<'a> {
+    /// The cache folder, if caching is on.
+    pub folder: Option<&'a std::path::Path>,
+    /// Its size on disk in bytes, once measured.
+    pub bytes: Option<u64>,
+}
+
+/// Draws the settings window's contents; returns what the user asked for.
+pub fn show(ui: &mut egui::Ui, settings: &mut Settings, cache: &CacheFacts<'_>) -> Option<SettingsAction> {
+    let mut action = None;
+    ui.heading("Model");
+    let before = settings.device;
+    ui.horizontal(|ui| {
+        let label = ui.label("Device");
+        egui::ComboBox::from_id_salt("device")
+            .selected_text(format!("{:?}", settings.device))
+            .show_ui(ui, |ui| {
+                for choice in device::compiled_choices() {
+                    ui.selectable_value(&mut settings.device, choice, format!("{choice:?}"));
+                }
+            })
+            .response
+            .labelled_by(label.id);
+    });
+    if settings.device != before {
+        action = Some(SettingsAction::ChangeDevice(settings.device));
+    }
+    ui.separator();
+    ui.heading("Export");
+    ui.add(egui::Slider::new(&mut settings.min_prob, 0.0..=1.0).text("Minimum probability for tags"));
+    ui.checkbox(&mut settings.sidecar_replaces_extension, "Name sidecars photo.xmp instead of photo.jpg.xmp");
+    ui.horizontal(|ui| {
+        if ui.button("Write XMP sidecars").clicked() {
+            action = Some(SettingsAction::ExportSidecars);
+        }
+        if ui.button("Export CSV…").clicked() {
+            action = Some(SettingsAction::ExportCsv);
+        }
+    });
+    ui.separator();
+    ui.heading("Cache");
+    match cache.folder {
+        Some(folder) => {
+            ui.label(format!("Location: {}", folder.display()));
+            let size = cache.bytes.map_or_else(|| "measuring…".to_owned(), human_bytes);
+            ui.label(format!("Size: {size}"));
+            if ui.button("Clear cache").clicked() {
+                action = Some(SettingsAction::ClearCache);
+            }
+        }
+        None => {
+            ui.label("Results are not cached (--no-cache).");
+        }
+    }
+    action
+}
+
+/// Bytes in a unit a person reads at a glance.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembered_paths_are_unique_and_bounded() {
+        let mut s = Settings::default();
+        s.remember(&["/a".into(), "/b".into()]);
+        s.remember(&["/a".into()]);
+        assert_eq!(s.last_paths, vec![PathBuf::from("/b"), PathBuf::from("/a")]);
+        let many: Vec<PathBuf> = (0..40).map(|i| PathBuf::from(format!("/p{i}"))).collect();
+        s.remember(&many);
+        assert_eq!(s.last_paths.len(), Settings::MAX_LAST_PATHS);
+        assert_eq!(s.last_paths.last().unwrap(), &PathBuf::from("/p39"));
+    }
+
+    #[test]
+    fn bytes_read_naturally() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(4_050_000_000), "4.0 GB");
+    }
+}

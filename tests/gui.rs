@@ -1,0 +1,212 @@
+//! The real desktop `App` driven through egui_kittest (no rendering), with the tiny fixture
+//! model: widgets are found by their accessible names, as a screen reader finds them.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use evatag::gui::library::PhotoState;
+use evatag::gui::{App, AppOptions};
+use evatag::model::device::{DTypeChoice, DeviceChoice};
+use evatag::model::weights::ModelSource;
+use evatag::worker::WorkerConfig;
+
+/// A file dropped on the window.
+#[derive(Debug)]
+struct Dropped(PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+fn app_harness(cache: &Path, paths: Vec<PathBuf>, batch_size: usize) -> Harness<'static, App> {
+    let options = AppOptions {
+        worker: WorkerConfig {
+            source: ModelSource::Dir(model_dir("eva_tiny")),
+            device: DeviceChoice::Cpu,
+            dtype: DTypeChoice::F32,
+            cache_dir: Some(cache.join("results")),
+            batch_size,
+            ..WorkerConfig::default()
+        },
+        device_from_command_line: true,
+        paths,
+        thumbnail_cache: Some(cache.join("thumbnails")),
+    };
+    Harness::builder().with_size(egui::vec2(1400.0, 900.0)).build_eframe(move |cc| App::new(cc, options))
+}
+
+/// Steps frames until `done` holds, failing after a minute.
+fn step_until(harness: &mut Harness<'static, App>, what: &str, done: impl Fn(&mut App) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done(harness.state_mut()) {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        harness.step();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    harness.step();
+}
+
+fn all_finished(app: &mut App, count: usize) -> bool {
+    let lib = app.library();
+    lib.len() == count && (0..lib.len()).all(|i| lib.photo(i).state != PhotoState::Queued)
+}
+
+fn drop_on_window(harness: &mut Harness<'static, App>, path: &Path) {
+    harness.input_mut().dropped_files.push(Arc::new(Dropped(path.to_owned())));
+    harness.step();
+}
+
+#[test]
+fn dropping_a_folder_fills_the_grid_and_labels_appear() {
+    let (photos, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let copied = copy_photos(photos.path());
+    let mut harness = app_harness(cache.path(), Vec::new(), 4);
+    harness.get_by_label("Open folder…");
+    drop_on_window(&mut harness, photos.path());
+    step_until(&mut harness, "every photo is tagged", |app| all_finished(app, copied.len()));
+    for photo in &copied {
+        harness.get_by_label(photo.file_name().unwrap().to_str().unwrap());
+    }
+
+    // Selecting a photo shows its five labels with percentages.
+    harness.get_by_label("cat_landscape.jpg").click();
+    harness.step();
+    harness.step();
+    let index = harness.state_mut().library().index_of(&photos.path().join("cat_landscape.jpg")).unwrap();
+    let PhotoState::Tagged(labels) = harness.state_mut().library().photo(index).state.clone() else {
+        panic!("cat_landscape.jpg is not tagged");
+    };
+    assert_eq!(labels.len(), 5);
+    for label in &labels {
+        harness.get_by_label(&label.label);
+        harness.get_by_label_contains(&format!("{:.1}%", label.prob * 100.0));
+    }
+
+    // "Find similar" lists the other photos, ranked.
+    harness.get_by_label("Find similar").click();
+    step_until(&mut harness, "similar photos are listed", |_| true);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while harness.query_by_label_contains("1. ").is_none() {
+        assert!(Instant::now() < deadline, "no similar photos listed");
+        harness.step();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let ranked = harness.get_all_by_label_contains(". ").count();
+    assert_eq!(ranked, copied.len() - 1);
+}
+
+#[test]
+fn the_filter_box_narrows_the_grid() {
+    let (photos, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let copied = copy_photos(photos.path());
+    let mut harness = app_harness(cache.path(), vec![photos.path().to_owned()], 4);
+    step_until(&mut harness, "every photo is tagged", |app| all_finished(app, copied.len()));
+    // A label some photos have among their top five and others do not.
+    let (label, expected) = {
+        let lib = harness.state_mut().library();
+        let labels_of = |i: usize| match &lib.photo(i).state {
+            PhotoState::Tagged(labels) => labels.iter().map(|l| l.label.clone()).collect::<Vec<_>>(),
+            _ => Vec::new(),
+        };
+        let all: Vec<Vec<String>> = (0..lib.len()).map(labels_of).collect();
+        let candidates: Vec<&String> = all.iter().flatten().collect();
+        let pick = candidates
+            .into_iter()
+            .find(|c| {
+                let n = all.iter().filter(|labels| labels.contains(c)).count();
+                n > 0 && n < all.len()
+            })
+            .expect("some label is not shared by every photo")
+            .clone();
+        let expected = all.iter().filter(|labels| labels.contains(&pick)).count();
+        (pick, expected)
+    };
+    harness.get_by_label("Filter").click();
+    harness.step();
+    harness.get_by_label("Filter").type_text(&label);
+    harness.step();
+    harness.step();
+    assert_eq!(harness.state_mut().library().filter(), label);
+    assert_eq!(harness.state_mut().library().visible().len(), expected);
+    let shown = harness.state().frame_stats().cells_built;
+    assert_eq!(shown, expected, "cells on screen after filtering");
+}
+
+#[test]
+fn a_corrupt_file_shows_its_error() {
+    let (photos, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    copy_photos(photos.path());
+    std::fs::write(photos.path().join("broken.jpg"), b"not a jpeg at all").unwrap();
+    let mut harness = app_harness(cache.path(), vec![photos.path().to_owned()], 4);
+    step_until(&mut harness, "every photo is done", |app| all_finished(app, photo_names().len() + 1));
+    harness.get_by_label("Errors (1)").click();
+    harness.step();
+    harness.get_by_label_contains("broken.jpg: not a supported image");
+    let index = harness.state_mut().library().index_of(&photos.path().join("broken.jpg")).unwrap();
+    assert!(matches!(harness.state_mut().library().photo(index).state, PhotoState::Failed(_)));
+    harness.get_by_label("broken.jpg");
+}
+
+#[test]
+fn cancel_stops_a_running_job() {
+    let (photos, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let base = image::open(fixtures().join("photos/cat_landscape.jpg")).unwrap();
+    let count = 150;
+    for i in 0..count {
+        base.resize_exact(900 + i, 600, image::imageops::FilterType::Nearest)
+            .save(photos.path().join(format!("p{i:03}.jpg")))
+            .unwrap();
+    }
+    let mut harness = app_harness(cache.path(), vec![photos.path().to_owned()], 1);
+    step_until(&mut harness, "tagging has started", |app| {
+        let lib = app.library();
+        (0..lib.len()).any(|i| matches!(lib.photo(i).state, PhotoState::Tagged(_)))
+    });
+    harness.get_by_label("Cancel").click();
+    harness.step();
+    assert!(!harness.state().is_busy());
+    let tagged_at_cancel = tagged(harness.state_mut());
+    for _ in 0..50 {
+        harness.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let tagged_later = tagged(harness.state_mut());
+    assert!(tagged_later < count as usize, "the job ran to completion");
+    // At most the batch in flight (one image) finishes after Cancel.
+    assert!(tagged_later <= tagged_at_cancel + 1, "{tagged_at_cancel} then {tagged_later}");
+    assert!(harness.query_by_label("Cancel").is_none());
+}
+
+fn tagged(app: &mut App) -> usize {
+    let lib = app.library();
+    (0..lib.len()).filter(|&i| matches!(lib.photo(i).state, PhotoState::Tagged(_))).count()
+}
+
+#[test]
+fn a_grid_of_50000_photos_builds_only_the_visible_cells() {
+    let cache = tempfile::tempdir().unwrap();
+    let mut harness = app_harness(cache.path(), Vec::new(), 4);
+    for i in 0..50_000 {
+        harness.state_mut().library().queue(PathBuf::from(format!("/nonexistent/photo{i:05}.jpg")), None);
+    }
+    harness.step();
+    harness.step();
+    let built = harness.state().frame_stats().cells_built;
+    assert!(built > 0, "no cells built");
+    // A 1400x900 window shows a few rows of 150-point tiles: far fewer than 200 cells.
+    assert!(built < 200, "{built} cells built for one frame");
+    harness.get_by_label("photo00000.jpg");
+    assert!(harness.query_by_label("photo49999.jpg").is_none());
+}
