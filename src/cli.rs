@@ -326,7 +326,7 @@ fn run_tag(model: &ModelArgs, args: &TagArgs) -> anyhow::Result<ExitCode> {
 /// Writes results in the chosen format.
 enum Output<W: Write> {
     Jsonl { out: W, embedding: bool },
-    Csv(csv::Writer<W>),
+    Csv(Box<csv::Writer<W>>),
 }
 
 impl<W: Write> Output<W> {
@@ -336,7 +336,7 @@ impl<W: Write> Output<W> {
             Format::Csv => {
                 let mut writer = csv::Writer::from_writer(out);
                 writer.write_record(["path", "rank", "class", "label", "prob", "error"])?;
-                Self::Csv(writer)
+                Self::Csv(Box::new(writer))
             }
         })
     }
@@ -450,7 +450,8 @@ fn run_export(model: &ModelArgs, args: &ExportArgs) -> anyhow::Result<ExitCode> 
             }
         }
     }
-    let photos: Vec<export::PhotoTags> = tagged.iter().map(|(path, labels)| export::PhotoTags { path, labels }).collect();
+    let photos: Vec<export::PhotoTags> =
+        tagged.iter().map(|(path, labels)| export::PhotoTags { path, labels }).collect();
     if let Some(file) = &args.csv {
         export::write_csv(file, &photos, args.min_prob)?;
     }
@@ -480,9 +481,8 @@ fn run_bench(model_args: &ModelArgs, args: &BenchArgs) -> anyhow::Result<()> {
     let config = model.config().eva.clone();
     let batch = usize::from(args.batch);
     let image_len = config.in_chans * config.img_size * config.img_size;
-    let images: Vec<Vec<f32>> = (0..batch)
-        .map(|b| (0..image_len).map(|i| ((i * 7 + b * 13) % 255) as f32 / 127.0 - 1.0).collect())
-        .collect();
+    let images: Vec<Vec<f32>> =
+        (0..batch).map(|b| (0..image_len).map(|i| ((i * 7 + b * 13) % 255) as f32 / 127.0 - 1.0).collect()).collect();
     let inputs: Vec<&[f32]> = images.iter().map(Vec::as_slice).collect();
     eprintln!("evatag: warming up");
     model.predict(&inputs).context("warm-up run")?;

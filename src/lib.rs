@@ -3,9 +3,9 @@
 //! The modules depend one way: [`cli`] and [`gui`] drive the [`worker`], which uses the
 //! [`model`], [`preprocess`] and [`library`].
 
-pub mod model;
-pub mod preprocess;
 pub mod cli;
 pub mod gui;
 pub mod library;
+pub mod model;
+pub mod preprocess;
 pub mod worker;

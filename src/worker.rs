@@ -249,7 +249,7 @@ impl Notifier {
 enum LoaderMsg {
     Status(ModelStatus),
     Located { config: ModelConfig, model_id: String },
-    Loaded(Result<Model, String>),
+    Loaded(Result<Box<Model>, String>),
 }
 
 /// A file on its way through the pipeline, tagged with the job generation it belongs to.
@@ -488,7 +488,7 @@ impl Engine {
                 }
             }
             LoaderMsg::Loaded(Ok(model)) => {
-                self.model = Some(model);
+                self.model = Some(*model);
                 self.answer_waiting_queries();
             }
             LoaderMsg::Loaded(Err(_)) => {}
@@ -649,8 +649,8 @@ impl Engine {
             if let Some(started) = self.job.started {
                 let secs = (now - started).as_secs_f64().max(1e-3);
                 p.images_per_second = p.done as f64 / secs;
-                p.eta_secs = (p.done > 0 && !p.scanning)
-                    .then(|| p.total.saturating_sub(p.done) as f64 / p.images_per_second);
+                p.eta_secs =
+                    (p.done > 0 && !p.scanning).then(|| p.total.saturating_sub(p.done) as f64 / p.images_per_second);
             }
             self.notifier.send(Event::Progress(*p));
         }
@@ -776,8 +776,7 @@ impl Engine {
         if self.index_has_cache {
             return;
         }
-        let (Some(cache), Some(index), Some((_, model_id))) = (&self.cache, self.index.as_mut(), &self.located)
-        else {
+        let (Some(cache), Some(index), Some((_, model_id))) = (&self.cache, self.index.as_mut(), &self.located) else {
             return;
         };
         match cache.embeddings(model_id) {
@@ -831,7 +830,7 @@ fn spawn_loader(config: &WorkerConfig, notifier: Notifier) -> Receiver<LoaderMsg
             match Model::load(&files, &placement) {
                 Ok(model) => {
                     let ready = ModelStatus::Ready { device: placement.device_name(), model_id: model.id().to_owned() };
-                    send(LoaderMsg::Loaded(Ok(model)));
+                    send(LoaderMsg::Loaded(Ok(Box::new(model))));
                     send(LoaderMsg::Status(ready));
                 }
                 Err(e) => {
@@ -864,7 +863,12 @@ impl<F: FnMut(ModelStatus)> StatusProgress<F> {
         let secs = self.started.elapsed().as_secs_f64();
         let fetched = self.done.saturating_sub(self.resumed_from) as f64;
         let eta_secs = (secs > 1.0 && fetched > 0.0).then(|| (self.total - self.done) as f64 * secs / fetched);
-        (self.report)(ModelStatus::Downloading { file: self.file.clone(), done: self.done, total: self.total, eta_secs });
+        (self.report)(ModelStatus::Downloading {
+            file: self.file.clone(),
+            done: self.done,
+            total: self.total,
+            eta_secs,
+        });
     }
 }
 

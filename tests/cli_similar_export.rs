@@ -39,7 +39,10 @@ fn a_near_copy_ranks_first_and_scores_match_brute_force() {
     let copy = photos.path().join("zz_cat_copy.jpg");
     near_copy(&query, &copy);
 
-    let run = run_evatag(&os(&args_for("similar", "eva_tiny", &[query.as_os_str(), photos.path().as_os_str()])), Some(cache.path()));
+    let run = run_evatag(
+        &os(&args_for("similar", "eva_tiny", &[query.as_os_str(), photos.path().as_os_str()])),
+        Some(cache.path()),
+    );
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let ranked: Vec<(String, f64)> =
         run.lines.iter().map(|l| (l["path"].as_str().unwrap().to_owned(), l["score"].as_f64().unwrap())).collect();
@@ -107,7 +110,8 @@ const DIGIKAM_SIDECAR: &str = r#"<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d
 
 #[test]
 fn export_merges_sidecars_and_writes_csv_and_json() {
-    let (photos, cache, out) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (photos, cache, out) =
+        (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let copied = copy_photos(photos.path());
     let cat = photos.path().join("cat_landscape.jpg");
     std::fs::write(photos.path().join("cat_landscape.jpg.xmp"), DIGIKAM_SIDECAR).unwrap();
@@ -131,7 +135,9 @@ fn export_merges_sidecars_and_writes_csv_and_json() {
         assert!(photo.with_file_name(format!("{}.xmp", photo.file_name().unwrap().to_string_lossy())).exists());
     }
     let merged = std::fs::read_to_string(photos.path().join("cat_landscape.jpg.xmp")).unwrap();
-    for kept in ["xmp:Rating=\"4\"", "Places/Garden", "<rdf:li>Garden</rdf:li>", "<rdf:li>Summer</rdf:li>", "Places|Garden"] {
+    for kept in
+        ["xmp:Rating=\"4\"", "Places/Garden", "<rdf:li>Garden</rdf:li>", "<rdf:li>Summer</rdf:li>", "Places|Garden"]
+    {
         assert!(merged.contains(kept), "lost {kept}:\n{merged}");
     }
     let json_rows: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();

@@ -117,8 +117,10 @@ fn explicit_bad_files_give_error_lines_and_status_one() {
 fn usage_errors_exit_with_two() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_evatag")).args(["tag"]).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
-    let output =
-        std::process::Command::new(env!("CARGO_BIN_EXE_evatag")).args(["tag", "--top-k", "0", "a.jpg"]).output().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_evatag"))
+        .args(["tag", "--top-k", "0", "a.jpg"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
 }
 

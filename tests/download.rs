@@ -86,10 +86,10 @@ fn an_interrupted_download_fails_clearly_and_resumes() {
     let healthy = hub::serve(REPO, &model_dir("eva_tiny"), Mode::Healthy);
     let out = evatag(home.path(), &healthy.endpoint, &[]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let resumed = healthy.requests.lock().unwrap().iter().any(|(path, range)| {
-        path.ends_with("model.safetensors") && range.as_deref() == Some(&format!("bytes={cut}-"))
-    });
+    let resumed =
+        healthy.requests.lock().unwrap().iter().any(|(path, range)| {
+            path.ends_with("model.safetensors") && range.as_deref() == Some(&format!("bytes={cut}-"))
+        });
     assert!(resumed, "expected a range request from byte {cut}: {:?}", healthy.requests.lock().unwrap());
     assert_eq!(snapshot_files(home.path()), ["config.json", "model.safetensors"]);
 }
-

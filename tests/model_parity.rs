@@ -22,8 +22,8 @@ fn assert_parity(model_name: &str) {
         let want_logits = &expected[&format!("{name}/logits")];
         let cos = cosine(&prediction.embedding, want_embedding);
         assert!(cos >= 0.99999, "{model_name} {name}: embedding cosine {cos}");
-        let range = want_logits.iter().copied().fold(f32::MIN, f32::max)
-            - want_logits.iter().copied().fold(f32::MAX, f32::min);
+        let range =
+            want_logits.iter().copied().fold(f32::MIN, f32::max) - want_logits.iter().copied().fold(f32::MAX, f32::min);
         let worst = prediction.logits.iter().zip(want_logits).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         assert!(worst <= 1e-3 * range, "{model_name} {name}: logit error {worst} over range {range}");
         assert_eq!(

@@ -57,10 +57,11 @@ fn desktop_entry(text: &str) -> Vec<(String, String)> {
     for line in text.lines().map(str::trim) {
         if line.starts_with('[') {
             in_group = line == "[Desktop Entry]";
-        } else if in_group && !line.starts_with('#') {
-            if let Some((key, value)) = line.split_once('=') {
-                entries.push((key.trim().to_owned(), value.trim().to_owned()));
-            }
+        } else if in_group
+            && !line.starts_with('#')
+            && let Some((key, value)) = line.split_once('=')
+        {
+            entries.push((key.trim().to_owned(), value.trim().to_owned()));
         }
     }
     entries

@@ -271,7 +271,8 @@ impl App {
             }
             SettingsAction::ExportSidecars => self.export(None),
             SettingsAction::ExportCsv => {
-                if let Some(file) = rfd::FileDialog::new().add_filter("CSV", &["csv"]).set_file_name("evatag.csv").save_file()
+                if let Some(file) =
+                    rfd::FileDialog::new().add_filter("CSV", &["csv"]).set_file_name("evatag.csv").save_file()
                 {
                     self.export(Some(file));
                 }

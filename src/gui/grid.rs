@@ -78,7 +78,12 @@ fn tile(ui: &mut egui::Ui, app: &mut App, index: usize) {
     match app.thumbnails.get(&photo.path, Size::Thumb) {
         Some(texture) => {
             let fitted = fit(texture.size_vec2(), image_rect.shrink(4.0));
-            ui.painter().image(texture.id(), fitted, Rect::from_min_max([0.0, 0.0].into(), [1.0, 1.0].into()), Color32::WHITE);
+            ui.painter().image(
+                texture.id(),
+                fitted,
+                Rect::from_min_max([0.0, 0.0].into(), [1.0, 1.0].into()),
+                Color32::WHITE,
+            );
         }
         None if matches!(photo.state, PhotoState::Failed(_)) || app.thumbnails.failed(&photo.path, Size::Thumb) => {}
         None => {

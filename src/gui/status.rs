@@ -33,7 +33,8 @@ pub fn toolbar(ui: &mut egui::Ui, app: &mut App) {
             ui.separator();
             let filter_label = ui.label("Filter");
             let mut filter = app.library.filter().to_owned();
-            let edit = ui.add(egui::TextEdit::singleline(&mut filter).hint_text("label, e.g. cat").desired_width(180.0));
+            let edit =
+                ui.add(egui::TextEdit::singleline(&mut filter).hint_text("label, e.g. cat").desired_width(180.0));
             edit.labelled_by(filter_label.id);
             app.library.set_filter(&filter);
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
@@ -61,7 +62,10 @@ pub fn status_bar(ui: &mut egui::Ui, app: &mut App) {
                     app.cancel();
                 }
             } else if p.total > 0 {
-                ui.label(format!("{} photos: {} tagged, {} from cache, {} failed", p.done, p.inferred, p.cached, p.failed));
+                ui.label(format!(
+                    "{} photos: {} tagged, {} from cache, {} failed",
+                    p.done, p.inferred, p.cached, p.failed
+                ));
             } else {
                 ui.label("Drop photos or folders here, or use Open.");
             }

@@ -145,7 +145,6 @@ impl Thumbnails {
     pub fn failed(&self, path: &Path, size: Size) -> bool {
         self.failed.contains(&(path.to_owned(), size))
     }
-
 }
 
 fn load_loop(queue: &Queue, tx: &Sender<Loaded>, ctx: &egui::Context, disk: Option<&Path>, max_megapixels: u64) {

@@ -123,10 +123,9 @@ impl Cache {
                 }
                 let cache = Self::open_checked(&path).map_err(|e| match e {
                     OpenFailure::Sqlite(source) => CacheError::Sqlite { path: path.clone(), source },
-                    OpenFailure::Foreign(why) => CacheError::Sqlite {
-                        path: path.clone(),
-                        source: rusqlite::Error::InvalidParameterName(why),
-                    },
+                    OpenFailure::Foreign(why) => {
+                        CacheError::Sqlite { path: path.clone(), source: rusqlite::Error::InvalidParameterName(why) }
+                    }
                 })?;
                 let warning = format!(
                     "the cache database {} was unusable ({}); moved it to {} and started a new one",
@@ -214,7 +213,10 @@ impl Cache {
             .map_err(self.sqlite())
             .map(|row| {
                 row.and_then(|(labels, embedding)| {
-                    Some(CachedResult { labels: serde_json::from_str(&labels).ok()?, embedding: decode_f32(&embedding) })
+                    Some(CachedResult {
+                        labels: serde_json::from_str(&labels).ok()?,
+                        embedding: decode_f32(&embedding),
+                    })
                 })
             })
     }
@@ -280,7 +282,8 @@ impl Cache {
 
     /// Number of stored results and the database's size on disk in bytes.
     pub fn stats(&self) -> Result<(u64, u64), CacheError> {
-        let count: i64 = self.conn.query_row("SELECT count(*) FROM results", [], |r| r.get(0)).map_err(self.sqlite())?;
+        let count: i64 =
+            self.conn.query_row("SELECT count(*) FROM results", [], |r| r.get(0)).map_err(self.sqlite())?;
         let bytes = ["", "-wal"]
             .iter()
             .filter_map(|s| std::fs::metadata(format!("{}{s}", self.path.display())).ok())

@@ -218,7 +218,8 @@ mod tests {
             (0..vectors.len()).filter(|&i| i != 42).map(|i| (dot(&q, &normalise(&vectors[i])), i)).collect();
         brute.sort_by(|a, b| b.0.total_cmp(&a.0));
         let expected: Vec<usize> = brute.iter().take(10).map(|b| b.1).collect();
-        let got: Vec<usize> = found.iter().map(|m| m.path.to_str().unwrap().trim_end_matches(".jpg").parse().unwrap()).collect();
+        let got: Vec<usize> =
+            found.iter().map(|m| m.path.to_str().unwrap().trim_end_matches(".jpg").parse().unwrap()).collect();
         assert_eq!(got, expected);
         for (m, b) in found.iter().zip(&brute) {
             assert!((m.score - b.0).abs() < 1e-5);

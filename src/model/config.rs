@@ -220,13 +220,13 @@ impl EvaConfig {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key: &str, reason: String| ConfigError::Invalid { key: key.to_owned(), reason };
-        if self.patch_size == 0 || self.img_size % self.patch_size != 0 {
+        if self.patch_size == 0 || !self.img_size.is_multiple_of(self.patch_size) {
             return Err(invalid(
                 "img_size",
                 format!("{} is not a multiple of patch_size {}", self.img_size, self.patch_size),
             ));
         }
-        if self.num_heads == 0 || self.embed_dim % self.num_heads != 0 {
+        if self.num_heads == 0 || !self.embed_dim.is_multiple_of(self.num_heads) {
             return Err(invalid(
                 "num_heads",
                 format!("embed_dim {} is not divisible by {} heads", self.embed_dim, self.num_heads),
@@ -436,7 +436,7 @@ impl ModelConfig {
 /// Channel means of OpenAI CLIP's preprocessing.
 pub const OPENAI_CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
 /// Channel standard deviations of OpenAI CLIP's preprocessing.
-pub const OPENAI_CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_1];
+pub const OPENAI_CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_6, 0.275_777_1];
 
 #[cfg(test)]
 mod tests {
@@ -481,10 +481,7 @@ mod tests {
     #[test]
     fn indivisible_sizes_are_rejected() {
         let a = args(json!({"embed_dim": 65, "num_heads": 4}));
-        assert!(matches!(
-            EvaConfig::for_architecture(DEFAULT_ARCHITECTURE, &a),
-            Err(ConfigError::Invalid { .. })
-        ));
+        assert!(matches!(EvaConfig::for_architecture(DEFAULT_ARCHITECTURE, &a), Err(ConfigError::Invalid { .. })));
     }
 
     #[test]

@@ -105,11 +105,7 @@ pub fn place(device: DeviceChoice, dtype: DTypeChoice) -> Placement {
     Placement { device, dtype, warnings }
 }
 
-fn start_gpu(
-    name: &str,
-    start: impl FnOnce() -> candle_core::Result<Device>,
-    warnings: &mut Vec<String>,
-) -> Device {
+fn start_gpu(name: &str, start: impl FnOnce() -> candle_core::Result<Device>, warnings: &mut Vec<String>) -> Device {
     match start() {
         Ok(device) => device,
         Err(e) => {

@@ -34,10 +34,7 @@ impl Module for StableLayerNorm {
         let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
         let variance = centred.sqr()?.mean_keepdim(D::Minus1)?;
         let normed = centred.broadcast_div(&(variance + self.eps)?.sqrt()?)?;
-        normed
-            .to_dtype(dtype)?
-            .broadcast_mul(&self.weight)?
-            .broadcast_add(&self.bias)
+        normed.to_dtype(dtype)?.broadcast_mul(&self.weight)?.broadcast_add(&self.bias)
     }
 }
 
@@ -66,11 +63,11 @@ impl PatchEmbed {
         let (b, c, h, w) = images.dims4()?;
         let p = self.patch_size;
         let (gh, gw) = (h / p, w / p);
-        let patches = images
-            .reshape((b, c, gh, p, gw, p))?
-            .permute((0, 2, 4, 1, 3, 5))?
-            .contiguous()?
-            .reshape((b, gh * gw, c * p * p))?;
+        let patches = images.reshape((b, c, gh, p, gw, p))?.permute((0, 2, 4, 1, 3, 5))?.contiguous()?.reshape((
+            b,
+            gh * gw,
+            c * p * p,
+        ))?;
         self.proj.forward(&patches)
     }
 }
@@ -106,11 +103,7 @@ impl Attention {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (b, n, c) = x.dims3()?;
         let head_dim = c / self.num_heads;
-        let qkv = self
-            .qkv
-            .forward(x)?
-            .reshape((b, n, 3, self.num_heads, head_dim))?
-            .permute((2, 0, 3, 1, 4))?;
+        let qkv = self.qkv.forward(x)?.reshape((b, n, 3, self.num_heads, head_dim))?.permute((2, 0, 3, 1, 4))?;
         let q = (qkv.get(0)? * self.scale)?.contiguous()?;
         let k = qkv.get(1)?.contiguous()?;
         let v = qkv.get(2)?.contiguous()?;
@@ -194,9 +187,8 @@ impl Eva {
     pub fn new(config: &EvaConfig, vb: VarBuilder) -> Result<Self> {
         let dim = config.embed_dim;
         let num_tokens = config.num_patches() + config.num_prefix_tokens();
-        let blocks = (0..config.depth)
-            .map(|i| Block::new(config, vb.pp(format!("blocks.{i}"))))
-            .collect::<Result<Vec<_>>>()?;
+        let blocks =
+            (0..config.depth).map(|i| Block::new(config, vb.pp(format!("blocks.{i}")))).collect::<Result<Vec<_>>>()?;
         let layer_norm = |name: &str| StableLayerNorm::new(dim, config.norm_eps, vb.pp(name));
         Ok(Self {
             patch_embed: PatchEmbed::new(config, vb.pp("patch_embed"))?,

@@ -73,9 +73,8 @@ impl Model {
         let checkpoint = Checkpoint::open(&files.weights)?;
         let problems = checkpoint.problems();
         let vb = VarBuilder::from_backend(Box::new(checkpoint), placement.dtype, placement.device.clone());
-        let eva = Eva::new(&config.eva, vb).map_err(|source| {
-            problems.take().unwrap_or(WeightsError::Build { path: files.weights.clone(), source })
-        })?;
+        let eva = Eva::new(&config.eva, vb)
+            .map_err(|source| problems.take().unwrap_or(WeightsError::Build { path: files.weights.clone(), source }))?;
         let id = format!("{}@{}", config.architecture, weights::fingerprint(files)?);
         Ok(Self { eva, config, device: placement.device.clone(), dtype: placement.dtype, id })
     }
@@ -120,4 +119,3 @@ impl Model {
         Ok(embeddings.into_iter().zip(logits).map(|(embedding, logits)| Prediction { embedding, logits }).collect())
     }
 }
-

@@ -9,9 +9,7 @@ use rayon::prelude::*;
 /// Softmax over the last dimension with the row maximum subtracted, computed in at least f32.
 pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
     match x.dtype() {
-        DType::F16 | DType::BF16 => {
-            candle_nn::ops::softmax_last_dim(&x.to_dtype(DType::F32)?)?.to_dtype(x.dtype())
-        }
+        DType::F16 | DType::BF16 => candle_nn::ops::softmax_last_dim(&x.to_dtype(DType::F32)?)?.to_dtype(x.dtype()),
         _ => candle_nn::ops::softmax_last_dim(x),
     }
 }
@@ -21,11 +19,7 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
 /// candle's CPU kernel evaluates a scalar erf on one thread; EVA-giant applies GELU to 63
 /// million values per image, so on CPU a vectorised, multi-threaded kernel is used instead.
 pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
-    if x.device().is_cpu() && x.dtype() == DType::F32 {
-        x.apply_op1_no_bwd(&CpuGeluErf)
-    } else {
-        x.gelu_erf()
-    }
+    if x.device().is_cpu() && x.dtype() == DType::F32 { x.apply_op1_no_bwd(&CpuGeluErf) } else { x.gelu_erf() }
 }
 
 /// The multi-threaded CPU kernel behind [`gelu_erf`].
@@ -90,10 +84,7 @@ fn exp_f32(x: f32) -> f32 {
     let x = x.max(-87.0);
     let n = (x * LOG2E).round();
     let r = x - n * LN2_HI - n * LN2_LO;
-    let p = 1.0
-        + r * (1.0
-            + r * (0.5
-                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
     let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
     p * scale
 }

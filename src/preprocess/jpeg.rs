@@ -13,7 +13,8 @@ pub fn decode_rgb(bytes: &[u8]) -> Result<Option<RgbImage>, String> {
     use mozjpeg::ColorSpace;
     let decoded = std::panic::catch_unwind(|| -> std::io::Result<Option<RgbImage>> {
         let decompress = mozjpeg::Decompress::new_mem(bytes)?;
-        if !matches!(decompress.color_space(), ColorSpace::JCS_YCbCr | ColorSpace::JCS_GRAYSCALE | ColorSpace::JCS_RGB) {
+        if !matches!(decompress.color_space(), ColorSpace::JCS_YCbCr | ColorSpace::JCS_GRAYSCALE | ColorSpace::JCS_RGB)
+        {
             return Ok(None);
         }
         let mut started = decompress.rgb()?;

@@ -17,12 +17,15 @@ pub enum Mode {
     CutWeightsAfter(usize),
 }
 
+/// Every `(path, range header)` requested, in order.
+pub type RequestLog = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
 /// A running server.
 pub struct Hub {
     /// `http://127.0.0.1:PORT`.
     pub endpoint: String,
-    /// Every `(path, range header)` requested, in order.
-    pub requests: Arc<Mutex<Vec<(String, Option<String>)>>>,
+    /// What was requested.
+    pub requests: RequestLog,
 }
 
 /// Serves the files of `model_dir` as repository `repo`.
@@ -116,5 +119,7 @@ fn parse_range(range: Option<&str>, len: usize) -> (usize, usize) {
 
 /// A content fingerprint for the ETag (any stable function of the bytes will do).
 fn md5ish(bytes: &[u8]) -> u128 {
-    bytes.iter().fold(0x6c62_272e_07bb_0142_62b8_2175_6295_c58d_u128, |h, &b| (h ^ u128::from(b)).wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013B))
+    bytes.iter().fold(0x6c62_272e_07bb_0142_62b8_2175_6295_c58d_u128, |h, &b| {
+        (h ^ u128::from(b)).wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013B)
+    })
 }

@@ -54,7 +54,8 @@ pub fn expected_crop(name: &str) -> image::RgbImage {
 /// timm's embeddings and logits for one fixture model, by `<file>/embedding` and `<file>/logits`.
 pub fn expected_outputs(model: &str) -> HashMap<String, Vec<f32>> {
     let path = fixtures().join("expected").join(format!("{model}.safetensors"));
-    let tensors: HashMap<String, Tensor> = candle_core::safetensors::load(path, &Device::Cpu).expect("expected outputs");
+    let tensors: HashMap<String, Tensor> =
+        candle_core::safetensors::load(path, &Device::Cpu).expect("expected outputs");
     tensors.into_iter().map(|(k, t)| (k, t.flatten_all().unwrap().to_vec1::<f32>().unwrap())).collect()
 }
 
