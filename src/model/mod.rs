@@ -6,6 +6,7 @@ pub mod config;
 pub mod device;
 pub mod eva;
 pub mod labels;
+pub mod linear;
 pub mod ops;
 pub mod weights;
 
