@@ -195,11 +195,29 @@ pub struct BenchArgs {
     pub iters: u16,
 }
 
-/// Sets up logging: quiet by default, `RUST_LOG` raises it.
-pub fn init_logging(_desktop: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+/// Sets up logging: quiet by default, `RUST_LOG` raises it. The desktop app, often started
+/// without a terminal, writes to `evatag.log` in the app's data folder; commands to stderr.
+pub fn init_logging(desktop: bool) {
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"))
+    };
+    let log_file = desktop.then(desktop_log_file).flatten();
+    let _ = match log_file {
+        Some(file) => tracing_subscriber::fmt()
+            .with_env_filter(filter())
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(file))
+            .try_init(),
+        None => tracing_subscriber::fmt().with_env_filter(filter()).with_writer(std::io::stderr).try_init(),
+    };
+}
+
+/// The desktop app's log file, opened for appending.
+fn desktop_log_file() -> Option<std::fs::File> {
+    let dir = directories::ProjectDirs::from("org", "evatag", "evatag")?.data_dir().to_owned();
+    std::fs::create_dir_all(&dir).ok()?;
+    std::fs::OpenOptions::new().create(true).append(true).open(dir.join("evatag.log")).ok()
 }
 
 /// Runs the parsed command line and returns the process's exit status.

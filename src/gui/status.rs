@@ -102,7 +102,9 @@ fn model_state(ui: &mut egui::Ui, status: &ModelStatus) {
             ui.label(format!("Model ready on the {device}"));
         }
         ModelStatus::Failed(reason) => {
-            ui.colored_label(ui.visuals().error_fg_color, "Model unavailable").on_hover_text(reason);
+            let first_line = reason.lines().next().unwrap_or(reason);
+            ui.colored_label(ui.visuals().error_fg_color, format!("Model unavailable: {first_line}"))
+                .on_hover_text(reason);
         }
     }
 }

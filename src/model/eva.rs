@@ -91,11 +91,8 @@ impl Attention {
         let dim = cfg.embed_dim;
         let qkv = vb.pp("qkv").get((3 * dim, dim), "weight")?;
         let third = |i: usize| qkv.narrow(0, i * dim, dim)?.contiguous();
-        let (q_bias, v_bias) = if cfg.qkv_bias {
-            (Some(vb.get(dim, "q_bias")?), Some(vb.get(dim, "v_bias")?))
-        } else {
-            (None, None)
-        };
+        let (q_bias, v_bias) =
+            if cfg.qkv_bias { (Some(vb.get(dim, "q_bias")?), Some(vb.get(dim, "v_bias")?)) } else { (None, None) };
         Ok(Self {
             q: Linear::new(third(0)?, q_bias)?,
             k: Linear::new(third(1)?, None)?,
@@ -110,7 +107,9 @@ impl Attention {
         let (b, n, c) = x.dims3()?;
         let (heads, head_dim) = (self.num_heads, c / self.num_heads);
         // [b, n, c] -> [b * heads, n, head_dim]
-        let per_head = |t: Tensor| t.reshape((b, n, heads, head_dim))?.transpose(1, 2)?.contiguous()?.reshape((b * heads, n, head_dim));
+        let per_head = |t: Tensor| {
+            t.reshape((b, n, heads, head_dim))?.transpose(1, 2)?.contiguous()?.reshape((b * heads, n, head_dim))
+        };
         let q = per_head((self.q.forward(x)? * self.scale)?)?;
         let k = per_head(self.k.forward(x)?)?;
         let v = per_head(self.v.forward(x)?)?;
@@ -204,9 +203,7 @@ impl Eva {
             blocks,
             norm: (!config.use_fc_norm).then(|| layer_norm("norm")).transpose()?,
             fc_norm: config.use_fc_norm.then(|| layer_norm("fc_norm")).transpose()?,
-            head: (config.num_classes > 0)
-                .then(|| Linear::load(dim, config.num_classes, vb.pp("head")))
-                .transpose()?,
+            head: (config.num_classes > 0).then(|| Linear::load(dim, config.num_classes, vb.pp("head"))).transpose()?,
             config: config.clone(),
         })
     }
