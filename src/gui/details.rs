@@ -38,7 +38,7 @@ fn photo(ui: &mut egui::Ui, app: &mut App, index: usize) {
             });
         }
     }
-    ui.add(egui::Label::new(egui::RichText::new(photo.path.display().to_string()).small()).wrap());
+    ui.add(egui::Label::new(egui::RichText::new(photo.path.display().to_string()).weak()).wrap());
     match &photo.state {
         PhotoState::Queued => {
             ui.horizontal(|ui| {
@@ -86,14 +86,13 @@ fn similar(ui: &mut egui::Ui, app: &mut App) {
     for (rank, m) in results.iter().enumerate() {
         let name = m.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         ui.horizontal(|ui| {
-            match app.thumbnails.get(&m.path, Size::Thumb) {
-                Some(texture) => {
-                    let size = texture.size_vec2();
-                    ui.add(egui::Image::new((texture.id(), size * (56.0 / size.x.max(size.y)))));
-                }
-                None => {
-                    ui.allocate_space(Vec2::splat(56.0));
-                }
+            // A fixed square slot keeps the list aligned whatever the photos' shapes.
+            let (slot, _) = ui.allocate_exact_size(Vec2::splat(56.0), egui::Sense::hover());
+            if let Some(texture) = app.thumbnails.get(&m.path, Size::Thumb) {
+                let size = texture.size_vec2();
+                let fitted = egui::Rect::from_center_size(slot.center(), size * (56.0 / size.x.max(size.y)));
+                let uv = egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0));
+                ui.painter().image(texture.id(), fitted, uv, egui::Color32::WHITE);
             }
             let text = format!("{}. {name}  ({:.3})", rank + 1, m.score);
             if ui.button(text).on_hover_text(m.path.display().to_string()).clicked() {

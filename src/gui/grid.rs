@@ -91,7 +91,7 @@ fn tile(ui: &mut egui::Ui, app: &mut App, index: usize) {
         }
     }
     let caption = Rect::from_min_max([rect.min.x + 4.0, image_rect.max.y].into(), rect.max - Vec2::new(4.0, 0.0));
-    let text_color = ui.visuals().text_color();
+    let text_color = if selected { ui.visuals().selection.stroke.color } else { ui.visuals().text_color() };
     caption_line(ui, caption.min, caption.width(), &photo.name, text_color, false);
     let second_line = caption.min + Vec2::new(0.0, CAPTION / 2.0);
     match &photo.state {

@@ -1,5 +1,10 @@
 //! Similarity search: cosine similarity over L2-normalised embeddings held in one contiguous
 //! matrix, scanned in parallel.
+//!
+//! Scanning is bound by memory bandwidth, so the scan reads an 8-bit copy of the matrix (one
+//! scale per row, a quarter of the bytes) to pick candidates, and the best candidates are then
+//! scored exactly against the f32 rows. On the 2-core development machine the f32 scan took
+//! 61 ms over 100,000 embeddings of 1408 and 306 ms over 1,000,000.
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
@@ -25,12 +30,17 @@ pub struct Match {
 pub struct SimilarityIndex {
     dim: usize,
     rows: Vec<f32>,
+    codes: Vec<i8>,
+    scales: Vec<f32>,
     keys: Vec<(ContentHash, PathBuf)>,
     by_hash: HashMap<ContentHash, usize>,
 }
 
 /// Rows scored per parallel task.
 const ROWS_PER_TASK: usize = 2048;
+/// Candidates beyond `k` rescored exactly; the 8-bit scores are within about 1e-3 of the exact
+/// ones, so only near-ties this deep could change the order.
+const EXTRA_CANDIDATES: usize = 64;
 
 impl SimilarityIndex {
     /// An empty index of `dim`-dimensional embeddings.
@@ -60,15 +70,20 @@ impl SimilarityIndex {
             return false;
         }
         let normalised = normalise(embedding);
+        let (codes, scale) = quantise(&normalised);
         match self.by_hash.get(&hash) {
             Some(&row) => {
                 self.rows[row * self.dim..(row + 1) * self.dim].copy_from_slice(&normalised);
+                self.codes[row * self.dim..(row + 1) * self.dim].copy_from_slice(&codes);
+                self.scales[row] = scale;
                 self.keys[row].1 = path;
             }
             None => {
                 self.by_hash.insert(hash, self.keys.len());
                 self.keys.push((hash, path));
                 self.rows.extend_from_slice(&normalised);
+                self.codes.extend_from_slice(&codes);
+                self.scales.push(scale);
             }
         }
         true
@@ -93,24 +108,26 @@ impl SimilarityIndex {
         }
         let query = normalise(query);
         let skip = exclude.and_then(|h| self.by_hash.get(h)).copied();
-        let best = self
-            .rows
+        let wanted = k + EXTRA_CANDIDATES;
+        let (query_codes, query_scale) = quantise(&query);
+        let candidates = self
+            .codes
             .par_chunks(self.dim * ROWS_PER_TASK)
             .enumerate()
             .map(|(task, block)| {
-                let mut heap = BinaryHeap::with_capacity(k + 1);
-                for (i, row) in block.chunks_exact(self.dim).enumerate() {
+                let mut heap = BinaryHeap::with_capacity(wanted + 1);
+                for (i, codes) in block.chunks_exact(self.dim).enumerate() {
                     let index = task * ROWS_PER_TASK + i;
                     if Some(index) == skip {
                         continue;
                     }
-                    let score = dot(&query, row);
-                    if heap.len() < k || score > heap.peek().map_or(f32::NEG_INFINITY, |s: &Scored| s.score) {
+                    let score = dot_codes(&query_codes, codes) as f32 * self.scales[index] * query_scale;
+                    if heap.len() < wanted || score > heap.peek().map_or(f32::NEG_INFINITY, |s: &Scored| s.score) {
                         if !keep(&self.keys[index].0) {
                             continue;
                         }
                         heap.push(Scored { score, index });
-                        if heap.len() > k {
+                        if heap.len() > wanted {
                             heap.pop();
                         }
                     }
@@ -120,17 +137,79 @@ impl SimilarityIndex {
             .reduce(BinaryHeap::new, |mut a, b| {
                 for s in b {
                     a.push(s);
-                    if a.len() > k {
+                    if a.len() > wanted {
                         a.pop();
                     }
                 }
                 a
             });
-        best.into_sorted_vec()
+        let mut exact: Vec<Scored> = candidates
+            .into_iter()
+            .map(|c| Scored {
+                score: dot(&query, &self.rows[c.index * self.dim..(c.index + 1) * self.dim]),
+                index: c.index,
+            })
+            .collect();
+        exact.sort();
+        exact.truncate(k);
+        exact
             .into_iter()
             .map(|s| Match { path: self.keys[s.index].1.clone(), hash: self.keys[s.index].0, score: s.score })
             .collect()
     }
+}
+
+/// A unit vector as 8-bit codes and the scale that maps them back (`v ≈ code * scale`).
+fn quantise(v: &[f32]) -> (Vec<i8>, f32) {
+    let max = v.iter().fold(0f32, |m, x| m.max(x.abs()));
+    if max == 0.0 {
+        return (vec![0; v.len()], 0.0);
+    }
+    let scale = max / 127.0;
+    (v.iter().map(|x| (x / scale).round() as i8).collect(), scale)
+}
+
+/// Dot product of two code vectors in exact integer arithmetic, with the widest vector
+/// instructions the CPU has (the compiler turns the loop into 16-bit multiply-adds).
+fn dot_codes(a: &[i8], b: &[i8]) -> i32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512bw") {
+            // SAFETY: the CPU has just been found to support AVX-512BW (which implies AVX-512F).
+            return unsafe { dot_codes_avx512(a, b) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has just been found to support AVX2.
+            return unsafe { dot_codes_avx2(a, b) };
+        }
+    }
+    dot_codes_portable(a, b)
+}
+
+#[inline(always)]
+fn dot_codes_portable(a: &[i8], b: &[i8]) -> i32 {
+    const LANES: usize = 64;
+    let mut acc = [0i32; LANES];
+    let body = a.len() / LANES * LANES;
+    for (x, y) in a[..body].chunks_exact(LANES).zip(b[..body].chunks_exact(LANES)) {
+        for l in 0..LANES {
+            acc[l] += i32::from(x[l]) * i32::from(y[l]);
+        }
+    }
+    let tail: i32 = a[body..].iter().zip(&b[body..]).map(|(x, y)| i32::from(*x) * i32::from(*y)).sum();
+    acc.iter().sum::<i32>() + tail
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn dot_codes_avx512(a: &[i8], b: &[i8]) -> i32 {
+    dot_codes_portable(a, b)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn dot_codes_avx2(a: &[i8], b: &[i8]) -> i32 {
+    dot_codes_portable(a, b)
 }
 
 /// A row and its score, ordered so that a max-heap pops the *worst* (lowest score, then

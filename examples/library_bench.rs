@@ -1,0 +1,198 @@
+//! Benchmarks of the photo library (not tests; numbers vary with the machine):
+//!
+//! ```sh
+//! cargo run --release --example library_bench -- similarity      # 100,000 and 1,000,000 embeddings
+//! cargo run --release --example library_bench -- cache            # 10,000 already-tagged photos
+//! cargo run --release --example library_bench -- throughput DIR   # tagging vs model-only, model in DIR
+//! ```
+//!
+//! `throughput` needs a model folder (e.g. the real EVA-giant, or one written by
+//! `bench/random_checkpoint.py`) and tags 12-megapixel JPEGs it generates.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use evatag::library::cache::{self, Cache, FileStamp, NewResult};
+use evatag::library::search::SimilarityIndex;
+use evatag::model::ClassProb;
+use evatag::model::device::{DTypeChoice, DeviceChoice, place};
+use evatag::model::weights::{self, ModelFiles, ModelSource};
+use evatag::worker::{Command, Event, Progress, Worker, WorkerConfig};
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("similarity") => similarity(),
+        Some("cache") => cache_lookup(),
+        Some("throughput") => throughput(Path::new(args.get(1).map_or(".", String::as_str))),
+        _ => anyhow::bail!("usage: library_bench similarity | cache | throughput MODEL_DIR"),
+    }
+}
+
+/// Deterministic pseudo-random values in [-0.5, 0.5).
+fn noise(seed: u64, n: usize) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        })
+        .collect()
+}
+
+fn hash_of(i: usize) -> cache::ContentHash {
+    *blake3::hash(&i.to_le_bytes()).as_bytes()
+}
+
+fn similarity() -> anyhow::Result<()> {
+    const DIM: usize = 1408;
+    for count in [100_000usize, 1_000_000] {
+        let mut index = SimilarityIndex::new(DIM);
+        for i in 0..count {
+            index.insert(hash_of(i), PathBuf::from(format!("/photos/{i}.jpg")), &noise(i as u64, DIM));
+        }
+        let mut times = Vec::new();
+        for q in 0..7 {
+            let query = noise(10_000_000 + q, DIM);
+            let started = Instant::now();
+            let found = index.search(&query, 10, None, &|_| true);
+            times.push(started.elapsed());
+            assert_eq!(found.len(), 10);
+        }
+        times.sort();
+        println!(
+            "similarity over {count} embeddings of {DIM}: median {:.1} ms, best {:.1} ms, worst {:.1} ms",
+            ms(times[3]),
+            ms(times[0]),
+            ms(times[6])
+        );
+    }
+    Ok(())
+}
+
+fn cache_lookup() -> anyhow::Result<()> {
+    let photos = tempfile::tempdir()?;
+    let cache_dir = tempfile::tempdir()?;
+    let model_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/eva_tiny");
+    let files = weights::locate(&ModelSource::Dir(model_dir.clone()), &mut ())?;
+    let config = weights::read_config(&files.config)?;
+    let model_id = format!("{}@{}", config.architecture, weights::fingerprint(&files)?);
+    let count = 10_000;
+    let (mut cache, _) = Cache::open_in(cache_dir.path())?;
+    let labels: Vec<ClassProb> = (0..25).map(|c| ClassProb { class: c, prob: 0.01 }).collect();
+    let embedding = noise(1, config.eva.embed_dim);
+    let mut batch = Vec::new();
+    let mut paths = Vec::new();
+    for i in 0..count {
+        let path = photos.path().join(format!("photo{i:05}.jpg"));
+        let bytes = format!("photo {i}").into_bytes();
+        std::fs::write(&path, &bytes)?;
+        let stamp = FileStamp::of(&std::fs::metadata(&path)?);
+        paths.push((path, stamp, cache::hash_bytes(&bytes)));
+    }
+    for chunk in paths.chunks(500) {
+        batch.clear();
+        batch.extend(chunk.iter().map(|(path, stamp, hash)| NewResult {
+            path,
+            stamp: *stamp,
+            hash: *hash,
+            labels: &labels,
+            embedding: &embedding,
+        }));
+        cache.store_batch(&model_id, &batch)?;
+    }
+    drop(cache);
+    let config = WorkerConfig {
+        source: ModelSource::Dir(model_dir),
+        device: DeviceChoice::Cpu,
+        cache_dir: Some(cache_dir.path().to_owned()),
+        ..WorkerConfig::default()
+    };
+    let worker = Worker::spawn(config, Box::new(|| {}));
+    let started = Instant::now();
+    let progress = run_to_idle(&worker, vec![photos.path().to_owned()]);
+    let elapsed = started.elapsed();
+    worker.shutdown();
+    println!(
+        "cache lookup of {} tagged photos: {:.0} ms ({} from the cache, {} inferred, {} failed)",
+        progress.done,
+        ms(elapsed),
+        progress.cached,
+        progress.inferred,
+        progress.failed
+    );
+    Ok(())
+}
+
+fn run_to_idle(worker: &Worker, paths: Vec<PathBuf>) -> Progress {
+    worker.send(Command::Add(paths));
+    let mut last = Progress::default();
+    for event in worker.events() {
+        match event {
+            Event::Progress(p) => last = p,
+            Event::Model(evatag::worker::ModelStatus::Failed(e)) => panic!("{e}"),
+            Event::Idle => break,
+            _ => {}
+        }
+    }
+    last
+}
+
+fn throughput(model_dir: &Path) -> anyhow::Result<()> {
+    let batch = 4;
+    let count = 12;
+    let photos = tempfile::tempdir()?;
+    let base = image::open(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/photos/cat_landscape.jpg"))?;
+    for i in 0..count {
+        let big = base.resize_exact(4000 + i as u32, 3000, image::imageops::FilterType::Triangle);
+        let mut out = std::fs::File::create(photos.path().join(format!("p{i:02}.jpg")))?;
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90).encode_image(&big)?;
+    }
+    println!("{count} photos of 4000x3000 written");
+
+    // Model only: preprocessed input, batches of `batch`.
+    let files = ModelFiles { config: model_dir.join("config.json"), weights: model_dir.join("model.safetensors") };
+    let model = evatag::model::Model::load(&files, &place(DeviceChoice::Cpu, DTypeChoice::F32))?;
+    let input = vec![0.1f32; 3 * 224 * 224];
+    let inputs: Vec<&[f32]> = (0..batch).map(|_| input.as_slice()).collect();
+    model.predict(&inputs)?;
+    let started = Instant::now();
+    for _ in 0..count / batch {
+        model.predict(&inputs)?;
+    }
+    let model_only = count as f64 / started.elapsed().as_secs_f64();
+    drop(model);
+
+    // The whole pipeline: scan, read, hash, decode, preprocess, infer, store.
+    let cache_dir = tempfile::tempdir()?;
+    let config = WorkerConfig {
+        source: ModelSource::Dir(model_dir.to_owned()),
+        device: DeviceChoice::Cpu,
+        cache_dir: Some(cache_dir.path().to_owned()),
+        batch_size: batch,
+        ..WorkerConfig::default()
+    };
+    let worker = Worker::spawn(config, Box::new(|| {}));
+    // Wait for the model, so that loading is not counted.
+    worker.send(Command::FindSimilar { query: photos.path().join("missing.jpg"), k: 1, within: None });
+    for event in worker.events() {
+        if let Event::Similar { .. } = event {
+            break;
+        }
+    }
+    let started = Instant::now();
+    let progress = run_to_idle(&worker, vec![photos.path().to_owned()]);
+    let pipeline = progress.inferred as f64 / started.elapsed().as_secs_f64();
+    worker.shutdown();
+    println!(
+        "batch {batch}: model only {model_only:.3} images/s, tagging 12-MP JPEGs {pipeline:.3} images/s ({:.1} %)",
+        100.0 * pipeline / model_only
+    );
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
