@@ -145,6 +145,28 @@ fn the_filter_box_narrows_the_grid() {
 }
 
 #[test]
+fn arrow_keys_move_the_selection_through_the_grid() {
+    let (photos, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let copied = copy_photos(photos.path());
+    let mut harness = app_harness(cache.path(), vec![photos.path().to_owned()], 4);
+    step_until(&mut harness, "every photo is tagged", |app| all_finished(app, copied.len()));
+    let order: Vec<PathBuf> = {
+        let lib = harness.state_mut().library();
+        let visible = lib.visible().to_vec();
+        visible.iter().map(|&i| lib.photo(i).path.clone()).collect()
+    };
+    harness.key_press(egui::Key::ArrowRight);
+    harness.step();
+    assert_eq!(harness.state().selected_path(), Some(order[0].as_path()));
+    harness.key_press(egui::Key::ArrowRight);
+    harness.step();
+    assert_eq!(harness.state().selected_path(), Some(order[1].as_path()));
+    harness.key_press(egui::Key::ArrowLeft);
+    harness.step();
+    assert_eq!(harness.state().selected_path(), Some(order[0].as_path()));
+}
+
+#[test]
 fn a_corrupt_file_shows_its_error() {
     let (photos, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     copy_photos(photos.path());

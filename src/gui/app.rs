@@ -151,6 +151,11 @@ impl App {
         &mut self.library
     }
 
+    /// The selected photo's path, if any.
+    pub fn selected_path(&self) -> Option<&Path> {
+        self.selected.map(|i| self.library.photo(i).path.as_path())
+    }
+
     /// Costs of the last frame.
     pub fn frame_stats(&self) -> FrameStats {
         self.stats
