@@ -469,13 +469,8 @@ impl Engine {
             }
             LoaderMsg::Located { config, model_id } => {
                 self.index = Some(SimilarityIndex::new(config.eva.embed_dim));
-                let context = DecodeContext {
-                    preprocessor: Preprocessor::new(&config.pretrained_cfg),
-                    model_id: model_id.clone(),
-                    cache_db: self.cache.as_ref().map(|c| c.path().to_owned()),
-                    labels_needed: self.config.top_k.min(config.eva.num_classes),
-                    max_megapixels: self.config.max_megapixels,
-                };
+                let cache_db = self.cache.as_ref().map(|c| c.path().to_owned());
+                let context = self.decode_context(&config, &model_id, cache_db);
                 self.jobs = Some(spawn_decoders(
                     context,
                     self.config.decode_threads.max(1),
@@ -492,6 +487,17 @@ impl Engine {
                 self.answer_waiting_queries();
             }
             LoaderMsg::Loaded(Err(_)) => {}
+        }
+    }
+
+    /// What decoding needs to know about the model and the cache.
+    fn decode_context(&self, config: &ModelConfig, model_id: &str, cache_db: Option<PathBuf>) -> DecodeContext {
+        DecodeContext {
+            preprocessor: Preprocessor::new(&config.pretrained_cfg),
+            model_id: model_id.to_owned(),
+            cache_db,
+            labels_needed: self.config.top_k.min(config.eva.num_classes),
+            max_megapixels: self.config.max_megapixels,
         }
     }
 
@@ -747,13 +753,7 @@ impl Engine {
             return Ok((*hash, e.to_vec()));
         }
         let (config, model_id) = self.located.clone().ok_or("the model is not ready")?;
-        let context = DecodeContext {
-            preprocessor: Preprocessor::new(&config.pretrained_cfg),
-            labels_needed: self.config.top_k.min(config.eva.num_classes),
-            model_id,
-            cache_db: None,
-            max_megapixels: self.config.max_megapixels,
-        };
+        let context = self.decode_context(&config, &model_id, None);
         let cache = self.cache.as_ref();
         match prepare(path, &context, cache)? {
             Prepared::Hit(hit) => {
@@ -811,7 +811,7 @@ fn spawn_loader(config: &WorkerConfig, notifier: Notifier) -> Receiver<LoaderMsg
             let mut progress = StatusProgress::new(|status| send(LoaderMsg::Status(status)));
             let located = weights::locate(&source, &mut progress).and_then(|files| {
                 let config = weights::read_config(&files.config)?;
-                let model_id = format!("{}@{}", config.architecture, weights::fingerprint(&files)?);
+                let model_id = weights::model_id(&config, &files)?;
                 Ok((files, config, model_id))
             });
             let (files, config, model_id) = match located {

@@ -76,7 +76,7 @@ impl Model {
         let vb = VarBuilder::from_backend(Box::new(checkpoint), placement.dtype, placement.device.clone());
         let eva = Eva::new(&config.eva, vb)
             .map_err(|source| problems.take().unwrap_or(WeightsError::Build { path: files.weights.clone(), source }))?;
-        let id = format!("{}@{}", config.architecture, weights::fingerprint(files)?);
+        let id = weights::model_id(&config, files)?;
         Ok(Self { eva, config, device: placement.device.clone(), dtype: placement.dtype, id })
     }
 

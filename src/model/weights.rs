@@ -444,6 +444,11 @@ impl SimpleBackend for RandomWeights {
     }
 }
 
+/// The identity results are cached under: the architecture and the [`fingerprint`] of its files.
+pub fn model_id(config: &ModelConfig, files: &ModelFiles) -> Result<String, WeightsError> {
+    Ok(format!("{}@{}", config.architecture, fingerprint(files)?))
+}
+
 /// A short, stable identity of a model's weights and configuration, for cache keys.
 ///
 /// Hashes `config.json`, the checkpoint's length and header, and 64 evenly spaced 4 KiB samples
