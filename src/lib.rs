@@ -8,4 +8,5 @@ pub mod gui;
 pub mod library;
 pub mod model;
 pub mod preprocess;
+mod simd;
 pub mod worker;

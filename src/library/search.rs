@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use rayon::prelude::*;
 
 use super::cache::ContentHash;
+use crate::simd::multiversion;
 
 /// One search hit.
 #[derive(Debug, Clone, PartialEq)]
@@ -169,21 +170,12 @@ fn quantise(v: &[f32]) -> (Vec<i8>, f32) {
     (v.iter().map(|x| (x / scale).round() as i8).collect(), scale)
 }
 
-/// Dot product of two code vectors in exact integer arithmetic, with the widest vector
-/// instructions the CPU has (the compiler turns the loop into 16-bit multiply-adds).
-fn dot_codes(a: &[i8], b: &[i8]) -> i32 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512bw") {
-            // SAFETY: the CPU has just been found to support AVX-512BW (which implies AVX-512F).
-            return unsafe { dot_codes_avx512(a, b) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has just been found to support AVX2.
-            return unsafe { dot_codes_avx2(a, b) };
-        }
-    }
-    dot_codes_portable(a, b)
+multiversion! {
+    /// Dot product of two code vectors in exact integer arithmetic, with the widest vector
+    /// instructions the CPU has (the compiler turns the loop into 16-bit multiply-adds).
+    fn dot_codes(a: &[i8], b: &[i8]) -> i32 => dot_codes_portable;
+    avx512: ["avx512f", "avx512bw"];
+    avx2: ["avx2"];
 }
 
 #[inline(always)]
@@ -198,18 +190,6 @@ fn dot_codes_portable(a: &[i8], b: &[i8]) -> i32 {
     }
     let tail: i32 = a[body..].iter().zip(&b[body..]).map(|(x, y)| i32::from(*x) * i32::from(*y)).sum();
     acc.iter().sum::<i32>() + tail
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw")]
-fn dot_codes_avx512(a: &[i8], b: &[i8]) -> i32 {
-    dot_codes_portable(a, b)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn dot_codes_avx2(a: &[i8], b: &[i8]) -> i32 {
-    dot_codes_portable(a, b)
 }
 
 /// A row and its score, ordered so that a max-heap pops the *worst* (lowest score, then

@@ -202,12 +202,10 @@ fn multiply_accumulate(x: &[f32], w: &[f32], m: usize, k: usize, n: usize, y: &m
     // SAFETY: a plain setter of OpenBLAS's thread count.
     SINGLE_THREADED.call_once(|| unsafe { openblas_set_num_threads(1) });
     let dim = |v: usize| i32::try_from(v).expect("matrix dimensions fit in 32 bits");
-    let out = SendPtr(y.as_mut_ptr());
-    let block = n.div_ceil(rayon::current_num_threads().max(1)).max(1);
-    (0..n).step_by(block).collect::<Vec<_>>().into_par_iter().for_each(|first| {
-        let count = block.min(n - first);
+    let block = n.div_ceil(rayon::current_num_threads().max(1));
+    for_each_feature_block(n, block, y, |first, count, out| {
         // SAFETY: x is m x k, w is n x k and y is m x n, all row-major; each task reads rows
-        // `first..first + count` of w and writes only those columns of y.
+        // `first..first + count` of w and writes only those columns of y, at `out`.
         unsafe {
             cblas_sgemm(
                 ROW_MAJOR,
@@ -222,7 +220,7 @@ fn multiply_accumulate(x: &[f32], w: &[f32], m: usize, k: usize, n: usize, y: &m
                 w.as_ptr().add(first * k),
                 dim(k),
                 1.0,
-                out.get().add(first),
+                out,
                 dim(n),
             );
         }
@@ -233,18 +231,15 @@ fn multiply_accumulate(x: &[f32], w: &[f32], m: usize, k: usize, n: usize, y: &m
 /// output features, one single-threaded GEMM each.
 #[cfg(not(all(feature = "openblas", target_os = "linux")))]
 fn multiply_accumulate(x: &[f32], w: &[f32], m: usize, k: usize, n: usize, y: &mut [f32]) {
-    let out = SendPtr(y.as_mut_ptr());
-    let tasks: Vec<usize> = (0..n).step_by(FEATURES_PER_TASK).collect();
-    tasks.into_par_iter().for_each(|first| {
-        let count = FEATURES_PER_TASK.min(n - first);
-        // SAFETY: tasks write disjoint column blocks of `y`, which outlives the loop; all
-        // pointers and strides describe in-bounds, row-major matrices of the sizes given.
+    for_each_feature_block(n, FEATURES_PER_TASK, y, |first, count, out| {
+        // SAFETY: tasks write disjoint column blocks of `y`, at `out`; all pointers and
+        // strides describe in-bounds, row-major matrices of the sizes given.
         unsafe {
             gemm::gemm(
                 count,
                 m,
                 k,
-                out.get().add(first),
+                out,
                 n as isize,
                 1,
                 true,
@@ -262,6 +257,18 @@ fn multiply_accumulate(x: &[f32], w: &[f32], m: usize, k: usize, n: usize, y: &m
                 gemm::Parallelism::None,
             );
         }
+    });
+}
+
+/// Runs `task(first, count, out)` in parallel for blocks of `block` output features of the
+/// row-major `m x n` matrix `y`, where `out` points at column `first` of row 0. Tasks must
+/// write only their own columns.
+fn for_each_feature_block(n: usize, block: usize, y: &mut [f32], task: impl Fn(usize, usize, *mut f32) + Sync) {
+    let out = SendPtr(y.as_mut_ptr());
+    let block = block.max(1);
+    (0..n).step_by(block).collect::<Vec<_>>().into_par_iter().for_each(|first| {
+        // SAFETY: `first < n`, so the pointer stays inside row 0 of `y`.
+        task(first, block.min(n - first), unsafe { out.get().add(first) });
     });
 }
 

@@ -6,6 +6,8 @@
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use crate::simd::multiversion;
+
 /// Softmax over the last dimension with the row maximum subtracted, computed in at least f32.
 ///
 /// On CPU a vectorised kernel replaces candle's, whose scalar `exp` cost EVA-giant about 0.2 s
@@ -28,6 +30,27 @@ pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
     if x.device().is_cpu() && x.dtype() == DType::F32 { x.apply_op1_no_bwd(&CpuGeluErf) } else { x.gelu_erf() }
 }
 
+/// Runs `kernel` over consecutive `block`-value pieces of a contiguous f32 tensor, in
+/// parallel, into a new tensor of the same shape: the frame of this module's CPU kernels.
+fn map_blocks(
+    op: &str,
+    storage: &CpuStorage,
+    layout: &Layout,
+    block: usize,
+    kernel: impl Fn(&[f32], &mut [f32]) + Sync,
+) -> Result<(CpuStorage, Shape)> {
+    let CpuStorage::F32(data) = storage else {
+        candle_core::bail!("{op} expects f32 input");
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("{op} expects a contiguous tensor");
+    };
+    let src = &data[start..end];
+    let mut dst = vec![0f32; src.len()];
+    dst.par_chunks_mut(block).zip(src.par_chunks(block)).for_each(|(out, inp)| kernel(inp, out));
+    Ok((CpuStorage::F32(dst), layout.shape().clone()))
+}
+
 /// The multi-threaded CPU kernel behind [`softmax_last_dim`].
 struct CpuSoftmax;
 
@@ -37,39 +60,21 @@ impl CustomOp1 for CpuSoftmax {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("softmax-cpu expects f32 input");
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("softmax-cpu expects a contiguous tensor");
-        };
         let width = layout.dims().last().copied().unwrap_or(1).max(1);
-        let src = &data[start..end];
-        let mut dst = vec![0f32; src.len()];
         let rows_per_task = (CHUNK / width).max(1);
-        dst.par_chunks_mut(rows_per_task * width).zip(src.par_chunks(rows_per_task * width)).for_each(|(out, inp)| {
-            for (o, i) in out.chunks_exact_mut(width).zip(inp.chunks_exact(width)) {
+        map_blocks(self.name(), storage, layout, rows_per_task * width, |inp, out| {
+            for (i, o) in inp.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
                 softmax_row(i, o);
             }
-        });
-        Ok((CpuStorage::F32(dst), layout.shape().clone()))
+        })
     }
 }
 
-/// Softmax of one row, with the widest vector instructions the CPU has.
-fn softmax_row(src: &[f32], dst: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has just been found to support AVX-512F.
-            return unsafe { softmax_row_avx512(src, dst) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU has just been found to support AVX2 and FMA.
-            return unsafe { softmax_row_avx2(src, dst) };
-        }
-    }
-    softmax_row_portable(src, dst);
+multiversion! {
+    /// Softmax of one row, with the widest vector instructions the CPU has.
+    fn softmax_row(src: &[f32], dst: &mut [f32]) => softmax_row_portable;
+    avx512: ["avx512f"];
+    avx2: ["avx2", "fma"];
 }
 
 #[inline(always)]
@@ -85,18 +90,6 @@ fn softmax_row_portable(src: &[f32], dst: &mut [f32]) {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn softmax_row_avx512(src: &[f32], dst: &mut [f32]) {
-    softmax_row_portable(src, dst);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn softmax_row_avx2(src: &[f32], dst: &mut [f32]) {
-    softmax_row_portable(src, dst);
-}
-
 /// The multi-threaded CPU kernel behind [`gelu_erf`].
 struct CpuGeluErf;
 
@@ -109,33 +102,15 @@ impl CustomOp1 for CpuGeluErf {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("gelu-erf-cpu expects f32 input");
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("gelu-erf-cpu expects a contiguous tensor");
-        };
-        let src = &data[start..end];
-        let mut dst = vec![0f32; src.len()];
-        dst.par_chunks_mut(CHUNK).zip(src.par_chunks(CHUNK)).for_each(|(out, inp)| gelu_slice(inp, out));
-        Ok((CpuStorage::F32(dst), layout.shape().clone()))
+        map_blocks(self.name(), storage, layout, CHUNK, gelu_slice)
     }
 }
 
-/// GELU over a slice, with the widest vector instructions the CPU has.
-fn gelu_slice(src: &[f32], dst: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has just been found to support AVX-512F.
-            return unsafe { gelu_slice_avx512(src, dst) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU has just been found to support AVX2 and FMA.
-            return unsafe { gelu_slice_avx2(src, dst) };
-        }
-    }
-    gelu_slice_portable(src, dst);
+multiversion! {
+    /// GELU over a slice, with the widest vector instructions the CPU has.
+    fn gelu_slice(src: &[f32], dst: &mut [f32]) => gelu_slice_portable;
+    avx512: ["avx512f"];
+    avx2: ["avx2", "fma"];
 }
 
 #[inline(always)]
@@ -143,18 +118,6 @@ fn gelu_slice_portable(src: &[f32], dst: &mut [f32]) {
     for (o, &v) in dst.iter_mut().zip(src) {
         *o = gelu_erf_f32(v);
     }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn gelu_slice_avx512(src: &[f32], dst: &mut [f32]) {
-    gelu_slice_portable(src, dst);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn gelu_slice_avx2(src: &[f32], dst: &mut [f32]) {
-    gelu_slice_portable(src, dst);
 }
 
 /// Exact GELU of one value; written so that the compiler vectorises loops over it.
