@@ -7,12 +7,12 @@
 macro_rules! multiversion {
     (
         $(#[$attr:meta])*
-        fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? => $portable:path;
+        $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? => $portable:path;
         avx512: [$($wide:tt),+];
         avx2: [$($narrow:tt),+];
     ) => {
         $(#[$attr])*
-        fn $name($($arg: $ty),*) $(-> $ret)? {
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             {
                 $(#[target_feature(enable = $wide)])+

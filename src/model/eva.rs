@@ -3,17 +3,15 @@
 //! One struct per layer, each built from a [`VarBuilder`] with the checkpoint's own tensor names,
 //! so timm's `model.safetensors` loads as it is.
 
-use candle_core::{D, DType, Module, Result, Tensor};
+use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
+use super::attention::attention;
 use super::config::{EvaConfig, GlobalPool};
-use super::linear::{Linear, batched_matmul};
+use super::linear::Linear;
 use super::ops;
 
-/// LayerNorm computed in two passes (mean, then variance of the centred values) in f32.
-///
-/// EVA's residual stream carries a large mean; the one-pass `E[x^2] - E[x]^2` form loses most
-/// of the variance's significant digits there, so candle-nn's fused layer norm is not used.
+/// LayerNorm computed in two passes in f32 (see [`ops::layer_norm`]).
 #[derive(Debug, Clone)]
 pub struct StableLayerNorm {
     weight: Tensor,
@@ -30,12 +28,7 @@ impl StableLayerNorm {
 
 impl Module for StableLayerNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let dtype = x.dtype();
-        let x = x.to_dtype(DType::F32)?;
-        let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
-        let variance = centred.sqr()?.mean_keepdim(D::Minus1)?;
-        let normed = centred.broadcast_div(&(variance + self.eps)?.sqrt()?)?;
-        normed.to_dtype(dtype)?.broadcast_mul(&self.weight)?.broadcast_add(&self.bias)
+        ops::layer_norm(x, &self.weight, &self.bias, self.eps)
     }
 }
 
@@ -73,14 +66,11 @@ impl PatchEmbed {
     }
 }
 
-/// Multi-head self-attention. The checkpoint's fused `qkv` projection is split into its three
-/// thirds at load time (three products of a third the width ran faster on CPU than one fused
-/// product); k has no bias.
+/// Multi-head self-attention: the checkpoint's fused `qkv` projection (k has no bias), scaled
+/// dot-product attention per head, and the output projection.
 #[derive(Debug, Clone)]
 struct Attention {
-    q: Linear,
-    k: Linear,
-    v: Linear,
+    qkv: Linear,
     proj: Linear,
     num_heads: usize,
     scale: f64,
@@ -89,14 +79,15 @@ struct Attention {
 impl Attention {
     fn new(cfg: &EvaConfig, vb: VarBuilder) -> Result<Self> {
         let dim = cfg.embed_dim;
-        let qkv = vb.pp("qkv").get((3 * dim, dim), "weight")?;
-        let third = |i: usize| qkv.narrow(0, i * dim, dim)?.contiguous();
-        let (q_bias, v_bias) =
-            if cfg.qkv_bias { (Some(vb.get(dim, "q_bias")?), Some(vb.get(dim, "v_bias")?)) } else { (None, None) };
+        let weight = vb.pp("qkv").get((3 * dim, dim), "weight")?;
+        let bias = if cfg.qkv_bias {
+            let (q_bias, v_bias) = (vb.get(dim, "q_bias")?, vb.get(dim, "v_bias")?);
+            Some(Tensor::cat(&[&q_bias, &q_bias.zeros_like()?, &v_bias], 0)?)
+        } else {
+            None
+        };
         Ok(Self {
-            q: Linear::new(third(0)?, q_bias)?,
-            k: Linear::new(third(1)?, None)?,
-            v: Linear::new(third(2)?, v_bias)?,
+            qkv: Linear::new(weight, bias)?,
             proj: Linear::load(dim, dim, vb.pp("proj"))?,
             num_heads: cfg.num_heads,
             scale: (cfg.head_dim() as f64).powf(-0.5),
@@ -104,18 +95,7 @@ impl Attention {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (b, n, c) = x.dims3()?;
-        let (heads, head_dim) = (self.num_heads, c / self.num_heads);
-        // [b, n, c] -> [b * heads, n, head_dim]
-        let per_head = |t: Tensor| {
-            t.reshape((b, n, heads, head_dim))?.transpose(1, 2)?.contiguous()?.reshape((b * heads, n, head_dim))
-        };
-        let q = per_head((self.q.forward(x)? * self.scale)?)?;
-        let k = per_head(self.k.forward(x)?)?;
-        let v = per_head(self.v.forward(x)?)?;
-        let weights = ops::softmax_last_dim(&batched_matmul(&q, &k.t()?)?)?;
-        let mixed = batched_matmul(&weights, &v)?;
-        let mixed = mixed.reshape((b, heads, n, head_dim))?.transpose(1, 2)?.reshape((b, n, c))?;
+        let mixed = attention(&self.qkv.forward(x)?, self.num_heads, self.scale)?;
         self.proj.forward(&mixed)
     }
 }
@@ -136,8 +116,7 @@ impl Mlp {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let hidden = ops::gelu_erf(&self.fc1.forward(x)?)?;
-        self.fc2.forward(&hidden)
+        self.fc2.forward(&self.fc1.forward_gelu(x)?)
     }
 }
 

@@ -2,9 +2,11 @@
 //!
 //! This module knows nothing of files beyond the model's own, of caches or of windows.
 
+pub mod attention;
 pub mod config;
 pub mod device;
 pub mod eva;
+mod gemm;
 pub mod labels;
 pub mod linear;
 pub mod ops;
