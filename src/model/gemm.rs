@@ -1,9 +1,14 @@
 //! Single-threaded f32 matrix products, the building block of the model's CPU kernels.
 //!
 //! The kernels above split their work into independent products and run those in parallel,
-//! so every product here runs on the calling thread. On Linux with the `openblas` feature the
-//! system OpenBLAS computes them: its AVX-512 kernels ran EVA's shapes at 190 to 200 GFLOP/s on
-//! the 2-core development machine against 110 to 165 for the `gemm` crate, used everywhere else.
+//! so every product here runs on the calling thread. A CBLAS library computes them where one
+//! is built in: oneMKL with the `mkl` feature (x86-64 Linux), else on Linux the system
+//! OpenBLAS with the `openblas` feature. Elsewhere the `gemm` crate does. On the 2-core
+//! AVX-512 development machine, two threads ran EVA's shapes at 130 to 195 GFLOP/s with
+//! oneMKL, 5 to 15 % slower with OpenBLAS, and at 110 to 165 with the `gemm` crate.
+
+/// Whether products run through a CBLAS library (oneMKL or OpenBLAS) rather than the `gemm` crate.
+pub(crate) const CBLAS: bool = cfg!(any(feature = "mkl", all(feature = "openblas", target_os = "linux")));
 
 /// A read-only matrix operand: element `(i, j)` lies at `ptr + i * row_stride + j * col_stride`.
 #[derive(Debug, Clone, Copy)]
@@ -34,8 +39,8 @@ impl Operand {
 ///
 /// # Safety
 /// Every element the operands and the output describe must be in bounds, and `c` must not
-/// overlap `a` or `b` nor be written by another thread during the call. Operands passed to the
-/// OpenBLAS build must have a unit row or column stride.
+/// overlap `a` or `b` nor be written by another thread during the call. Operands passed to a
+/// CBLAS build must have a unit row or column stride.
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn sgemm(
     m: usize,
@@ -55,7 +60,7 @@ pub(crate) unsafe fn sgemm(
     unsafe { backend::sgemm(m, n, k, alpha, a, b, beta, c, c_stride) }
 }
 
-#[cfg(all(feature = "openblas", target_os = "linux"))]
+#[cfg(any(feature = "mkl", all(feature = "openblas", target_os = "linux")))]
 mod backend {
     use super::Operand;
 
@@ -63,9 +68,9 @@ mod backend {
     const NO_TRANSPOSE: i32 = 111;
     const TRANSPOSE: i32 = 112;
 
-    #[link(name = "openblas")]
+    // oneMKL is linked by the build script; OpenBLAS as a system library.
+    #[cfg_attr(not(feature = "mkl"), link(name = "openblas"))]
     unsafe extern "C" {
-        fn openblas_set_num_threads(threads: i32);
         fn cblas_sgemm(
             layout: i32,
             transpose_a: i32,
@@ -84,13 +89,27 @@ mod backend {
         );
     }
 
-    /// OpenBLAS's transposition flag and leading dimension for an operand.
+    /// OpenBLAS's own worker threads spin between calls and took a core from the element-wise
+    /// kernels (3.45 s against 3.30 s per image at batch 1), so it runs single-threaded and the
+    /// callers parallelise. (oneMKL is linked in its sequential form.)
+    #[cfg(not(feature = "mkl"))]
+    fn single_threaded_openblas() {
+        #[link(name = "openblas")]
+        unsafe extern "C" {
+            fn openblas_set_num_threads(threads: i32);
+        }
+        static SINGLE_THREADED: std::sync::Once = std::sync::Once::new();
+        // SAFETY: a plain setter of OpenBLAS's thread count.
+        SINGLE_THREADED.call_once(|| unsafe { openblas_set_num_threads(1) });
+    }
+
+    /// The CBLAS transposition flag and leading dimension for an operand.
     fn layout(operand: Operand) -> (i32, i32) {
         let dim = |v: usize| i32::try_from(v).expect("matrix strides fit in 32 bits");
         if operand.col_stride == 1 {
             (NO_TRANSPOSE, dim(operand.row_stride))
         } else {
-            assert_eq!(operand.row_stride, 1, "OpenBLAS needs a unit row or column stride");
+            assert_eq!(operand.row_stride, 1, "CBLAS needs a unit row or column stride");
             (TRANSPOSE, dim(operand.col_stride))
         }
     }
@@ -107,12 +126,8 @@ mod backend {
         c: *mut f32,
         c_stride: usize,
     ) {
-        // OpenBLAS's own worker threads spin between calls and took a core from the
-        // element-wise kernels (3.45 s against 3.30 s per image at batch 1), so it runs
-        // single-threaded and the callers parallelise.
-        static SINGLE_THREADED: std::sync::Once = std::sync::Once::new();
-        // SAFETY: a plain setter of OpenBLAS's thread count.
-        SINGLE_THREADED.call_once(|| unsafe { openblas_set_num_threads(1) });
+        #[cfg(not(feature = "mkl"))]
+        single_threaded_openblas();
         let dim = |v: usize| i32::try_from(v).expect("matrix dimensions fit in 32 bits");
         let ((transpose_a, lda), (transpose_b, ldb)) = (layout(a), layout(b));
         // SAFETY: the caller guarantees the operands and output are in bounds and disjoint.
@@ -137,7 +152,7 @@ mod backend {
     }
 }
 
-#[cfg(not(all(feature = "openblas", target_os = "linux")))]
+#[cfg(not(any(feature = "mkl", all(feature = "openblas", target_os = "linux"))))]
 mod backend {
     use super::Operand;
 

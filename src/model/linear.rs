@@ -134,14 +134,10 @@ impl CustomOp3 for CpuLinear {
     }
 }
 
-/// Output features per parallel task. OpenBLAS runs fastest on one wide block per thread;
+/// Output features per parallel task. A CBLAS library runs fastest on one wide block per thread;
 /// the `gemm` crate balanced best with blocks of 352 features.
 fn features_per_task(n: usize) -> usize {
-    if cfg!(all(feature = "openblas", target_os = "linux")) {
-        n.div_ceil(rayon::current_num_threads().max(1))
-    } else {
-        352
-    }
+    if gemm::CBLAS { n.div_ceil(rayon::current_num_threads().max(1)) } else { 352 }
 }
 
 /// Runs `task(first, count, out)` in parallel for blocks of `block` output features of the
