@@ -5,8 +5,9 @@
 //! hypervisor may give its physical core to another guest, so every step can start late.
 //! OpenMP runtimes avoid this by spinning between parallel regions. Here, while a pass runs,
 //! one idle-priority thread per worker spins instead: the CPU stays busy, and the scheduler
-//! runs the spinner only when no real work wants that CPU. On the 2-core development VM this
-//! took batch-1 inference from 4.83 to 4.90 s per image down to 3.77 to 4.07 s.
+//! runs the spinner only when no real work wants that CPU. On the 2-core development VM,
+//! low-priority spinners took batch-1 inference from 4.83 to 4.90 s per image down to 3.77 to
+//! 4.07 s; these ones, in a slower hour, from 7.88 and 5.65 s down to 6.70 and 4.96 s.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
