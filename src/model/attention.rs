@@ -53,13 +53,7 @@ impl CustomOp1 for CpuAttention {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("attention-cpu expects f32 input");
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("attention-cpu expects a contiguous tensor");
-        };
-        let qkv = &data[start..end];
+        let qkv = ops::f32_slice(self.name(), storage, layout)?;
         let (batch, tokens, width) = layout.shape().dims3()?;
         let (dim, head_dim) = (width / 3, width / 3 / self.heads);
         let mut out = vec![0f32; batch * tokens * dim];

@@ -79,15 +79,9 @@ impl CustomOp3 for CpuLinear {
         bs: &CpuStorage,
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (CpuStorage::F32(xs), CpuStorage::F32(ws), CpuStorage::F32(bs)) = (xs, ws, bs) else {
-            candle_core::bail!("linear-cpu expects f32 tensors");
-        };
-        let (Some((x0, x1)), Some((w0, w1)), Some((b0, b1))) =
-            (xl.contiguous_offsets(), wl.contiguous_offsets(), bl.contiguous_offsets())
-        else {
-            candle_core::bail!("linear-cpu expects contiguous tensors");
-        };
-        let (x, w, bias) = (&xs[x0..x1], &ws[w0..w1], &bs[b0..b1]);
+        let name = self.name();
+        let (x, w, bias) =
+            (ops::f32_slice(name, xs, xl)?, ops::f32_slice(name, ws, wl)?, ops::f32_slice(name, bs, bl)?);
         let dims = xl.dims();
         let k = dims[dims.len() - 1];
         let (n, wk) = wl.shape().dims2()?;

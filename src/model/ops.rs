@@ -27,6 +27,17 @@ pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Resul
     normed.to_dtype(dtype)?.broadcast_mul(weight)?.broadcast_add(bias)
 }
 
+/// The elements of a contiguous f32 tensor, as a CPU kernel named `op` receives it.
+pub(crate) fn f32_slice<'a>(op: &str, storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
+    let CpuStorage::F32(data) = storage else {
+        candle_core::bail!("{op} expects f32 tensors");
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("{op} expects contiguous tensors");
+    };
+    Ok(&data[start..end])
+}
+
 /// The multi-threaded CPU kernel behind [`layer_norm`].
 struct CpuLayerNorm {
     eps: f32,
@@ -46,15 +57,8 @@ impl CustomOp3 for CpuLayerNorm {
         bs: &CpuStorage,
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (CpuStorage::F32(xs), CpuStorage::F32(ws), CpuStorage::F32(bs)) = (xs, ws, bs) else {
-            candle_core::bail!("layer-norm-cpu expects f32 tensors");
-        };
-        let (Some((x0, x1)), Some((w0, w1)), Some((b0, b1))) =
-            (xl.contiguous_offsets(), wl.contiguous_offsets(), bl.contiguous_offsets())
-        else {
-            candle_core::bail!("layer-norm-cpu expects contiguous tensors");
-        };
-        let (x, weight, bias) = (&xs[x0..x1], &ws[w0..w1], &bs[b0..b1]);
+        let name = self.name();
+        let (x, weight, bias) = (f32_slice(name, xs, xl)?, f32_slice(name, ws, wl)?, f32_slice(name, bs, bl)?);
         let width = xl.dims().last().copied().unwrap_or(1).max(1);
         if weight.len() != width || bias.len() != width {
             candle_core::bail!("layer-norm-cpu: width {width}, weight {}, bias {}", weight.len(), bias.len());
