@@ -22,7 +22,7 @@ use crate::worker::{Command, Event, ModelStatus, Progress, Tagged, Worker, Worke
 ///
 /// With no subcommand, opens the desktop app (adding any PATHS given).
 #[derive(Debug, Parser)]
-#[command(name = "evatag", version, about, args_conflicts_with_subcommands = true)]
+#[command(name = "evatag", version, about)]
 pub struct Args {
     /// What to do; the desktop app when absent.
     #[command(subcommand)]
@@ -69,8 +69,13 @@ pub struct ModelArgs {
     #[arg(long, global = true)]
     pub no_cache: bool,
     /// Refuse images larger than this many megapixels.
-    #[arg(long, value_name = "MP", default_value_t = preprocess::DEFAULT_MAX_MEGAPIXELS, global = true)]
+    #[arg(long, value_name = "MP", default_value_t = preprocess::DEFAULT_MAX_MEGAPIXELS, global = true,
+          value_parser = clap::value_parser!(u64).range(1..), allow_negative_numbers = true)]
     pub max_megapixels: u64,
+    /// Refuse photo files larger than this many megabytes, before reading them.
+    #[arg(long, value_name = "MB", default_value_t = preprocess::DEFAULT_MAX_FILE_MB, global = true,
+          value_parser = clap::value_parser!(u64).range(1..), allow_negative_numbers = true)]
+    pub max_file_mb: u64,
 }
 
 impl ModelArgs {
@@ -92,6 +97,7 @@ impl ModelArgs {
             batch_size: batch_size.max(1),
             top_k,
             max_megapixels: self.max_megapixels,
+            max_file_mb: self.max_file_mb,
             ..WorkerConfig::default()
         }
     }
@@ -135,8 +141,8 @@ pub struct SimilarArgs {
     /// of the model when absent.
     pub paths: Vec<PathBuf>,
     /// Number of results.
-    #[arg(short, long, default_value_t = 10)]
-    pub k: usize,
+    #[arg(short, long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub k: u32,
     /// Images per model batch while tagging PATHS.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub batch: u16,
@@ -170,8 +176,8 @@ pub struct ExportArgs {
     /// Write every photo's labels to this JSON file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
-    /// Leave out labels less probable than this.
-    #[arg(long, value_name = "P", default_value_t = 0.1)]
+    /// Leave out labels less probable than this (0 to 1).
+    #[arg(long, value_name = "P", default_value_t = 0.1, value_parser = parse_probability)]
     pub min_prob: f32,
     /// Labels considered per photo.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=1000))]
@@ -179,6 +185,16 @@ pub struct ExportArgs {
     /// Images per model batch.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub batch: u16,
+}
+
+/// A probability: a number from 0 to 1.
+fn parse_probability(text: &str) -> Result<f32, String> {
+    let value: f32 = text.trim().parse().map_err(|_| format!("`{text}` is not a number"))?;
+    if (0.0..=1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("`{text}` is not a probability (a number from 0 to 1)"))
+    }
 }
 
 /// Options of `evatag bench`.
@@ -420,7 +436,7 @@ fn run_similar(model: &ModelArgs, args: &SimilarArgs) -> anyhow::Result<ExitCode
         })?;
     }
     let within = (!args.paths.is_empty()).then_some(within);
-    worker.send(Command::FindSimilar { query: args.image.clone(), k: args.k, within });
+    worker.send(Command::FindSimilar { query: args.image.clone(), k: args.k as usize, within });
     let mut stdout = std::io::stdout().lock();
     for event in worker.events() {
         feedback.on_event(&event)?;
@@ -517,6 +533,7 @@ fn run_bench(model_args: &ModelArgs, args: &BenchArgs) -> anyhow::Result<()> {
         "impl": "evatag",
         "model": model.config().architecture,
         "device": placement.device_name(),
+        "cpu_kernels": crate::simd::SimdLevel::detect().name(),
         "dtype": format!("{:?}", placement.dtype).to_lowercase(),
         "batch": batch,
         "threads": rayon::current_num_threads(),

@@ -15,6 +15,13 @@ mod resample;
 /// decompression bomb.
 pub const DEFAULT_MAX_MEGAPIXELS: u64 = 200;
 
+/// Default ceiling on a photo file's size: above any camera's RAW or 16-bit TIFF, far below
+/// what would exhaust memory.
+pub const DEFAULT_MAX_FILE_MB: u64 = 1024;
+
+/// How many leading bytes identify every supported format.
+pub const HEADER_LEN: usize = 64;
+
 /// Why a file could not be turned into model input.
 #[derive(Debug, thiserror::Error)]
 pub enum PreprocessError {
@@ -23,6 +30,19 @@ pub enum PreprocessError {
     UnknownFormat {
         /// The file.
         path: PathBuf,
+    },
+    /// The file is larger than allowed.
+    #[error(
+        "{path}: the file is {} MB, over the {limit_mb} MB limit \
+         (raise --max-file-mb if it is a genuine photo)", bytes.div_ceil(1_000_000)
+    )]
+    FileTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        bytes: u64,
+        /// The limit in megabytes.
+        limit_mb: u64,
     },
     /// The header declares more pixels than allowed.
     #[error(
@@ -93,6 +113,15 @@ pub fn decode(bytes: &[u8], path: &Path, max_megapixels: u64) -> Result<DynamicI
     Ok(image)
 }
 
+/// Refuses a file whose first bytes (at least [`HEADER_LEN`] of them, or the whole file if
+/// shorter) are not those of a supported format, so that the rest need not be read.
+pub fn check_header(head: &[u8], path: &Path) -> Result<(), PreprocessError> {
+    match image::guess_format(head) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(PreprocessError::UnknownFormat { path: path.to_owned() }),
+    }
+}
+
 fn looks_like_jpeg(bytes: &[u8]) -> bool {
     bytes.starts_with(&[0xFF, 0xD8, 0xFF])
 }
@@ -145,15 +174,22 @@ impl Preprocessor {
         }
     }
 
-    /// The 8-bit pixels the model sees: resized with PIL's antialiased filter, centre-cropped.
+    /// The 8-bit pixels the model sees: the centre crop of the image resized with PIL's
+    /// antialiased filter. Only the cropped pixels are computed, so an extreme aspect ratio
+    /// costs no more memory than a square photo.
     pub fn crop(&self, image: &RgbImage) -> RgbImage {
         let (width, height) = self.resized_size(image.width(), image.height());
-        let resized = resize(image, width.max(1), height.max(1), self.cfg.interpolation);
+        let (width, height) = (width.max(1), height.max(1));
         let side = self.input_size() as u32;
         // torchvision's CenterCrop: offsets rounded half to even, as Python's round does.
         let top = (f64::from(height.saturating_sub(side)) / 2.0).round_ties_even() as u32;
         let left = (f64::from(width.saturating_sub(side)) / 2.0).round_ties_even() as u32;
-        image::imageops::crop_imm(&resized, left, top, side, side).to_image()
+        let window = resample::Window { left, top, width: side.min(width - left), height: side.min(height - top) };
+        let filter = match self.cfg.interpolation {
+            Interpolation::Bicubic => resample::Filter::Bicubic,
+            Interpolation::Bilinear => resample::Filter::Bilinear,
+        };
+        resample::resize_window(image, width, height, window, filter)
     }
 
     /// Scales a crop to [0, 1] and normalises it per channel, laid out CHW.
@@ -173,18 +209,6 @@ impl Preprocessor {
     pub fn run(&self, image: &RgbImage) -> Vec<f32> {
         self.normalize(&self.crop(image))
     }
-}
-
-/// Resizes with Pillow's own convolution, so crops match timm's to the last level.
-fn resize(image: &RgbImage, width: u32, height: u32, interpolation: Interpolation) -> RgbImage {
-    if (width, height) == image.dimensions() {
-        return image.clone();
-    }
-    let filter = match interpolation {
-        Interpolation::Bicubic => resample::Filter::Bicubic,
-        Interpolation::Bilinear => resample::Filter::Bilinear,
-    };
-    resample::resize(image, width, height, filter)
 }
 
 #[cfg(test)]
@@ -224,6 +248,18 @@ mod tests {
         let plane = 224 * 224;
         assert!((t[0] - (1.0 - OPENAI_CLIP_MEAN[0]) / OPENAI_CLIP_STD[0]).abs() < 1e-6);
         assert!((t[plane] - (0.0 - OPENAI_CLIP_MEAN[1]) / OPENAI_CLIP_STD[1]).abs() < 1e-6);
+    }
+
+    #[test]
+    fn extreme_aspect_ratios_are_cropped_without_resizing_everything() {
+        let p = Preprocessor::new(&eva_cfg());
+        // Resized whole, this strip would be 24,800,000 x 248 pixels (18 GB).
+        let strip = RgbImage::from_fn(100_000, 1, |x, _| image::Rgb([(x % 256) as u8, 7, 200]));
+        assert_eq!(p.resized_size(100_000, 1), (24_800_000, 248));
+        let crop = p.crop(&strip);
+        assert_eq!(crop.dimensions(), (224, 224));
+        let column = RgbImage::from_fn(1, 100_000, |_, y| image::Rgb([9, (y % 256) as u8, 100]));
+        assert_eq!(p.crop(&column).dimensions(), (224, 224));
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub struct WorkerConfig {
     pub top_k: usize,
     /// Images with more pixels than this (in millions) are refused.
     pub max_megapixels: u64,
+    /// Photo files larger than this many megabytes are refused before they are read.
+    pub max_file_mb: u64,
     /// Threads decoding ahead of the model.
     pub decode_threads: usize,
 }
@@ -56,6 +58,7 @@ impl Default for WorkerConfig {
             batch_size: 4,
             top_k: 5,
             max_megapixels: preprocess::DEFAULT_MAX_MEGAPIXELS,
+            max_file_mb: preprocess::DEFAULT_MAX_FILE_MB,
             decode_threads: 2,
         }
     }
@@ -297,6 +300,7 @@ struct DecodeContext {
     /// How many labels a cached result must hold to answer this request.
     labels_needed: usize,
     max_megapixels: u64,
+    max_file_mb: u64,
 }
 
 /// The state of the worker thread.
@@ -332,6 +336,8 @@ struct JobCounters {
     progress: Progress,
     started: Option<Instant>,
     last_report: Option<Instant>,
+    /// Whether this job has already said that the cache could not be written.
+    cache_write_warned: bool,
 }
 
 impl JobCounters {
@@ -406,8 +412,8 @@ impl Engine {
     fn open_cache(&mut self) {
         let Some(dir) = self.config.cache_dir.clone() else { return };
         match Cache::open_in(&dir) {
-            Ok((cache, warning)) => {
-                if let Some(warning) = warning {
+            Ok((cache, warnings)) => {
+                for warning in warnings {
                     tracing::warn!("{warning}");
                     self.notifier.send(Event::Warning(warning));
                 }
@@ -498,6 +504,7 @@ impl Engine {
             cache_db,
             labels_needed: self.config.top_k.min(config.eva.num_classes),
             max_megapixels: self.config.max_megapixels,
+            max_file_mb: self.config.max_file_mb,
         }
     }
 
@@ -599,11 +606,19 @@ impl Engine {
         }
     }
 
+    /// Says once per job that results could not be stored (a full disk fails every batch).
+    fn warn_cache_write(&mut self, error: &cache::CacheError) {
+        tracing::warn!("{error}");
+        if !std::mem::replace(&mut self.job.cache_write_warned, true) {
+            self.notifier.send(Event::Warning(format!("{error}; the results of this run may not all be cached")));
+        }
+    }
+
     fn accept_hit(&mut self, path: &Path, hit: Hit) -> Tagged {
         if let (Some(stamp), Some(cache)) = (hit.record, self.cache.as_mut())
             && let Err(e) = cache.remember_file(path, stamp, &hit.hash)
         {
-            tracing::warn!("{e}");
+            self.warn_cache_write(&e);
         }
         self.job.progress.cached += 1;
         self.tagged(path, hit.hash, &hit.labels, hit.embedding, true)
@@ -710,7 +725,7 @@ impl Engine {
                 })
                 .collect();
             if let Err(e) = cache.store_batch(model_id, &rows) {
-                self.notifier.send(Event::Warning(format!("{e}; these results were not cached")));
+                self.warn_cache_write(&e);
             }
         }
         for ((item, prediction), labels) in batch.into_iter().zip(predictions).zip(ranked) {
@@ -958,10 +973,7 @@ fn prepare(path: &Path, context: &DecodeContext, cache: Option<&Cache>) -> Resul
     {
         return Ok(Prepared::Hit(Hit { labels: hit.labels, embedding: hit.embedding, hash, record: None }));
     }
-    let bytes = std::fs::read(path).map_err(|e| named(scan::describe_io(path, &e)))?;
-    if bytes.is_empty() {
-        return Err(named("is empty (0 bytes)".into()));
-    }
+    let bytes = scan::read_photo(path, context.max_file_mb)?;
     let hash = cache::hash_bytes(&bytes);
     if let Some(cache) = cache
         && let Ok(result) = cache.result(&hash, &context.model_id)

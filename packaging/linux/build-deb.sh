@@ -98,9 +98,9 @@ EOF
 gzip -9n <"$stage/changelog" >"$pkg/usr/share/doc/evatag/changelog.gz"
 chmod 644 "$pkg/usr/share/doc/evatag/changelog.gz"
 
-# Libraries the binary links against: libc6, libgcc-s1 (Rust's unwinder) and OpenBLAS (the
-# CPU's matrix products). With dpkg-shlibdeps we get the minimum versions the binary needs.
-linked="libc6, libgcc-s1, libopenblas0"
+# Libraries the binary links against: libc6 and libgcc-s1 (Rust's unwinder); the model needs
+# no system library. With dpkg-shlibdeps we get the minimum versions the binary needs.
+linked="libc6, libgcc-s1"
 if command -v dpkg-shlibdeps >/dev/null && head -c4 "$binary" | grep -q 'ELF'; then
     mkdir -p "$stage/shlibs/debian"
     printf 'Source: evatag\n\nPackage: evatag\nArchitecture: any\n' >"$stage/shlibs/debian/control"

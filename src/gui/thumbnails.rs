@@ -175,7 +175,7 @@ fn load(path: &Path, size: Size, disk: Option<&Path>, max_megapixels: u64) -> Re
     {
         return Ok(to_color_image(&image.into_rgb8()));
     }
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    let bytes = crate::library::scan::read_photo(path, preprocess::DEFAULT_MAX_FILE_MB)?;
     let image = preprocess::decode(&bytes, path, max_megapixels).map_err(|e| e.to_string())?;
     let small = image.thumbnail(size.edge(), size.edge()).into_rgb8();
     if let Some(file) = cached {

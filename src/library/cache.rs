@@ -6,9 +6,9 @@
 //! Writes go in one transaction per batch in WAL mode: a crash loses at most that batch.
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
 use crate::model::ClassProb;
 
@@ -33,15 +33,52 @@ pub enum CacheError {
         /// The cause.
         source: rusqlite::Error,
     },
+    /// Another program held the database locked for longer than evatag waits.
+    #[error("cache database {path} is locked by another program (waited {:.0} s)", waited.as_secs_f64())]
+    Busy {
+        /// The database file.
+        path: PathBuf,
+        /// How long evatag waited.
+        waited: Duration,
+    },
     /// The cache folder cannot be created or used.
     #[error("cache folder {path}: {source}")]
-    Io {
-        /// The folder or file.
+    Folder {
+        /// The folder.
         path: PathBuf,
         /// The cause.
         source: std::io::Error,
     },
+    /// The cache path exists but is not a folder.
+    #[error("cache folder {path} is not a folder (set EVATAG_CACHE_DIR to use another place)")]
+    NotAFolder {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The database is damaged or of another layout version.
+    #[error("cache database {path} is unusable: {reason}")]
+    Damaged {
+        /// The database file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A damaged database could not be moved aside.
+    #[error("cache database {path} is damaged ({reason}) and could not be moved aside: {source}")]
+    MoveAside {
+        /// The database file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+        /// Why it could not be renamed.
+        source: std::io::Error,
+    },
 }
+
+/// How long to wait for another program's lock on the database before giving up.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many moved-aside damaged databases are kept; older ones are deleted.
+pub const KEPT_BROKEN_COPIES: usize = 3;
 
 /// The cache folder: `EVATAG_CACHE_DIR` if set, else the platform's cache location.
 pub fn default_cache_dir() -> Option<PathBuf> {
@@ -100,47 +137,74 @@ pub struct NewResult<'a> {
 pub struct Cache {
     path: PathBuf,
     conn: Connection,
+    writable: bool,
 }
 
 impl Cache {
-    /// Opens (or creates) the database in `dir`. A file that is not a database of this
-    /// version is moved aside to `*.broken-<time>` and a fresh one made; the returned warning
-    /// says so.
-    pub fn open_in(dir: &Path) -> Result<(Self, Option<String>), CacheError> {
-        std::fs::create_dir_all(dir).map_err(|source| CacheError::Io { path: dir.to_owned(), source })?;
+    /// Opens (or creates) the database in `dir`, with warnings to show the user.
+    ///
+    /// Only a database that SQLite finds corrupt, that is not a database, or that has another
+    /// layout version is moved aside (to a new name each time, keeping the newest
+    /// [`KEPT_BROKEN_COPIES`]) and replaced by an empty one. A database that is read-only, or
+    /// on a full disk, is opened read-only: its results are still served. A database locked
+    /// by another program for longer than [`BUSY_TIMEOUT`] is an error, and the caller goes on
+    /// without a cache.
+    pub fn open_in(dir: &Path) -> Result<(Self, Vec<String>), CacheError> {
+        Self::open_in_waiting(dir, BUSY_TIMEOUT)
+    }
+
+    /// [`Cache::open_in`], waiting at most `busy_timeout` for another program's lock.
+    pub fn open_in_waiting(dir: &Path, busy_timeout: Duration) -> Result<(Self, Vec<String>), CacheError> {
+        if dir.exists() && !dir.is_dir() {
+            return Err(CacheError::NotAFolder { path: dir.to_owned() });
+        }
+        std::fs::create_dir_all(dir).map_err(|source| CacheError::Folder { path: dir.to_owned(), source })?;
         let path = dir.join(DATABASE_FILE);
-        match Self::open_checked(&path) {
-            Ok(cache) => Ok((cache, None)),
-            Err(reason) => {
-                let stamp = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-                let aside = path.with_extension(format!("sqlite.broken-{stamp}"));
-                for suffix in ["", "-wal", "-shm"] {
-                    let from = PathBuf::from(format!("{}{suffix}", path.display()));
-                    if from.exists() {
-                        let to = PathBuf::from(format!("{}{suffix}", aside.display()));
-                        std::fs::rename(&from, &to).map_err(|source| CacheError::Io { path: from, source })?;
-                    }
-                }
-                let cache = Self::open_checked(&path).map_err(|e| match e {
-                    OpenFailure::Sqlite(source) => CacheError::Sqlite { path: path.clone(), source },
-                    OpenFailure::Foreign(why) => {
-                        CacheError::Sqlite { path: path.clone(), source: rusqlite::Error::InvalidParameterName(why) }
-                    }
+        let failure = match Self::open_checked(&path, busy_timeout) {
+            Ok(cache) => return Ok((cache, Vec::new())),
+            Err(failure) => failure,
+        };
+        match failure.kind() {
+            FailureKind::Damaged => {
+                let reason = failure.to_string();
+                let (aside, removed) = move_aside(&path).map_err(|source| CacheError::MoveAside {
+                    path: path.clone(),
+                    reason: reason.clone(),
+                    source,
                 })?;
-                let warning = format!(
-                    "the cache database {} was unusable ({}); moved it to {} and started a new one",
+                let cache = Self::open_checked(&path, busy_timeout).map_err(|e| e.into_error(&path))?;
+                let mut warnings = vec![format!(
+                    "the cache database {} was unusable ({reason}); moved it to {} and started a new one",
                     path.display(),
-                    reason,
                     aside.display()
-                );
-                Ok((cache, Some(warning)))
+                )];
+                if !removed.is_empty() {
+                    let names: Vec<String> = removed.iter().map(|p| p.display().to_string()).collect();
+                    warnings.push(format!(
+                        "deleted the oldest moved-aside cache databases, keeping {KEPT_BROKEN_COPIES}: {}",
+                        names.join(", ")
+                    ));
+                }
+                Ok((cache, warnings))
             }
+            FailureKind::Busy => Err(CacheError::Busy { path, waited: busy_timeout }),
+            FailureKind::CannotWrite => {
+                let warning = format!(
+                    "the cache database {} cannot be written ({failure}); cached results are used, new ones are not stored",
+                    path.display()
+                );
+                match Self::open_read_only(&path) {
+                    Ok(cache) => Ok((cache, vec![warning])),
+                    Err(_) => Err(failure.into_error(&path)),
+                }
+            }
+            FailureKind::Other => Err(failure.into_error(&path)),
         }
     }
 
-    fn open_checked(path: &Path) -> Result<Self, OpenFailure> {
+    fn open_checked(path: &Path, busy_timeout: Duration) -> Result<Self, OpenFailure> {
         let conn = Connection::open(path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.busy_timeout(busy_timeout)?;
         // Reading the schema makes SQLite parse the header: random bytes fail here.
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
@@ -151,34 +215,59 @@ impl Cache {
         if check != "ok" {
             return Err(OpenFailure::Foreign(format!("integrity check: {check}")));
         }
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // Switching to WAL writes the header, so it is done only when needed: a database
+        // that is already set up is opened without writing anything.
+        let journal: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+        if !journal.eq_ignore_ascii_case("wal") {
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+        }
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.execute_batch(&format!(
-            "CREATE TABLE IF NOT EXISTS results (
-                hash BLOB NOT NULL,
-                model TEXT NOT NULL,
-                labels TEXT NOT NULL,
-                embedding BLOB NOT NULL,
-                PRIMARY KEY (hash, model)
-            ) WITHOUT ROWID;
-            CREATE TABLE IF NOT EXISTS files (
-                path BLOB PRIMARY KEY,
-                size INTEGER NOT NULL,
-                mtime_ns INTEGER NOT NULL,
-                hash BLOB NOT NULL
-            );
-            CREATE INDEX IF NOT EXISTS files_by_hash ON files(hash);
-            PRAGMA user_version = {SCHEMA_VERSION};"
-        ))?;
-        Ok(Self { path: path.to_owned(), conn })
+        if tables == 0 {
+            conn.execute_batch(&format!(
+                "CREATE TABLE IF NOT EXISTS results (
+                    hash BLOB NOT NULL,
+                    model TEXT NOT NULL,
+                    labels TEXT NOT NULL,
+                    embedding BLOB NOT NULL,
+                    PRIMARY KEY (hash, model)
+                ) WITHOUT ROWID;
+                CREATE TABLE IF NOT EXISTS files (
+                    path BLOB PRIMARY KEY,
+                    size INTEGER NOT NULL,
+                    mtime_ns INTEGER NOT NULL,
+                    hash BLOB NOT NULL
+                );
+                CREATE INDEX IF NOT EXISTS files_by_hash ON files(hash);
+                PRAGMA user_version = {SCHEMA_VERSION};"
+            ))?;
+        }
+        Ok(Self { path: path.to_owned(), conn, writable: true })
+    }
+
+    /// Opens an existing database for lookups only, refusing one that is not this version's.
+    fn open_read_only(path: &Path) -> Result<Self, OpenFailure> {
+        let cache = Self::open_reader(path).map_err(|e| match e {
+            CacheError::Sqlite { source, .. } => OpenFailure::Sqlite(source),
+            other => OpenFailure::Foreign(other.to_string()),
+        })?;
+        let version: i64 = cache.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version != SCHEMA_VERSION {
+            return Err(OpenFailure::Foreign(format!("schema version {version}, expected {SCHEMA_VERSION}")));
+        }
+        Ok(cache)
     }
 
     /// Opens an existing database file for lookups only, beside a writer in another thread.
     pub fn open_reader(path: &Path) -> Result<Self, CacheError> {
         let sqlite = |source| CacheError::Sqlite { path: path.to_owned(), source };
-        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sqlite)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(sqlite)?;
-        Ok(Self { path: path.to_owned(), conn })
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sqlite)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(sqlite)?;
+        Ok(Self { path: path.to_owned(), conn, writable: false })
+    }
+
+    /// Whether results can be stored (false for a read-only database).
+    pub fn is_writable(&self) -> bool {
+        self.writable
     }
 
     /// The database file.
@@ -224,6 +313,9 @@ impl Cache {
     /// Records where a file is and what it hashes to, without a result (a cache hit under a
     /// new name).
     pub fn remember_file(&mut self, path: &Path, stamp: FileStamp, hash: &ContentHash) -> Result<(), CacheError> {
+        if !self.writable {
+            return Ok(());
+        }
         self.conn
             .prepare_cached("INSERT OR REPLACE INTO files (path, size, mtime_ns, hash) VALUES (?1, ?2, ?3, ?4)")
             .and_then(|mut s| s.execute(params![path_key(path), stamp.size as i64, stamp.mtime_ns, &hash[..]]))
@@ -231,8 +323,12 @@ impl Cache {
             .map_err(self.sqlite())
     }
 
-    /// Stores a batch of results and their paths in one transaction.
+    /// Stores a batch of results and their paths in one transaction (nothing when the
+    /// database is read-only).
     pub fn store_batch(&mut self, model: &str, batch: &[NewResult<'_>]) -> Result<(), CacheError> {
+        if !self.writable {
+            return Ok(());
+        }
         let path = self.path.clone();
         let sqlite = |source| CacheError::Sqlite { path: path.clone(), source };
         let tx = self.conn.transaction().map_err(sqlite)?;
@@ -298,9 +394,49 @@ impl Cache {
     }
 }
 
+/// Why a database could not be opened as it is.
 enum OpenFailure {
     Sqlite(rusqlite::Error),
+    /// A readable database that is not one of ours or fails its integrity check.
     Foreign(String),
+}
+
+/// What to do about an [`OpenFailure`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FailureKind {
+    /// Corrupt, not a database, or another layout: move it aside and start again.
+    Damaged,
+    /// Locked by another program.
+    Busy,
+    /// Readable but not writable (permissions, read-only medium, full disk).
+    CannotWrite,
+    /// Anything else: leave the file alone and go on without a cache.
+    Other,
+}
+
+impl OpenFailure {
+    fn kind(&self) -> FailureKind {
+        let Self::Sqlite(e) = self else { return FailureKind::Damaged };
+        match e.sqlite_error_code() {
+            Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => FailureKind::Damaged,
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => FailureKind::Busy,
+            Some(ErrorCode::ReadOnly | ErrorCode::DiskFull | ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => {
+                FailureKind::CannotWrite
+            }
+            _ => FailureKind::Other,
+        }
+    }
+
+    fn into_error(self, path: &Path) -> CacheError {
+        let kind = self.kind();
+        match self {
+            Self::Sqlite(_) if kind == FailureKind::Busy => {
+                CacheError::Busy { path: path.to_owned(), waited: BUSY_TIMEOUT }
+            }
+            Self::Sqlite(source) => CacheError::Sqlite { path: path.to_owned(), source },
+            Self::Foreign(reason) => CacheError::Damaged { path: path.to_owned(), reason },
+        }
+    }
 }
 
 impl From<rusqlite::Error> for OpenFailure {
@@ -318,14 +454,79 @@ impl std::fmt::Display for OpenFailure {
     }
 }
 
+/// The marker in the names of moved-aside databases.
+const BROKEN_MARKER: &str = ".broken-";
+
+/// Renames a damaged database (and its WAL and shared-memory files) to a name no earlier copy
+/// has, then deletes the oldest copies beyond [`KEPT_BROKEN_COPIES`]. Returns the new name and
+/// the deleted copies.
+fn move_aside(path: &Path) -> std::io::Result<(PathBuf, Vec<PathBuf>)> {
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let sibling = |suffix: &str| PathBuf::from(format!("{}{suffix}", path.display()));
+    let aside = (1u32..)
+        .map(|n| sibling(&format!("{BROKEN_MARKER}{secs}-{n}")))
+        .find(|candidate| !candidate.exists())
+        .expect("some suffix is free");
+    for suffix in ["", "-wal", "-shm"] {
+        let from = sibling(suffix);
+        if from.exists() {
+            std::fs::rename(&from, PathBuf::from(format!("{}{suffix}", aside.display())))?;
+        }
+    }
+    Ok((aside, prune_broken_copies(path)))
+}
+
+/// Deletes the oldest moved-aside copies of `path` beyond [`KEPT_BROKEN_COPIES`].
+fn prune_broken_copies(path: &Path) -> Vec<PathBuf> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return Vec::new();
+    };
+    let prefix = format!("{name}{BROKEN_MARKER}");
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    // Names end in `<seconds>-<n>`; order by both numbers, oldest first.
+    let mut copies: Vec<((u64, u32), PathBuf)> = entries
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let file_name = entry.file_name();
+            let (secs, n) = file_name.to_str()?.strip_prefix(&prefix)?.split_once('-')?;
+            Some(((secs.parse().ok()?, n.parse().ok()?), entry.path()))
+        })
+        .collect();
+    copies.sort();
+    let excess = copies.len().saturating_sub(KEPT_BROKEN_COPIES);
+    copies
+        .into_iter()
+        .take(excess)
+        .filter_map(|(_, copy)| {
+            for suffix in ["-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", copy.display()));
+            }
+            std::fs::remove_file(&copy).ok().map(|()| copy)
+        })
+        .collect()
+}
+
 /// A path as stored: its platform bytes, so names that are not UTF-8 survive.
 fn path_key(path: &Path) -> &[u8] {
     path.as_os_str().as_encoded_bytes()
 }
 
+/// A stored path back. The database may come from another platform, so the bytes are not
+/// trusted: on Unix any bytes are a path; elsewhere keys that are not UTF-8 are read lossily
+/// (such a path then simply finds no file).
 fn path_from_key(bytes: Vec<u8>) -> PathBuf {
-    // SAFETY: every stored key was produced by `as_encoded_bytes` on this platform.
-    PathBuf::from(unsafe { std::ffi::OsString::from_encoded_bytes_unchecked(bytes) })
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStringExt;
+        PathBuf::from(std::ffi::OsString::from_vec(bytes))
+    }
+    #[cfg(not(unix))]
+    {
+        match String::from_utf8(bytes) {
+            Ok(text) => PathBuf::from(text),
+            Err(e) => PathBuf::from(String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        }
+    }
 }
 
 fn encode_f32(values: &[f32]) -> Vec<u8> {
@@ -352,8 +553,8 @@ mod tests {
     #[test]
     fn stores_and_finds_results_by_content() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut cache, warning) = Cache::open_in(dir.path()).unwrap();
-        assert!(warning.is_none());
+        let (mut cache, warnings) = Cache::open_in(dir.path()).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
         let stamp = FileStamp { size: 10, mtime_ns: 5 };
         let hash = hash_bytes(b"photo");
         let path = Path::new("/photos/cat.jpg");
@@ -382,19 +583,117 @@ mod tests {
         assert_eq!(cache.embeddings("m").unwrap()[0].1, path);
     }
 
+    fn garbage() -> Vec<u8> {
+        (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect()
+    }
+
+    fn broken_copies(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.contains(BROKEN_MARKER) && !name.ends_with("-wal") && !name.ends_with("-shm"))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// A database holding one result.
+    fn cache_with_one_result(dir: &Path) -> ContentHash {
+        let (mut cache, _) = Cache::open_in(dir).unwrap();
+        let hash = hash_bytes(b"photo");
+        let stamp = FileStamp { size: 5, mtime_ns: 1 };
+        let path = Path::new("/photos/a.jpg");
+        cache.store_batch("m", &[NewResult { path, stamp, hash, labels: &labels(), embedding: &[1.0] }]).unwrap();
+        hash
+    }
+
     #[test]
     fn garbage_file_is_moved_aside() {
         let dir = tempfile::tempdir().unwrap();
-        let garbage: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
-        std::fs::write(dir.path().join(DATABASE_FILE), garbage).unwrap();
-        let (cache, warning) = Cache::open_in(dir.path()).unwrap();
-        assert!(warning.unwrap().contains("moved it to"));
+        std::fs::write(dir.path().join(DATABASE_FILE), garbage()).unwrap();
+        let (cache, warnings) = Cache::open_in(dir.path()).unwrap();
+        assert!(warnings[0].contains("moved it to"), "{warnings:?}");
         assert_eq!(cache.stats().unwrap().0, 0);
-        let aside = std::fs::read_dir(dir.path())
-            .unwrap()
-            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains("broken"))
-            .count();
-        assert_eq!(aside, 1);
+        assert_eq!(broken_copies(dir.path()).len(), 1);
+    }
+
+    #[test]
+    fn moved_aside_copies_never_overwrite_each_other_and_the_oldest_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut removed_warnings = Vec::new();
+        // Five damaged databases within the same second each get their own name.
+        for round in 0..5u8 {
+            let mut bytes = garbage();
+            bytes[0] = round;
+            std::fs::write(dir.path().join(DATABASE_FILE), bytes).unwrap();
+            let (cache, warnings) = Cache::open_in(dir.path()).unwrap();
+            drop(cache);
+            std::fs::remove_file(dir.path().join(DATABASE_FILE)).unwrap();
+            removed_warnings.extend(warnings.into_iter().filter(|w| w.contains("deleted the oldest")));
+        }
+        let kept = broken_copies(dir.path());
+        assert_eq!(kept.len(), KEPT_BROKEN_COPIES, "{kept:?}");
+        // The newest copies are the ones kept: their first byte is the round number.
+        let mut firsts: Vec<u8> = kept.iter().map(|name| std::fs::read(dir.path().join(name)).unwrap()[0]).collect();
+        firsts.sort();
+        assert_eq!(firsts, vec![2, 3, 4]);
+        assert_eq!(removed_warnings.len(), 2, "{removed_warnings:?}");
+        assert!(removed_warnings.iter().all(|w| w.contains(BROKEN_MARKER)));
+    }
+
+    #[test]
+    fn a_locked_database_is_kept_and_reported_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let hash = cache_with_one_result(dir.path());
+        let holder = Connection::open(dir.path().join(DATABASE_FILE)).unwrap();
+        holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        let err = Cache::open_in_waiting(dir.path(), Duration::from_millis(200)).err().expect("busy");
+        assert!(matches!(err, CacheError::Busy { .. }), "{err}");
+        assert!(err.to_string().contains("locked by another program"), "{err}");
+        holder.execute_batch("ROLLBACK").unwrap();
+        drop(holder);
+        assert!(broken_copies(dir.path()).is_empty());
+        let (cache, warnings) = Cache::open_in(dir.path()).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(cache.result(&hash, "m").unwrap().is_some(), "the results survived");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_read_only_database_still_serves_its_results() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let hash = cache_with_one_result(dir.path());
+        let file = dir.path().join(DATABASE_FILE);
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o444)).unwrap();
+        // Root may write anyway; the test is only meaningful where the mode is enforced.
+        if std::fs::OpenOptions::new().write(true).open(&file).is_ok() {
+            return;
+        }
+        let (mut cache, warnings) = Cache::open_in(dir.path()).unwrap();
+        assert!(warnings[0].contains("cannot be written"), "{warnings:?}");
+        assert!(!cache.is_writable());
+        assert!(cache.result(&hash, "m").unwrap().is_some());
+        let stamp = FileStamp { size: 1, mtime_ns: 1 };
+        let other = NewResult {
+            path: Path::new("/b.jpg"),
+            stamp,
+            hash: hash_bytes(b"b"),
+            labels: &labels(),
+            embedding: &[0.0],
+        };
+        cache.store_batch("m", &[other]).unwrap();
+        assert!(cache.result(&hash_bytes(b"b"), "m").unwrap().is_none(), "nothing is written");
+        assert!(broken_copies(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn a_file_where_the_folder_should_be_is_named_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cache");
+        std::fs::write(&file, b"x").unwrap();
+        let err = Cache::open_in(&file).err().expect("not a folder");
+        assert!(err.to_string().contains("is not a folder"), "{err}");
     }
 
     #[test]
@@ -403,7 +702,7 @@ mod tests {
         let conn = Connection::open(dir.path().join(DATABASE_FILE)).unwrap();
         conn.execute_batch("CREATE TABLE other (x); PRAGMA user_version = 99;").unwrap();
         drop(conn);
-        let (_, warning) = Cache::open_in(dir.path()).unwrap();
-        assert!(warning.unwrap().contains("schema version 99"));
+        let (_, warnings) = Cache::open_in(dir.path()).unwrap();
+        assert!(warnings[0].contains("schema version 99"), "{warnings:?}");
     }
 }

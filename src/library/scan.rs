@@ -6,7 +6,10 @@
 //! link, a directory called `x.jpg`) is reported once, never opened.
 
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
+
+use crate::preprocess;
 
 /// File extensions recognised as images, lower case.
 pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "jpe", "png", "webp", "tif", "tiff", "bmp", "gif"];
@@ -101,6 +104,39 @@ fn is_dir_error(path: &Path) -> bool {
 
 fn problem(path: &Path, reason: &str) -> ScanItem {
     ScanItem::Problem { path: path.to_owned(), reason: reason.to_owned() }
+}
+
+/// Reads a photo file whole, after checking that it is no larger than `max_file_mb` megabytes
+/// and that its first bytes are those of a supported format: a huge or foreign file is
+/// refused without being read. Errors name the file and the cause.
+pub fn read_photo(path: &Path, max_file_mb: u64) -> Result<Vec<u8>, String> {
+    let named = |reason: String| format!("{}: {reason}", path.display());
+    let io = |e: std::io::Error| named(describe_io(path, &e));
+    let mut file = fs::File::open(path).map_err(io)?;
+    let size = file.metadata().map_err(io)?.len();
+    let limit = max_file_mb.saturating_mul(1_000_000);
+    if size > limit {
+        let too_large =
+            preprocess::PreprocessError::FileTooLarge { path: path.to_owned(), bytes: size, limit_mb: max_file_mb };
+        return Err(too_large.to_string());
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    (&mut file).take(preprocess::HEADER_LEN as u64).read_to_end(&mut bytes).map_err(io)?;
+    if bytes.is_empty() {
+        return Err(named("is empty (0 bytes)".into()));
+    }
+    preprocess::check_header(&bytes, path).map_err(|e| e.to_string())?;
+    // Bounded even if the file grows while it is read.
+    (&mut file).take(limit.saturating_sub(bytes.len() as u64) + 1).read_to_end(&mut bytes).map_err(io)?;
+    if bytes.len() as u64 > limit {
+        let too_large = preprocess::PreprocessError::FileTooLarge {
+            path: path.to_owned(),
+            bytes: bytes.len() as u64,
+            limit_mb: max_file_mb,
+        };
+        return Err(too_large.to_string());
+    }
+    Ok(bytes)
 }
 
 /// An I/O error phrased for a person, distinguishing dangling links from missing files.

@@ -40,16 +40,17 @@ pub struct Placement {
 }
 
 impl Placement {
-    /// A short human name for the device, e.g. `CPU` or `CUDA:0`.
+    /// A short human name for the device, e.g. `CPU (AVX-512 kernels, 2 threads)` or `CUDA GPU`.
     pub fn device_name(&self) -> String {
         describe(&self.device)
     }
 }
 
-/// A short human name for a device.
+/// A short human name for a device; for the CPU with its kernel path, e.g.
+/// `CPU (AVX-512 kernels, 2 threads)`.
 pub fn describe(device: &Device) -> String {
     match device {
-        Device::Cpu => "CPU".to_owned(),
+        Device::Cpu => format!("CPU ({})", crate::simd::cpu_path()),
         Device::Cuda(_) => "CUDA GPU".to_owned(),
         Device::Metal(_) => "Metal GPU".to_owned(),
     }

@@ -90,7 +90,7 @@ impl CustomOp3 for CpuLinear {
         }
         let m = x.len() / k.max(1);
         let mut y = vec![0f32; m * n];
-        for_each_feature_block(n, features_per_task(n), &mut y, |first, count, out| {
+        for_each_feature_block(n, FEATURES_PER_TASK, &mut y, |first, count, out| {
             let rows = || {
                 (0..m).map(|row| {
                     // SAFETY: `out` is column `first` of row 0 of the m x n matrix `y`; this
@@ -127,11 +127,9 @@ impl CustomOp3 for CpuLinear {
     }
 }
 
-/// Output features per parallel task. A CBLAS library runs fastest on one wide block per thread;
-/// the `gemm` crate balanced best with blocks of 352 features.
-fn features_per_task(n: usize) -> usize {
-    if gemm::CBLAS { n.div_ceil(rayon::current_num_threads().max(1)) } else { 352 }
-}
+/// Output features per parallel task: enough blocks to balance the threads, each wide enough
+/// for the `gemm` crate to run at full speed.
+const FEATURES_PER_TASK: usize = 352;
 
 /// Runs `task(first, count, out)` in parallel for blocks of `block` output features of the
 /// row-major `m x n` matrix `y`, where `out` points at column `first` of row 0. Tasks must
