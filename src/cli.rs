@@ -1,8 +1,10 @@
 //! Command-line interface: argument parsing and the headless subcommands.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -10,7 +12,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
-use crate::library::{cache, export};
+use crate::library::cache;
+use crate::library::export::tabular::{Outcome, ResultStream, StreamFormat, path_fields};
+use crate::library::export::{ExportRequest, PhotoTags, SidecarNaming};
 use crate::model::config::{DEFAULT_ARCHITECTURE, ModelConfig};
 use crate::model::device::{self, DTypeChoice, DeviceChoice};
 use crate::model::weights::{self, ModelSource};
@@ -108,7 +112,7 @@ impl ModelArgs {
 pub enum Format {
     /// One JSON object per line.
     Jsonl,
-    /// CSV with a header: path, rank, class, label, prob, error.
+    /// CSV with a header: path, rank, class, label, prob, error, path_bytes.
     Csv,
 }
 
@@ -148,13 +152,14 @@ pub struct SimilarArgs {
     pub batch: u16,
 }
 
-/// How XMP sidecars are named.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SidecarName {
-    /// `photo.jpg.xmp` (digiKam, darktable).
-    Append,
-    /// `photo.xmp` (Lightroom).
-    Replace,
+/// Sidecar naming from the command line: `append` (`photo.jpg.xmp`, digiKam and darktable)
+/// or `replace` (`photo.xmp`, Lightroom).
+fn parse_sidecar_naming(text: &str) -> Result<SidecarNaming, String> {
+    match text {
+        "append" => Ok(SidecarNaming::Appended),
+        "replace" => Ok(SidecarNaming::Replaced),
+        _ => Err(format!("`{text}` is not a sidecar naming: use `append` (photo.jpg.xmp) or `replace` (photo.xmp)")),
+    }
 }
 
 /// Options of `evatag export`.
@@ -167,9 +172,9 @@ pub struct ExportArgs {
     /// Write an XMP sidecar next to each photo (existing sidecars are merged, never replaced).
     #[arg(long)]
     pub xmp: bool,
-    /// How sidecars are named.
-    #[arg(long, value_enum, default_value_t = SidecarName::Append)]
-    pub sidecar_name: SidecarName,
+    /// How sidecars are named: append (photo.jpg.xmp) or replace (photo.xmp).
+    #[arg(long, value_name = "append|replace", default_value = "append", value_parser = parse_sidecar_naming)]
+    pub sidecar_name: SidecarNaming,
     /// Write every photo's labels to this CSV file.
     #[arg(long, value_name = "FILE")]
     pub csv: Option<PathBuf>,
@@ -225,7 +230,11 @@ pub fn init_logging(desktop: bool) {
             .with_ansi(false)
             .with_writer(std::sync::Mutex::new(file))
             .try_init(),
-        None => tracing_subscriber::fmt().with_env_filter(filter()).with_writer(std::io::stderr).try_init(),
+        None => tracing_subscriber::fmt()
+            .with_env_filter(filter())
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+            .try_init(),
     };
 }
 
@@ -346,76 +355,25 @@ fn run_tag(model: &ModelArgs, args: &TagArgs) -> anyhow::Result<ExitCode> {
     let worker = Worker::spawn(model.worker_config(args.batch.into(), args.top_k.into()), Box::new(|| {}));
     let mut feedback = Feedback::new();
     let stdout = std::io::stdout().lock();
-    let mut out = Output::new(stdout, args.format, args.embedding)?;
+    let format = match args.format {
+        Format::Jsonl => StreamFormat::Jsonl,
+        Format::Csv => StreamFormat::Csv,
+    };
+    let mut out = ResultStream::new(stdout, format)?;
     let bar = feedback.bar.clone();
     let progress = tag_paths(&worker, &mut feedback, args.paths.clone(), |path, outcome| {
-        bar.suspend(|| out.write(&path, &outcome))
+        let outcome = match &outcome {
+            Ok(tagged) => {
+                Outcome::Tagged { labels: &tagged.labels, embedding: args.embedding.then_some(&tagged.embedding[..]) }
+            }
+            Err(error) => Outcome::Failed(error),
+        };
+        bar.suspend(|| out.write(&path, outcome)).map_err(anyhow::Error::from)
     })?;
     out.finish()?;
     feedback.finish(&progress, started.elapsed().as_secs_f64());
     worker.shutdown();
     Ok(if progress.failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
-}
-
-/// Writes results in the chosen format.
-enum Output<W: Write> {
-    Jsonl { out: W, embedding: bool },
-    Csv(Box<csv::Writer<W>>),
-}
-
-impl<W: Write> Output<W> {
-    fn new(out: W, format: Format, embedding: bool) -> anyhow::Result<Self> {
-        Ok(match format {
-            Format::Jsonl => Self::Jsonl { out, embedding },
-            Format::Csv => {
-                let mut writer = csv::Writer::from_writer(out);
-                writer.write_record(["path", "rank", "class", "label", "prob", "error"])?;
-                Self::Csv(Box::new(writer))
-            }
-        })
-    }
-
-    fn write(&mut self, path: &std::path::Path, outcome: &Result<Tagged, String>) -> anyhow::Result<()> {
-        let shown = path.to_string_lossy();
-        match self {
-            Self::Jsonl { out, embedding } => {
-                let line = match outcome {
-                    Ok(tagged) => {
-                        let mut value = json!({"path": shown, "labels": tagged.labels});
-                        if *embedding {
-                            value["embedding"] = json!(tagged.embedding.as_ref());
-                        }
-                        value
-                    }
-                    Err(error) => json!({"path": shown, "error": error}),
-                };
-                writeln!(out, "{line}")?;
-                out.flush()?;
-            }
-            Self::Csv(writer) => {
-                match outcome {
-                    Ok(tagged) => {
-                        for (rank, l) in tagged.labels.iter().enumerate() {
-                            let prob = format!("{:.6}", l.prob);
-                            let row = [&*shown, &(rank + 1).to_string(), &l.class.to_string(), &l.label, &prob, ""];
-                            writer.write_record(row)?;
-                        }
-                    }
-                    Err(error) => writer.write_record([&*shown, "", "", "", "", error.as_str()])?,
-                }
-                writer.flush()?;
-            }
-        }
-        Ok(())
-    }
-
-    fn finish(self) -> anyhow::Result<()> {
-        match self {
-            Self::Jsonl { mut out, .. } => out.flush()?,
-            Self::Csv(mut writer) => writer.flush()?,
-        }
-        Ok(())
-    }
 }
 
 fn run_similar(model: &ModelArgs, args: &SimilarArgs) -> anyhow::Result<ExitCode> {
@@ -443,8 +401,22 @@ fn run_similar(model: &ModelArgs, args: &SimilarArgs) -> anyhow::Result<ExitCode
         if let Event::Similar { outcome, .. } = event {
             feedback.bar.finish_and_clear();
             let matches = outcome.map_err(anyhow::Error::msg)?;
+            if matches.is_empty() && args.paths.is_empty() {
+                eprintln!(
+                    "evatag: error: nothing is indexed yet for this model to compare {} with: tag photos first \
+                     (evatag tag FOLDER) or name the photos to compare against (evatag similar IMAGE FOLDER)",
+                    args.image.display()
+                );
+                worker.shutdown();
+                return Ok(ExitCode::from(2));
+            }
             for m in matches {
-                writeln!(stdout, "{}", json!({"path": m.path.to_string_lossy(), "score": m.score}))?;
+                let (path, path_bytes) = path_fields(&m.path);
+                let mut line = json!({"path": path, "score": m.score});
+                if let Some(bytes) = path_bytes {
+                    line["path_bytes"] = json!(bytes);
+                }
+                writeln!(stdout, "{line}")?;
             }
             break;
         }
@@ -455,11 +427,21 @@ fn run_similar(model: &ModelArgs, args: &SimilarArgs) -> anyhow::Result<ExitCode
 
 fn run_export(model: &ModelArgs, args: &ExportArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
+    let request = ExportRequest {
+        sidecars: args.xmp.then_some(args.sidecar_name),
+        csv: args.csv.clone(),
+        json: args.json.clone(),
+        min_prob: args.min_prob,
+    };
+    if let Err(e) = request.check_outputs() {
+        eprintln!("evatag: error: {e}");
+        return Ok(ExitCode::from(2));
+    }
     let worker = Worker::spawn(model.worker_config(args.batch.into(), args.top_k.into()), Box::new(|| {}));
     let mut feedback = Feedback::new();
     let bar = feedback.bar.clone();
     let mut tagged = Vec::new();
-    let mut failed = 0u64;
+    let mut failed = 0usize;
     let progress = tag_paths(&worker, &mut feedback, args.paths.clone(), |path, outcome| {
         match outcome {
             Ok(t) => tagged.push((path, t.labels)),
@@ -472,27 +454,32 @@ fn run_export(model: &ModelArgs, args: &ExportArgs) -> anyhow::Result<ExitCode> 
     })?;
     worker.shutdown();
     feedback.finish(&progress, started.elapsed().as_secs_f64());
-    let naming = match args.sidecar_name {
-        SidecarName::Append => export::SidecarNaming::Appended,
-        SidecarName::Replace => export::SidecarNaming::Replaced,
-    };
-    if args.xmp {
-        for (path, labels) in &tagged {
-            if let Err(e) = export::write_xmp_sidecar(path, labels, args.min_prob, naming) {
-                failed += 1;
-                eprintln!("evatag: {e}");
-            }
-        }
+    let photos: Vec<PhotoTags> = tagged.iter().map(|(path, labels)| PhotoTags { path, labels }).collect();
+    // From here on files are written beside the photos: an interrupt stops between files, so
+    // that no temporary file is left behind.
+    let stop = Arc::new(AtomicBool::new(false));
+    let handlers: Vec<_> = [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM]
+        .into_iter()
+        .filter_map(|signal| signal_hook::flag::register(signal, Arc::clone(&stop)).ok())
+        .collect();
+    let report = request.run(&photos, &stop);
+    for handler in handlers {
+        signal_hook::low_level::unregister(handler);
     }
-    let photos: Vec<export::PhotoTags> =
-        tagged.iter().map(|(path, labels)| export::PhotoTags { path, labels }).collect();
-    if let Some(file) = &args.csv {
-        export::write_csv(file, &photos, args.min_prob)?;
+    for error in &report.errors {
+        eprintln!("evatag: {error}");
     }
-    if let Some(file) = &args.json {
-        export::write_json(file, &photos, args.min_prob)?;
+    if report.sidecars_without_keywords > 0 {
+        eprintln!(
+            "evatag: warning: {} of {} sidecars have no keyword: no label reached --min-prob {}",
+            report.sidecars_without_keywords, report.sidecars, args.min_prob
+        );
     }
-    Ok(if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    if report.stopped {
+        eprintln!("evatag: interrupted; files written so far are complete");
+        return Ok(ExitCode::from(130));
+    }
+    Ok(if failed + report.errors.len() > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 fn run_bench(model_args: &ModelArgs, args: &BenchArgs) -> anyhow::Result<()> {

@@ -338,6 +338,8 @@ struct JobCounters {
     last_report: Option<Instant>,
     /// Whether this job has already said that the cache could not be written.
     cache_write_warned: bool,
+    /// Whether another program holds the cache locked: the rest of the job is not stored.
+    cache_locked: bool,
 }
 
 impl JobCounters {
@@ -414,7 +416,6 @@ impl Engine {
         match Cache::open_in(&dir) {
             Ok((cache, warnings)) => {
                 for warning in warnings {
-                    tracing::warn!("{warning}");
                     self.notifier.send(Event::Warning(warning));
                 }
                 self.cache = Some(cache);
@@ -599,6 +600,7 @@ impl Engine {
             }
             PipeMsg::Finished { generation, path, outcome } if generation == current => {
                 let outcome = outcome.map(|hit| self.accept_hit(&path, hit));
+                self.job.progress.cached += u64::from(outcome.is_ok());
                 self.finish(path, outcome);
             }
             PipeMsg::Ready { generation, item } if generation == current => self.batch.push(item),
@@ -608,7 +610,8 @@ impl Engine {
 
     /// Says once per job that results could not be stored (a full disk fails every batch).
     fn warn_cache_write(&mut self, error: &cache::CacheError) {
-        tracing::warn!("{error}");
+        tracing::debug!("{error}");
+        self.job.cache_locked |= error.is_busy();
         if !std::mem::replace(&mut self.job.cache_write_warned, true) {
             self.notifier.send(Event::Warning(format!("{error}; the results of this run may not all be cached")));
         }
@@ -620,7 +623,6 @@ impl Engine {
         {
             self.warn_cache_write(&e);
         }
-        self.job.progress.cached += 1;
         self.tagged(path, hit.hash, &hit.labels, hit.embedding, true)
     }
 
@@ -708,10 +710,24 @@ impl Engine {
         }
     }
 
+    /// Records a batch's results (cache, index) and reports each photo as done in the job.
     fn store_batch(&mut self, model_id: &str, batch: Vec<ReadyImage>, predictions: Vec<Prediction>) {
+        for (path, tagged) in self.record_results(model_id, batch, predictions) {
+            self.job.progress.inferred += 1;
+            self.finish(path, Ok(tagged));
+        }
+    }
+
+    /// Stores results in the cache and the similarity index; returns them as `Tagged`.
+    fn record_results(
+        &mut self,
+        model_id: &str,
+        batch: Vec<ReadyImage>,
+        predictions: Vec<Prediction>,
+    ) -> Vec<(PathBuf, Tagged)> {
         let ranked: Vec<Vec<ClassProb>> =
             predictions.iter().map(|p| p.top_k(cache::CACHED_TOP_K.max(self.config.top_k))).collect();
-        if let Some(cache) = self.cache.as_mut() {
+        if let Some(cache) = self.cache.as_mut().filter(|_| !self.job.cache_locked) {
             let rows: Vec<NewResult> = batch
                 .iter()
                 .zip(&predictions)
@@ -728,11 +744,15 @@ impl Engine {
                 self.warn_cache_write(&e);
             }
         }
-        for ((item, prediction), labels) in batch.into_iter().zip(predictions).zip(ranked) {
-            self.job.progress.inferred += 1;
-            let tagged = self.tagged(&item.path, item.hash, &labels, prediction.embedding, false);
-            self.finish(item.path, Ok(tagged));
-        }
+        batch
+            .into_iter()
+            .zip(predictions)
+            .zip(ranked)
+            .map(|((item, prediction), labels)| {
+                let tagged = self.tagged(&item.path, item.hash, &labels, prediction.embedding, false);
+                (item.path, tagged)
+            })
+            .collect()
     }
 
     fn answer_waiting_queries(&mut self) {
@@ -779,10 +799,9 @@ impl Engine {
                 let model = self.model.as_ref().ok_or("the model is not ready")?;
                 let prediction = model.predict(&[&item.input]).map_err(|e| e.to_string())?;
                 let model_id = model.id().to_owned();
-                let hash = item.hash;
-                self.store_batch(&model_id, vec![item], prediction);
-                let embedding = self.index.as_ref().and_then(|i| i.embedding(&hash)).map(<[f32]>::to_vec);
-                embedding.map(|e| (hash, e)).ok_or_else(|| "the query could not be embedded".to_owned())
+                let recorded = self.record_results(&model_id, vec![item], prediction);
+                let (_, tagged) = recorded.into_iter().next().ok_or("the query could not be embedded")?;
+                Ok((tagged.hash, tagged.embedding.to_vec()))
             }
         }
     }

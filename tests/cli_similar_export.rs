@@ -150,3 +150,26 @@ fn export_merges_sidecars_and_writes_csv_and_json() {
     assert!(csv_text.starts_with("path,rank,class,label,prob"), "{csv_text}");
     assert_eq!(csv_text.lines().count(), 1 + 5 * copied.len(), "{csv_text}");
 }
+
+#[test]
+fn similar_with_nothing_indexed_says_so() {
+    let cache = tempfile::tempdir().unwrap();
+    let query = fixtures().join("photos/cat_landscape.jpg");
+    let run = run_evatag(&os(&args_for("similar", "eva_tiny", &[query.as_os_str()])), Some(cache.path()));
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(run.lines.is_empty());
+    assert!(run.stderr.contains("nothing is indexed yet"), "{}", run.stderr);
+}
+
+#[test]
+fn export_checks_its_output_files_before_tagging() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("missing/out.csv");
+    let photo = fixtures().join("photos/cat_landscape.jpg");
+    let args = args_for("export", "eva_tiny", &[OsStr::new("--csv"), csv.as_os_str(), photo.as_os_str()]);
+    let run = run_evatag(&os(&args), None);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(run.stderr.contains("missing/out.csv") && run.stderr.contains("does not exist"), "{}", run.stderr);
+    assert!(!run.stderr.contains(".evatag-"), "names a temporary file: {}", run.stderr);
+    assert!(!run.stderr.contains("tagged by the model"), "tagged before failing: {}", run.stderr);
+}

@@ -52,7 +52,7 @@ fn top_k_embedding_and_csv_options() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_evatag")).args(&csv_args).output().unwrap();
     let text = String::from_utf8(output.stdout).unwrap();
     let rows: Vec<&str> = text.lines().collect();
-    assert_eq!(rows[0], "path,rank,class,label,prob,error");
+    assert_eq!(rows[0], "path,rank,class,label,prob,error,path_bytes");
     assert_eq!(rows.len(), 6, "{text}");
     assert!(rows[1].contains(",1,"), "{text}");
 }
@@ -114,14 +114,50 @@ fn explicit_bad_files_give_error_lines_and_status_one() {
 }
 
 #[test]
-fn usage_errors_exit_with_two() {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_evatag")).args(["tag"]).output().unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_evatag"))
-        .args(["tag", "--top-k", "0", "a.jpg"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
+fn usage_errors_exit_with_two_and_say_why() {
+    let usage_errors: [&[&str]; 8] = [
+        &["tag"],
+        &["tag", "--top-k", "0", "a.jpg"],
+        &["similar", "-k", "0", "a.jpg"],
+        &["export", "--csv", "out.csv", "--min-prob", "NaN", "a.jpg"],
+        &["export", "--csv", "out.csv", "--min-prob", "5", "a.jpg"],
+        &["tag", "--max-megapixels", "-1", "a.jpg"],
+        &["tag", "--max-megapixels", "0", "a.jpg"],
+        &["tag", "--max-file-mb", "0", "a.jpg"],
+    ];
+    for args in usage_errors {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_evatag")).args(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(output.stdout.is_empty(), "{args:?}");
+        assert!(String::from_utf8_lossy(&output.stderr).contains("error"), "{args:?}");
+    }
+}
+
+#[test]
+fn global_options_work_before_and_after_the_subcommand() {
+    let photo = fixtures().join("photos/cat_landscape.jpg");
+    let model = model_dir("eva_tiny");
+    let before: Vec<&OsStr> = vec![
+        "--model-dir".as_ref(),
+        model.as_os_str(),
+        "--device".as_ref(),
+        "cpu".as_ref(),
+        "tag".as_ref(),
+        photo.as_os_str(),
+    ];
+    let after: Vec<&OsStr> = vec![
+        "tag".as_ref(),
+        "--model-dir".as_ref(),
+        model.as_os_str(),
+        "--device".as_ref(),
+        "cpu".as_ref(),
+        photo.as_os_str(),
+    ];
+    for args in [before, after] {
+        let run = run_evatag(&args, None);
+        assert_eq!(run.code, Some(0), "{args:?}: {}", run.stderr);
+        assert!(run.line_for(&photo)["labels"].is_array(), "{args:?}");
+    }
 }
 
 #[test]

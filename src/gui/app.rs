@@ -1,12 +1,13 @@
 //! The app's state and its event handling: worker events in, commands out, once per frame.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use crossbeam_channel::{Receiver, unbounded};
 
 use crate::cli::ModelArgs;
-use crate::library::export::{self, PhotoTags};
+use crate::library::export::{ExportRequest, PhotoTags};
 use crate::library::scan::IMAGE_EXTENSIONS;
 use crate::library::search::Match;
 use crate::worker::{Command, Event, ModelStatus, Progress, Worker, WorkerConfig};
@@ -215,7 +216,10 @@ impl App {
     fn handle(&mut self, event: Event) {
         match event {
             Event::Model(status) => self.model_status = status,
-            Event::Warning(warning) => self.notices.push(warning),
+            Event::Warning(warning) => {
+                tracing::warn!("{warning}");
+                self.notices.push(warning);
+            }
             Event::Queued { path, modified } => {
                 self.library.queue(path, modified);
             }
@@ -310,30 +314,24 @@ impl App {
                 _ => None,
             })
             .collect();
-        let (min_prob, naming) = (self.settings.min_prob, self.settings.sidecar_naming());
+        let request = ExportRequest {
+            sidecars: csv.is_none().then_some(self.settings.sidecar_naming),
+            csv,
+            json: None,
+            min_prob: self.settings.min_prob,
+        };
         let (tx, rx) = unbounded();
         self.export_rx = Some(rx);
         std::thread::spawn(move || {
-            let outcome = match csv {
-                Some(file) => {
-                    let photos: Vec<PhotoTags> =
-                        tagged.iter().map(|(path, labels)| PhotoTags { path, labels }).collect();
-                    export::write_csv(&file, &photos, min_prob)
-                        .map(|()| format!("Wrote {} photos to {}", photos.len(), file.display()))
-                        .map_err(|e| e.to_string())
-                }
-                None => {
-                    let failures: Vec<String> = tagged
-                        .iter()
-                        .filter_map(|(path, labels)| {
-                            export::write_xmp_sidecar(path, labels, min_prob, naming).err().map(|e| e.to_string())
-                        })
-                        .collect();
-                    match failures.first() {
-                        None => Ok(format!("Wrote {} XMP sidecars", tagged.len())),
-                        Some(first) => Err(format!("{} sidecars failed; first: {first}", failures.len())),
-                    }
-                }
+            let photos: Vec<PhotoTags> = tagged.iter().map(|(path, labels)| PhotoTags { path, labels }).collect();
+            let report = request.run(&photos, &AtomicBool::new(false));
+            let done = match (&request.csv, report.sidecars) {
+                (Some(file), _) => format!("Wrote {} photos to {}", photos.len(), file.display()),
+                (None, written) => format!("Wrote {written} XMP sidecars"),
+            };
+            let outcome = match report.errors.first() {
+                None => Ok(done),
+                Some(first) => Err(format!("{} files failed; first: {first}", report.errors.len())),
             };
             let _ = tx.send(outcome);
         });

@@ -15,8 +15,8 @@ pub struct Settings {
     pub device: DeviceChoice,
     /// Labels below this probability are left out of exported tags.
     pub min_prob: f32,
-    /// Sidecars as `photo.jpg.xmp` (false) or `photo.xmp` (true).
-    pub sidecar_replaces_extension: bool,
+    /// How XMP sidecars are named.
+    pub sidecar_naming: SidecarNaming,
     /// Grid order.
     pub sort: SortKey,
     /// Files and folders added last time, reopened at start.
@@ -28,7 +28,7 @@ impl Default for Settings {
         Self {
             device: DeviceChoice::Auto,
             min_prob: 0.1,
-            sidecar_replaces_extension: false,
+            sidecar_naming: SidecarNaming::Appended,
             sort: SortKey::Name,
             last_paths: Vec::new(),
         }
@@ -38,11 +38,6 @@ impl Default for Settings {
 impl Settings {
     /// Most paths remembered.
     pub const MAX_LAST_PATHS: usize = 32;
-
-    /// The sidecar naming these settings choose.
-    pub fn sidecar_naming(&self) -> SidecarNaming {
-        if self.sidecar_replaces_extension { SidecarNaming::Replaced } else { SidecarNaming::Appended }
-    }
 
     /// Remembers paths the user added, most recent last, without duplicates.
     pub fn remember(&mut self, paths: &[PathBuf]) {
@@ -99,7 +94,10 @@ pub fn show(ui: &mut egui::Ui, settings: &mut Settings, cache: &CacheFacts<'_>) 
     ui.separator();
     ui.heading("Export");
     ui.add(egui::Slider::new(&mut settings.min_prob, 0.0..=1.0).text("Minimum probability for tags"));
-    ui.checkbox(&mut settings.sidecar_replaces_extension, "Name sidecars photo.xmp instead of photo.jpg.xmp");
+    let mut replaced = settings.sidecar_naming == SidecarNaming::Replaced;
+    if ui.checkbox(&mut replaced, "Name sidecars photo.xmp instead of photo.jpg.xmp").changed() {
+        settings.sidecar_naming = if replaced { SidecarNaming::Replaced } else { SidecarNaming::Appended };
+    }
     ui.horizontal(|ui| {
         if ui.button("Write XMP sidecars").clicked() {
             action = Some(SettingsAction::ExportSidecars);

@@ -75,6 +75,24 @@ pub enum CacheError {
     },
 }
 
+impl CacheError {
+    /// An SQLite error on the database at `path`; a lock held too long is [`CacheError::Busy`].
+    fn from_sqlite(path: &Path, source: rusqlite::Error) -> Self {
+        match source.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+                // The connection waited its whole busy timeout before this error.
+                Self::Busy { path: path.to_owned(), waited: BUSY_TIMEOUT }
+            }
+            _ => Self::Sqlite { path: path.to_owned(), source },
+        }
+    }
+
+    /// Whether another program holds the database locked.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, Self::Busy { .. })
+    }
+}
+
 /// How long to wait for another program's lock on the database before giving up.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How many moved-aside damaged databases are kept; older ones are deleted.
@@ -276,7 +294,7 @@ impl Cache {
     }
 
     fn sqlite(&self) -> impl Fn(rusqlite::Error) -> CacheError + '_ {
-        |source| CacheError::Sqlite { path: self.path.clone(), source }
+        |source| CacheError::from_sqlite(&self.path, source)
     }
 
     /// The hash recorded for `path`, if its size and modification time are unchanged.
@@ -330,7 +348,7 @@ impl Cache {
             return Ok(());
         }
         let path = self.path.clone();
-        let sqlite = |source| CacheError::Sqlite { path: path.clone(), source };
+        let sqlite = |source| CacheError::from_sqlite(&path, source);
         let tx = self.conn.transaction().map_err(sqlite)?;
         {
             let mut put_result = tx
@@ -463,7 +481,10 @@ const BROKEN_MARKER: &str = ".broken-";
 fn move_aside(path: &Path) -> std::io::Result<(PathBuf, Vec<PathBuf>)> {
     let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let sibling = |suffix: &str| PathBuf::from(format!("{}{suffix}", path.display()));
-    let aside = (1u32..)
+    // Numbered after every copy made in the same second, so that names keep their order
+    // even after older copies are deleted.
+    let after = broken_copies(path).iter().filter(|(stamp, _)| stamp.0 == secs).map(|(stamp, _)| stamp.1).max();
+    let aside = (after.unwrap_or(0) + 1..)
         .map(|n| sibling(&format!("{BROKEN_MARKER}{secs}-{n}")))
         .find(|candidate| !candidate.exists())
         .expect("some suffix is free");
@@ -476,14 +497,13 @@ fn move_aside(path: &Path) -> std::io::Result<(PathBuf, Vec<PathBuf>)> {
     Ok((aside, prune_broken_copies(path)))
 }
 
-/// Deletes the oldest moved-aside copies of `path` beyond [`KEPT_BROKEN_COPIES`].
-fn prune_broken_copies(path: &Path) -> Vec<PathBuf> {
+/// The moved-aside copies of `path`, oldest first, with the (seconds, number) of their names.
+fn broken_copies(path: &Path) -> Vec<((u64, u32), PathBuf)> {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
         return Vec::new();
     };
     let prefix = format!("{name}{BROKEN_MARKER}");
     let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
-    // Names end in `<seconds>-<n>`; order by both numbers, oldest first.
     let mut copies: Vec<((u64, u32), PathBuf)> = entries
         .filter_map(|entry| {
             let entry = entry.ok()?;
@@ -493,6 +513,12 @@ fn prune_broken_copies(path: &Path) -> Vec<PathBuf> {
         })
         .collect();
     copies.sort();
+    copies
+}
+
+/// Deletes the oldest moved-aside copies of `path` beyond [`KEPT_BROKEN_COPIES`].
+fn prune_broken_copies(path: &Path) -> Vec<PathBuf> {
+    let copies = broken_copies(path);
     let excess = copies.len().saturating_sub(KEPT_BROKEN_COPIES);
     copies
         .into_iter()
@@ -587,7 +613,7 @@ mod tests {
         (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect()
     }
 
-    fn broken_copies(dir: &Path) -> Vec<String> {
+    fn broken_copy_names(dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -614,7 +640,7 @@ mod tests {
         let (cache, warnings) = Cache::open_in(dir.path()).unwrap();
         assert!(warnings[0].contains("moved it to"), "{warnings:?}");
         assert_eq!(cache.stats().unwrap().0, 0);
-        assert_eq!(broken_copies(dir.path()).len(), 1);
+        assert_eq!(broken_copy_names(dir.path()).len(), 1);
     }
 
     #[test]
@@ -631,7 +657,7 @@ mod tests {
             std::fs::remove_file(dir.path().join(DATABASE_FILE)).unwrap();
             removed_warnings.extend(warnings.into_iter().filter(|w| w.contains("deleted the oldest")));
         }
-        let kept = broken_copies(dir.path());
+        let kept = broken_copy_names(dir.path());
         assert_eq!(kept.len(), KEPT_BROKEN_COPIES, "{kept:?}");
         // The newest copies are the ones kept: their first byte is the round number.
         let mut firsts: Vec<u8> = kept.iter().map(|name| std::fs::read(dir.path().join(name)).unwrap()[0]).collect();
@@ -645,14 +671,32 @@ mod tests {
     fn a_locked_database_is_kept_and_reported_busy() {
         let dir = tempfile::tempdir().unwrap();
         let hash = cache_with_one_result(dir.path());
+        let wait = Duration::from_millis(200);
+        // Another program writing: lookups go on, a write gives up after the timeout.
+        let writer = Connection::open(dir.path().join(DATABASE_FILE)).unwrap();
+        writer.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let (mut cache, warnings) = Cache::open_in_waiting(dir.path(), wait).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(cache.result(&hash, "m").unwrap().is_some());
+        let stamp = FileStamp { size: 1, mtime_ns: 1 };
+        let row = NewResult {
+            path: Path::new("/b.jpg"),
+            stamp,
+            hash: hash_bytes(b"b"),
+            labels: &labels(),
+            embedding: &[0.0],
+        };
+        let err = cache.store_batch("m", &[row]).unwrap_err();
+        assert!(err.is_busy(), "{err}");
+        drop((cache, writer));
+        // Another program holding the file exclusively: opening gives up after the timeout.
         let holder = Connection::open(dir.path().join(DATABASE_FILE)).unwrap();
-        holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
-        let err = Cache::open_in_waiting(dir.path(), Duration::from_millis(200)).err().expect("busy");
-        assert!(matches!(err, CacheError::Busy { .. }), "{err}");
+        holder.execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE;").unwrap();
+        let err = Cache::open_in_waiting(dir.path(), wait).err().expect("busy");
+        assert!(err.is_busy(), "{err}");
         assert!(err.to_string().contains("locked by another program"), "{err}");
-        holder.execute_batch("ROLLBACK").unwrap();
         drop(holder);
-        assert!(broken_copies(dir.path()).is_empty());
+        assert!(broken_copy_names(dir.path()).is_empty());
         let (cache, warnings) = Cache::open_in(dir.path()).unwrap();
         assert!(warnings.is_empty(), "{warnings:?}");
         assert!(cache.result(&hash, "m").unwrap().is_some(), "the results survived");
@@ -684,7 +728,7 @@ mod tests {
         };
         cache.store_batch("m", &[other]).unwrap();
         assert!(cache.result(&hash_bytes(b"b"), "m").unwrap().is_none(), "nothing is written");
-        assert!(broken_copies(dir.path()).is_empty());
+        assert!(broken_copy_names(dir.path()).is_empty());
     }
 
     #[test]

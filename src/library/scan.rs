@@ -67,8 +67,16 @@ fn walk(root: &Path, visit: &mut impl FnMut(ScanItem) -> bool) -> bool {
                 } else {
                     e.to_string()
                 };
-                // Only report what would have mattered: image-named entries and folders.
-                if has_image_extension(&path) || e.loop_ancestor().is_some() || e.depth() == 0 || is_dir_error(&path) {
+                // Only report what would have mattered: image-named entries, folders, and
+                // anything that exists but cannot be reached (a dangling link named
+                // `notes.txt` is not worth a line; a folder too deep to open is).
+                let unreachable = e.io_error().is_some_and(|io| io.kind() != std::io::ErrorKind::NotFound);
+                if has_image_extension(&path)
+                    || e.loop_ancestor().is_some()
+                    || e.depth() == 0
+                    || unreachable
+                    || is_dir_error(&path)
+                {
                     problem(&path, &reason)
                 } else {
                     continue;
@@ -146,6 +154,9 @@ pub fn describe_io(path: &Path, error: &std::io::Error) -> String {
         std::io::ErrorKind::NotFound if dangling => "is a symbolic link to something that does not exist".to_owned(),
         std::io::ErrorKind::NotFound => "does not exist".to_owned(),
         std::io::ErrorKind::PermissionDenied => "cannot be read: permission denied".to_owned(),
+        std::io::ErrorKind::InvalidFilename => {
+            format!("cannot be read: the path is too long for the system ({} bytes)", path.as_os_str().len())
+        }
         _ => format!("cannot be read: {error}"),
     }
 }
@@ -206,5 +217,47 @@ mod tests {
         let (images, problems) = collect(&[file.clone(), missing.clone()]);
         assert_eq!(images, vec![file]);
         assert_eq!(problems, vec![(missing, "does not exist".to_owned())]);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_folder_too_deep_for_the_system_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        // Twenty levels of 250-byte names: the full path exceeds PATH_MAX (4096 bytes), so the
+        // walk cannot open the deepest folders. Each level is made through the previous one's
+        // descriptor, which keeps every call under the limit.
+        let level = "d".repeat(250);
+        let mut fd_dir = fs::File::open(dir.path()).unwrap();
+        for _ in 0..20 {
+            let here = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd_dir));
+            fs::create_dir(Path::new(&here).join(&level)).unwrap();
+            fd_dir = fs::File::open(Path::new(&here).join(&level)).unwrap();
+        }
+        let here = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd_dir));
+        fs::write(Path::new(&here).join("photo.jpg"), b"x").unwrap();
+        let (images, problems) = collect(&[dir.path().to_owned()]);
+        assert!(images.is_empty(), "{images:?}");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].1.contains("too long"), "{problems:?}");
+    }
+
+    #[test]
+    fn photos_are_refused_by_size_and_header_before_being_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.jpg");
+        // A sparse 3 MB file: refused by size alone.
+        fs::File::create(&big).unwrap().set_len(3_000_000).unwrap();
+        let err = read_photo(&big, 2).unwrap_err();
+        assert!(err.contains("big.jpg") && err.contains("3 MB, over the 2 MB limit"), "{err}");
+        let text = dir.path().join("notes.jpg");
+        fs::write(&text, "hello, this is not a photo at all").unwrap();
+        let err = read_photo(&text, 2).unwrap_err();
+        assert!(err.contains("notes.jpg") && err.contains("not a supported image"), "{err}");
+        let empty = dir.path().join("empty.png");
+        fs::write(&empty, b"").unwrap();
+        assert!(read_photo(&empty, 2).unwrap_err().contains("is empty"));
+        let png = dir.path().join("ok.png");
+        image::RgbImage::new(3, 2).save(&png).unwrap();
+        assert_eq!(read_photo(&png, 2).unwrap(), fs::read(&png).unwrap());
     }
 }

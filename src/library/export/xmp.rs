@@ -1,223 +1,38 @@
-//! Writing tags where other programs find them: XMP sidecars, CSV and JSON.
+//! XMP sidecars: a new packet, or an existing one merged so that only evatag's own keywords
+//! change.
 //!
-//! Keywords go into an XMP sidecar beside each photo, as `dc:subject` and, under
-//! [`KEYWORD_ROOT`], as `lr:hierarchicalSubject`: the fields digiKam, darktable and Lightroom
-//! read. An existing sidecar is merged, never replaced: every byte outside those two bags is
-//! copied unchanged, and inside them only the keywords evatag wrote before give way to the new
-//! ones. A sidecar that is not XMP is refused and left as it is. Every file is written to a
-//! temporary file in its folder and renamed over the destination, so a crash leaves either the
-//! old file or the new one; photos themselves are never opened for writing.
+//! Keywords go in as `dc:subject` and, under [`KEYWORD_ROOT`], as `lr:hierarchicalSubject`: the
+//! fields digiKam, darktable and Lightroom read. Every byte outside those two bags is copied
+//! unchanged, and inside them only the keywords evatag wrote before give way to the new ones.
+//! A sidecar that is not XMP is refused.
 
-use std::borrow::Cow;
 use std::collections::HashSet;
-use std::fs;
-use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
 
 use quick_xml::escape::{partial_escape, resolve_predefined_entity};
 use quick_xml::events::{BytesEnd, BytesStart, BytesText, Event};
 use quick_xml::name::{Namespace, NamespaceResolver, PrefixDeclaration, QName, ResolveResult};
 use quick_xml::{NsReader, Writer};
-use tempfile::NamedTempFile;
 
-use crate::model::labels::Label;
-
-/// Root of the hierarchical keywords evatag writes.
-pub const KEYWORD_ROOT: &str = "evatag";
+use super::KEYWORD_ROOT;
 
 const RDF_NS: &str = "http://www.w3.org/1999/02/22-rdf-syntax-ns#";
 const DC_NS: &str = "http://purl.org/dc/elements/1.1/";
 const LR_NS: &str = "http://ns.adobe.com/lightroom/1.0/";
 const BYTE_ORDER_MARK: char = '\u{feff}';
 
-/// How a sidecar is named.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SidecarNaming {
-    /// `photo.jpg` → `photo.jpg.xmp`, as digiKam and darktable name them.
-    Appended,
-    /// `photo.jpg` → `photo.xmp`, as Lightroom names them.
-    Replaced,
-}
-
-/// The sidecar of `photo` under `naming`.
-pub fn sidecar_path(photo: &Path, naming: SidecarNaming) -> PathBuf {
-    match naming {
-        SidecarNaming::Appended => {
-            let mut name = photo.as_os_str().to_owned();
-            name.push(".xmp");
-            PathBuf::from(name)
-        }
-        SidecarNaming::Replaced => photo.with_extension("xmp"),
-    }
-}
-
-/// The keywords for labels at or above min_prob, best first, deduplicated.
-pub fn keywords(labels: &[Label], min_prob: f32) -> Vec<String> {
-    let mut keywords: Vec<String> = Vec::new();
-    for label in ranked(labels, min_prob) {
-        let keyword = label.keyword();
-        if !keyword.is_empty() && !keywords.iter().any(|k| k == keyword) {
-            keywords.push(keyword.to_owned());
-        }
-    }
-    keywords
-}
-
-/// Labels at or above `min_prob`, best first; equal ones keep their order.
-fn ranked(labels: &[Label], min_prob: f32) -> Vec<&Label> {
-    let mut ranked: Vec<&Label> = labels.iter().filter(|l| l.prob >= min_prob).collect();
-    ranked.sort_by(|a, b| b.prob.total_cmp(&a.prob));
-    ranked
-}
-
-/// One photo and its labels, for the CSV and JSON exports.
-#[derive(Debug, Clone, Copy)]
-pub struct PhotoTags<'a> {
-    /// Where the photo is.
-    pub path: &'a Path,
-    /// Its labels.
-    pub labels: &'a [Label],
-}
-
-/// Errors from exporting tags.
-#[derive(Debug, thiserror::Error)]
-pub enum ExportError {
-    /// A file cannot be read or written.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: io::Error,
-    },
-    /// An existing sidecar is not XMP that can be merged; it was left untouched.
-    #[error("sidecar {path} is not usable XMP ({reason}); left it untouched")]
-    Xml {
-        /// The sidecar.
-        path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// Writing the CSV file failed.
-    #[error("CSV file {path}: {source}")]
-    Csv {
-        /// The CSV file.
-        path: PathBuf,
-        /// The cause.
-        source: csv::Error,
-    },
-    /// Writing the JSON file failed.
-    #[error("JSON file {path}: {source}")]
-    Json {
-        /// The JSON file.
-        path: PathBuf,
-        /// The cause.
-        source: serde_json::Error,
-    },
-}
-
-/// Writes or merges the XMP sidecar of one photo; returns the sidecar's path.
-///
-/// The keywords of `labels` at or above `min_prob` replace those an earlier export wrote; the
-/// rest of an existing sidecar is kept as it is. A sidecar that would not change is not
-/// rewritten.
-pub fn write_xmp_sidecar(
-    photo: &Path,
-    labels: &[Label],
-    min_prob: f32,
-    naming: SidecarNaming,
-) -> Result<PathBuf, ExportError> {
-    let sidecar = sidecar_path(photo, naming);
-    let existing = match fs::read(&sidecar) {
-        Ok(bytes) => Some(bytes),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(source) => return Err(ExportError::Io { path: sidecar, source }),
-    };
-    let keywords = keywords(labels, min_prob);
-    let merged = match &existing {
+/// A sidecar's contents with `keywords` as evatag's: `existing` merged, or a new packet.
+/// The error says why an existing sidecar cannot be merged.
+pub fn sidecar_contents(existing: Option<&[u8]>, keywords: &[String]) -> Result<Vec<u8>, String> {
+    match existing {
         Some(bytes) => {
-            std::str::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_owned()).and_then(|xml| merge(xml, &keywords))
-        }
-        None => merge(&new_packet(), &keywords),
-    }
-    .map_err(|reason| ExportError::Xml { path: sidecar.clone(), reason })?;
-    if existing.as_deref() != Some(&merged[..]) {
-        replace_file(&sidecar, |out| out.write_all(&merged).map_err(io_error(&sidecar)))?;
-    }
-    Ok(sidecar)
-}
-
-/// CSV with header path,rank,class,label,prob: one row per label at or above min_prob.
-///
-/// Rows follow `photos`; each photo's labels are ranked best first from 1.
-pub fn write_csv(path: &Path, photos: &[PhotoTags<'_>], min_prob: f32) -> Result<(), ExportError> {
-    let csv_error = |source| ExportError::Csv { path: path.to_owned(), source };
-    replace_file(path, |out| {
-        let mut csv = csv::WriterBuilder::new().has_headers(false).from_writer(out);
-        csv.write_record(["path", "rank", "class", "label", "prob"]).map_err(csv_error)?;
-        for photo in photos {
-            for (rank, label) in ranked(photo.labels, min_prob).into_iter().enumerate() {
-                let row = (photo.path.to_string_lossy(), rank + 1, label.class, &label.label, label.prob);
-                csv.serialize(row).map_err(csv_error)?;
+            let xml = std::str::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_owned())?;
+            if xml.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r') && c < ' ') {
+                return Err("it contains control characters, which XML does not allow".to_owned());
             }
+            merge(xml, keywords)
         }
-        csv.flush().map_err(io_error(path))
-    })
-}
-
-/// JSON array of {"path": ..., "labels": [{class,label,prob}...]} with labels at or above min_prob.
-///
-/// Each photo's labels are listed best first.
-pub fn write_json(path: &Path, photos: &[PhotoTags<'_>], min_prob: f32) -> Result<(), ExportError> {
-    #[derive(serde::Serialize)]
-    struct Entry<'a> {
-        path: Cow<'a, str>,
-        labels: Vec<&'a Label>,
+        None => merge(&new_packet(), keywords),
     }
-    let entries: Vec<Entry<'_>> =
-        photos.iter().map(|p| Entry { path: p.path.to_string_lossy(), labels: ranked(p.labels, min_prob) }).collect();
-    replace_file(path, |out| {
-        serde_json::to_writer_pretty(&mut *out, &entries)
-            .map_err(|source| ExportError::Json { path: path.to_owned(), source })?;
-        out.write_all(b"\n").map_err(io_error(path))
-    })
-}
-
-fn io_error(path: &Path) -> impl Fn(io::Error) -> ExportError + '_ {
-    move |source| ExportError::Io { path: path.to_owned(), source }
-}
-
-/// Replaces `path` atomically with what `write` writes: a temporary file in the same folder,
-/// flushed to disk, then renamed over it.
-fn replace_file(path: &Path, write: impl FnOnce(&mut dyn Write) -> Result<(), ExportError>) -> Result<(), ExportError> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut temp = temp_file_beside(path, dir).map_err(io_error(path))?;
-    let mut out = BufWriter::new(temp.as_file_mut());
-    write(&mut out)?;
-    out.flush().map_err(io_error(path))?;
-    drop(out);
-    temp.as_file().sync_all().map_err(io_error(path))?;
-    temp.persist(path).map_err(|e| io_error(path)(e.error))?;
-    Ok(())
-}
-
-/// A temporary file in `dir` with the permissions `path` has, or those of a new file.
-fn temp_file_beside(path: &Path, dir: &Path) -> io::Result<NamedTempFile> {
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".evatag-").suffix(".tmp");
-    match fs::metadata(path) {
-        Ok(meta) => {
-            builder.permissions(meta.permissions());
-        }
-        #[cfg(unix)]
-        Err(_) => {
-            // The umask still applies, as for any new file.
-            builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-        }
-        #[cfg(not(unix))]
-        Err(_) => {}
-    }
-    builder.tempfile_in(dir)
 }
 
 /// An XMP packet with one empty description that declares `dc` and `lr`.
@@ -287,11 +102,12 @@ fn classify(namespace: &ResolveResult<'_>, local: &str, parent: Option<Kind>) ->
 struct Walker<'a> {
     reader: NsReader<&'a [u8]>,
     stack: Vec<Kind>,
+    root_seen: bool,
 }
 
 impl<'a> Walker<'a> {
     fn new(xml: &'a str) -> Self {
-        Self { reader: NsReader::from_str(xml), stack: Vec::new() }
+        Self { reader: NsReader::from_str(xml), stack: Vec::new(), root_seen: false }
     }
 
     /// How many elements are open.
@@ -306,6 +122,27 @@ impl<'a> Walker<'a> {
             Ok(read) => read,
             Err(e) => return Err(format!("{e} at byte {}", self.reader.error_position())),
         };
+        if let Event::Start(e) | Event::Empty(e) = &event
+            && let Some(Err(bad)) = e.attributes().find(Result::is_err)
+        {
+            return Err(format!("a malformed attribute ({bad}) at byte {}", self.reader.buffer_position()));
+        }
+        if let ResolveResult::Unknown(prefix) = &namespace {
+            return Err(format!("the prefix {} is not declared", String::from_utf8_lossy(prefix.as_ref())));
+        }
+        if self.stack.is_empty() {
+            // One root element, and nothing but markup and blanks around it.
+            match &event {
+                Event::Start(_) | Event::Empty(_) if std::mem::replace(&mut self.root_seen, true) => {
+                    return Err("it has more than one root element".to_owned());
+                }
+                Event::Text(t) if !is_blank(&t.xml10_content()) => {
+                    return Err("it has text outside its root element".to_owned());
+                }
+                Event::CData(_) | Event::GeneralRef(_) => return Err("it has text outside its root element".to_owned()),
+                _ => {}
+            }
+        }
         let parent = self.stack.last().copied();
         let kind = match &event {
             Event::Start(e) | Event::Empty(e) => classify(&namespace, e.local_name().into_inner(), parent),
@@ -752,7 +589,12 @@ impl<'a, 'p> Merger<'a, 'p> {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+    use std::path::{Path, PathBuf};
+
     use super::*;
+    use crate::library::export::{ExportError, SidecarNaming, write_xmp_sidecar};
+    use crate::model::labels::Label;
 
     fn label(class: usize, label: &str, prob: f32) -> Label {
         Label { class, label: label.to_owned(), prob }
@@ -803,66 +645,8 @@ mod tests {
         photo
     }
 
-    const DIGIKAM: &str = "<?xpacket begin=\"\u{feff}\" id=\"W5M0MpCehiHzreSzNTczkc9d\"?>
-<x:xmpmeta xmlns:x=\"adobe:ns:meta/\" x:xmptk=\"XMP Core 4.4.0-Exiv2\">
- <rdf:RDF xmlns:rdf=\"http://www.w3.org/1999/02/22-rdf-syntax-ns#\">
-  <rdf:Description rdf:about=\"\"
-    xmlns:xmp=\"http://ns.adobe.com/xap/1.0/\"
-    xmlns:exif=\"http://ns.adobe.com/exif/1.0/\"
-    xmlns:digiKam=\"http://www.digikam.org/ns/1.0/\"
-    xmlns:dc=\"http://purl.org/dc/elements/1.1/\"
-    xmlns:lr=\"http://ns.adobe.com/lightroom/1.0/\"
-   xmp:Rating=\"3\">
-   <!-- written by digiKam -->
-   <exif:DateTimeOriginal>2023-07-14T10:31:02</exif:DateTimeOriginal>
-   <digiKam:TagsList>
-    <rdf:Seq>
-     <rdf:li>places/beach</rdf:li>
-     <rdf:li>holiday</rdf:li>
-    </rdf:Seq>
-   </digiKam:TagsList>
-   <dc:title>
-    <rdf:Alt>
-     <rdf:li xml:lang=\"x-default\">Sunset &amp; sea</rdf:li>
-    </rdf:Alt>
-   </dc:title>
-   <dc:subject>
-    <rdf:Bag>
-     <rdf:li>holiday</rdf:li>
-     <rdf:li>beach</rdf:li>
-    </rdf:Bag>
-   </dc:subject>
-   <lr:hierarchicalSubject>
-    <rdf:Bag>
-     <rdf:li>places|beach</rdf:li>
-    </rdf:Bag>
-   </lr:hierarchicalSubject>
-  </rdf:Description>
- </rdf:RDF>
-</x:xmpmeta>
-<?xpacket end=\"w\"?>
-";
-
-    #[test]
-    fn keywords_are_the_first_names_above_the_threshold_best_first() {
-        let labels = [
-            label(134, "crane", 0.1),
-            label(281, "tabby, tabby cat", 0.6),
-            label(739, "potter's wheel", 0.2),
-            label(517, "crane", 0.1),
-            label(1, "goldfish, Carassius auratus", 0.01),
-        ];
-        assert_eq!(keywords(&labels, 0.1), strings(&["tabby", "potter's wheel", "crane"]));
-        assert!(keywords(&labels, 0.9).is_empty());
-    }
-
-    #[test]
-    fn sidecar_names() {
-        let photo = Path::new("/photos/2023/IMG.0001.final.jpg");
-        assert_eq!(sidecar_path(photo, SidecarNaming::Appended), Path::new("/photos/2023/IMG.0001.final.jpg.xmp"));
-        assert_eq!(sidecar_path(photo, SidecarNaming::Replaced), Path::new("/photos/2023/IMG.0001.final.xmp"));
-        assert_eq!(sidecar_path(Path::new("raw"), SidecarNaming::Replaced), Path::new("raw.xmp"));
-    }
+    /// A sidecar as digiKam writes it: a rating, a date, its own tags, a title and keywords.
+    const DIGIKAM: &str = include_str!("../../../tests/fixtures/digikam.xmp");
 
     #[test]
     fn a_new_sidecar_is_a_complete_packet_with_exactly_the_keywords() {
@@ -1105,62 +889,5 @@ mod tests {
         fs::set_permissions(&sidecar, fs::Permissions::from_mode(0o640)).unwrap();
         write_xmp_sidecar(&photo, &[label(281, "tabby", 0.6)], 0.1, SidecarNaming::Appended).unwrap();
         assert_eq!(fs::metadata(&sidecar).unwrap().permissions().mode() & 0o777, 0o640);
-    }
-
-    fn two_photos() -> (Vec<Label>, Vec<Label>) {
-        let first = vec![
-            label(281, "tabby, tabby cat", 0.6),
-            label(2, "the \"best\" cat", 0.3),
-            label(3, "great white shark", 0.01),
-        ];
-        let second = vec![label(739, "potter's wheel", 0.25)];
-        (first, second)
-    }
-
-    #[test]
-    fn csv_has_a_row_per_label_above_the_threshold() {
-        let dir = tempfile::tempdir().unwrap();
-        let (first, second) = two_photos();
-        let photos = [
-            PhotoTags { path: Path::new("/p/a.jpg"), labels: &first },
-            PhotoTags { path: Path::new("/p/b, c.jpg"), labels: &second },
-        ];
-        let path = dir.path().join("tags.csv");
-        write_csv(&path, &photos, 0.1).unwrap();
-        assert_eq!(
-            fs::read_to_string(&path).unwrap(),
-            "path,rank,class,label,prob\n\
-             /p/a.jpg,1,281,\"tabby, tabby cat\",0.6\n\
-             /p/a.jpg,2,2,\"the \"\"best\"\" cat\",0.3\n\
-             \"/p/b, c.jpg\",1,739,potter's wheel,0.25\n"
-        );
-        write_csv(&path, &photos, 0.99).unwrap();
-        assert_eq!(fs::read_to_string(&path).unwrap(), "path,rank,class,label,prob\n");
-    }
-
-    #[test]
-    fn json_lists_each_photo_with_its_labels_above_the_threshold() {
-        let dir = tempfile::tempdir().unwrap();
-        let (first, second) = two_photos();
-        let photos = [
-            PhotoTags { path: Path::new("/p/a.jpg"), labels: &first },
-            PhotoTags { path: Path::new("/p/b, c.jpg"), labels: &second },
-        ];
-        let path = dir.path().join("tags.json");
-        write_json(&path, &photos, 0.1).unwrap();
-        let value: serde_json::Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
-        assert_eq!(
-            value,
-            serde_json::json!([
-                {"path": "/p/a.jpg", "labels": [
-                    {"class": 281, "label": "tabby, tabby cat", "prob": 0.6},
-                    {"class": 2, "label": "the \"best\" cat", "prob": 0.3},
-                ]},
-                {"path": "/p/b, c.jpg", "labels": [{"class": 739, "label": "potter's wheel", "prob": 0.25}]},
-            ])
-        );
-        let back: Vec<serde_json::Value> = serde_json::from_value(value).unwrap();
-        let labels: Vec<Label> = serde_json::from_value(back[0]["labels"].clone()).unwrap();
-        assert_eq!(labels, first[..2]);
     }
 }
