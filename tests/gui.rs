@@ -182,6 +182,22 @@ fn a_corrupt_file_shows_its_error() {
 }
 
 #[test]
+fn settings_show_the_device_and_cpu_kernels_in_use() {
+    let cache = tempfile::tempdir().unwrap();
+    let mut harness = app_harness(cache.path(), Vec::new(), 4);
+    step_until(&mut harness, "the model is ready", |app| {
+        matches!(app.model_status(), evatag::worker::ModelStatus::Ready { .. })
+    });
+    harness.get_by_label("Settings").click();
+    harness.step();
+    harness.step();
+    let running_on = |node: &egui_kittest::kittest::AccessKitNode<'_>| {
+        node.value().is_some_and(|text| text.starts_with("Running on: CPU (") && text.contains(" kernels, "))
+    };
+    assert!(harness.query_all(egui_kittest::kittest::By::new().predicate(running_on)).next().is_some());
+}
+
+#[test]
 fn cancel_stops_a_running_job() {
     let (photos, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let base = image::open(fixtures().join("photos/cat_landscape.jpg")).unwrap();

@@ -13,7 +13,7 @@ use crate::library::search::Match;
 use crate::worker::{Command, Event, ModelStatus, Progress, Worker, WorkerConfig};
 
 use super::library::{Library, PhotoState};
-use super::settings::{self, CacheFacts, Settings, SettingsAction};
+use super::settings::{self, Facts, Settings, SettingsAction};
 use super::thumbnails::Thumbnails;
 use super::{details, grid, status};
 
@@ -373,7 +373,11 @@ impl App {
         }
         self.measure_cache(ctx);
         let mut open = true;
-        let facts = CacheFacts { folder: self.options.worker.cache_dir.as_deref(), bytes: self.cache_bytes };
+        let running_on = match &self.model_status {
+            ModelStatus::Loading { device } | ModelStatus::Ready { device, .. } => Some(device.as_str()),
+            _ => None,
+        };
+        let facts = Facts { running_on, folder: self.options.worker.cache_dir.as_deref(), bytes: self.cache_bytes };
         let mut action = None;
         egui::Window::new("Settings").open(&mut open).resizable(false).show(ctx, |ui| {
             action = settings::show(ui, &mut self.settings, &facts);

@@ -64,7 +64,10 @@ pub enum SettingsAction {
 }
 
 /// Facts the settings window shows.
-pub struct CacheFacts<'a> {
+pub struct Facts<'a> {
+    /// Where the model runs now, with its CPU kernel path, e.g.
+    /// `CPU (AVX-512 kernels, 2 threads)`; `None` until it is loading.
+    pub running_on: Option<&'a str>,
     /// The cache folder, if caching is on.
     pub folder: Option<&'a std::path::Path>,
     /// Its size on disk in bytes, once measured.
@@ -72,22 +75,23 @@ pub struct CacheFacts<'a> {
 }
 
 /// Draws the settings window's contents; returns what the user asked for.
-pub fn show(ui: &mut egui::Ui, settings: &mut Settings, cache: &CacheFacts<'_>) -> Option<SettingsAction> {
+pub fn show(ui: &mut egui::Ui, settings: &mut Settings, facts: &Facts<'_>) -> Option<SettingsAction> {
     let mut action = None;
     ui.heading("Model");
     let before = settings.device;
     ui.horizontal(|ui| {
         let label = ui.label("Device");
         egui::ComboBox::from_id_salt("device")
-            .selected_text(format!("{:?}", settings.device))
+            .selected_text(settings.device.name())
             .show_ui(ui, |ui| {
                 for choice in device::compiled_choices() {
-                    ui.selectable_value(&mut settings.device, choice, format!("{choice:?}"));
+                    ui.selectable_value(&mut settings.device, choice, choice.name());
                 }
             })
             .response
             .labelled_by(label.id);
     });
+    ui.label(format!("Running on: {}", facts.running_on.unwrap_or("not loaded yet")));
     if settings.device != before {
         action = Some(SettingsAction::ChangeDevice(settings.device));
     }
@@ -108,10 +112,10 @@ pub fn show(ui: &mut egui::Ui, settings: &mut Settings, cache: &CacheFacts<'_>) 
     });
     ui.separator();
     ui.heading("Cache");
-    match cache.folder {
+    match facts.folder {
         Some(folder) => {
             ui.label(format!("Location: {}", folder.display()));
-            let size = cache.bytes.map_or_else(|| "measuring…".to_owned(), human_bytes);
+            let size = facts.bytes.map_or_else(|| "measuring…".to_owned(), human_bytes);
             ui.label(format!("Size: {size}"));
             if ui.button("Clear cache").clicked() {
                 action = Some(SettingsAction::ClearCache);

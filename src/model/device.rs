@@ -16,6 +16,18 @@ pub enum DeviceChoice {
     Metal,
 }
 
+impl DeviceChoice {
+    /// The name users see: `Auto`, `CPU`, `CUDA` or `Metal`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "Auto",
+            Self::Cpu => "CPU",
+            Self::Cuda => "CUDA",
+            Self::Metal => "Metal",
+        }
+    }
+}
+
 /// The floating-point type a user asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
 pub enum DTypeChoice {

@@ -7,7 +7,6 @@ pub mod config;
 pub mod device;
 pub mod eva;
 mod gemm;
-mod keep_awake;
 pub mod labels;
 pub mod linear;
 pub mod ops;
@@ -117,7 +116,6 @@ impl Model {
         let batch = Tensor::from_vec(flat, (images.len(), channels, size, size), &Device::Cpu)?
             .to_device(&self.device)?
             .to_dtype(self.dtype)?;
-        let _keep_awake = self.device.is_cpu().then(|| keep_awake::KeepAwake::start(rayon::current_num_threads()));
         let output = self.eva.embed_and_classify(&batch)?;
         let embeddings = output.embeddings.to_vec2::<f32>()?;
         let logits = output.logits.to_vec2::<f32>()?;

@@ -109,11 +109,13 @@ impl Coefficients {
 
 /// Rounds a fixed-point sum to 8 bits, clamping as Pillow's `clip8` does.
 #[inline]
-fn clip8(sum: i64) -> u8 {
+fn clip8(sum: i32) -> u8 {
     (sum >> PRECISION_BITS).clamp(0, 255) as u8
 }
 
-const HALF: i64 = 1 << (PRECISION_BITS - 1);
+/// Pillow accumulates in 32-bit `int`s; so does this, which also lets the loops vectorise.
+/// No sum can overflow: 255 times the sum of a filter's absolute weights stays below 2^31.
+const HALF: i32 = 1 << (PRECISION_BITS - 1);
 
 /// A rectangle of a resized image: its top-left corner and size, in output pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,12 +159,12 @@ pub fn resize_window(image: &RgbImage, width: u32, height: u32, window: Window, 
         };
         for (slot, dst) in dst_row.chunks_exact_mut(3).enumerate() {
             let (start, weights) = horizontal.of(slot);
+            let taps = &src_row[start * 3..(start + weights.len()) * 3];
             let mut sums = [HALF; 3];
-            for (i, &w) in weights.iter().enumerate() {
-                let p = &src_row[(start + i) * 3..][..3];
-                for c in 0..3 {
-                    sums[c] += i64::from(p[c]) * i64::from(w);
-                }
+            for (p, &w) in taps.chunks_exact(3).zip(weights) {
+                sums[0] += i32::from(p[0]) * w;
+                sums[1] += i32::from(p[1]) * w;
+                sums[2] += i32::from(p[2]) * w;
             }
             for c in 0..3 {
                 dst[c] = clip8(sums[c]);
@@ -182,7 +184,7 @@ pub fn resize_window(image: &RgbImage, width: u32, height: u32, window: Window, 
         for (i, &w) in weights.iter().enumerate() {
             let src_row = &temp[(start + i) * stride..][..stride];
             for (s, &p) in sums.iter_mut().zip(src_row) {
-                *s += i64::from(p) * i64::from(w);
+                *s += i32::from(p) * w;
             }
         }
         for (d, &s) in dst_row.iter_mut().zip(&sums) {
