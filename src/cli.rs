@@ -1,6 +1,6 @@
 //! Command-line interface: argument parsing and the headless subcommands.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -12,14 +12,15 @@ use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
-use crate::library::cache;
 use crate::library::export::tabular::{Outcome, ResultStream, StreamFormat, path_fields};
 use crate::library::export::{ExportRequest, PhotoTags, SidecarNaming};
 use crate::model::config::{DEFAULT_ARCHITECTURE, ModelConfig};
 use crate::model::device::{self, DTypeChoice, DeviceChoice};
 use crate::model::weights::{self, ModelSource};
 use crate::model::{Model, weights::ModelFiles};
+use crate::options::Options;
 use crate::preprocess;
+use crate::setup;
 use crate::worker::{Command, Event, ModelStatus, Progress, Tagged, Worker, WorkerConfig};
 
 /// Tag photos with ImageNet-1k labels using EVA-CLIP giant, and find similar photos.
@@ -63,11 +64,12 @@ pub struct ModelArgs {
     /// Use only the local Hugging Face cache, never the network (also HF_HUB_OFFLINE=1).
     #[arg(long, global = true)]
     pub offline: bool,
-    /// Where to run the model.
-    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto, global = true)]
-    pub device: DeviceChoice,
+    /// Where to run the model (auto: Metal, then CUDA, then the CPU) [default: auto, or in the
+    /// app the device chosen in Settings].
+    #[arg(long, value_name = "auto|cpu|cuda|metal", value_parser = parse_device, global = true)]
+    pub device: Option<DeviceChoice>,
     /// Floating-point precision (f16 and bf16 on GPUs only).
-    #[arg(long, value_enum, default_value_t = DTypeChoice::F32, global = true)]
+    #[arg(long, value_name = "f32|f16|bf16", default_value = "f32", value_parser = parse_dtype, global = true)]
     pub dtype: DTypeChoice,
     /// Neither read nor write the result cache.
     #[arg(long, global = true)]
@@ -83,28 +85,37 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    /// The model source these options name.
-    pub fn source(&self) -> ModelSource {
-        match &self.model_dir {
+    /// The options these arguments give.
+    pub fn options(&self) -> Options {
+        let source = match &self.model_dir {
             Some(dir) => ModelSource::Dir(dir.clone()),
             None => ModelSource::Hub { repo: self.repo.clone(), offline: self.offline || weights::offline_from_env() },
-        }
-    }
-
-    /// A worker configuration from these options.
-    pub fn worker_config(&self, batch_size: usize, top_k: usize) -> WorkerConfig {
-        WorkerConfig {
-            source: self.source(),
+        };
+        Options {
+            source,
             device: self.device,
             dtype: self.dtype,
-            cache_dir: if self.no_cache { None } else { cache::default_cache_dir() },
-            batch_size: batch_size.max(1),
-            top_k,
+            cache_dir: if self.no_cache { None } else { setup::cache_dir() },
             max_megapixels: self.max_megapixels,
             max_file_mb: self.max_file_mb,
-            ..WorkerConfig::default()
         }
     }
+}
+
+/// A device from its name on the command line.
+fn parse_device(text: &str) -> Result<DeviceChoice, String> {
+    DeviceChoice::ALL
+        .into_iter()
+        .find(|choice| choice.name().eq_ignore_ascii_case(text))
+        .ok_or_else(|| format!("`{text}` is not a device: use auto, cpu, cuda or metal"))
+}
+
+/// A precision from its name on the command line.
+fn parse_dtype(text: &str) -> Result<DTypeChoice, String> {
+    DTypeChoice::ALL
+        .into_iter()
+        .find(|choice| choice.name().eq_ignore_ascii_case(text))
+        .ok_or_else(|| format!("`{text}` is not a precision: use f32, f16 or bf16"))
 }
 
 /// Output formats of `evatag tag`.
@@ -216,43 +227,13 @@ pub struct BenchArgs {
     pub iters: u16,
 }
 
-/// Sets up logging: quiet by default, `RUST_LOG` raises it. The desktop app, often started
-/// without a terminal, writes to `evatag.log` in the app's data folder; commands to stderr.
-pub fn init_logging(desktop: bool) {
-    let filter = || {
-        tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"))
-    };
-    let log_file = desktop.then(desktop_log_file).flatten();
-    let _ = match log_file {
-        Some(file) => tracing_subscriber::fmt()
-            .with_env_filter(filter())
-            .with_ansi(false)
-            .with_writer(std::sync::Mutex::new(file))
-            .try_init(),
-        None => tracing_subscriber::fmt()
-            .with_env_filter(filter())
-            .with_ansi(std::io::stderr().is_terminal())
-            .with_writer(std::io::stderr)
-            .try_init(),
-    };
-}
-
-/// The desktop app's log file, opened for appending.
-fn desktop_log_file() -> Option<std::fs::File> {
-    let dir = directories::ProjectDirs::from("org", "evatag", "evatag")?.data_dir().to_owned();
-    std::fs::create_dir_all(&dir).ok()?;
-    std::fs::OpenOptions::new().create(true).append(true).open(dir.join("evatag.log")).ok()
-}
-
-/// Runs the parsed command line and returns the process's exit status.
-pub fn run(args: Args) -> ExitCode {
-    let result = match args.command {
-        None => crate::gui::run(args.model, args.paths).map(|()| ExitCode::SUCCESS),
-        Some(Subcmd::Tag(tag)) => run_tag(&args.model, &tag),
-        Some(Subcmd::Similar(similar)) => run_similar(&args.model, &similar),
-        Some(Subcmd::Export(export)) => run_export(&args.model, &export),
-        Some(Subcmd::Bench(bench)) => run_bench(&args.model, &bench).map(|()| ExitCode::SUCCESS),
+/// Runs a headless subcommand and returns the process's exit status.
+pub fn run(command: Subcmd, options: &Options) -> ExitCode {
+    let result = match command {
+        Subcmd::Tag(tag) => run_tag(options, &tag),
+        Subcmd::Similar(similar) => run_similar(options, &similar),
+        Subcmd::Export(export) => run_export(options, &export),
+        Subcmd::Bench(bench) => run_bench(options, &bench).map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|e| {
         eprintln!("evatag: error: {e:#}");
@@ -350,9 +331,9 @@ fn tag_paths(
     Ok(last)
 }
 
-fn run_tag(model: &ModelArgs, args: &TagArgs) -> anyhow::Result<ExitCode> {
+fn run_tag(options: &Options, args: &TagArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let worker = Worker::spawn(model.worker_config(args.batch.into(), args.top_k.into()), Box::new(|| {}));
+    let worker = Worker::spawn(WorkerConfig::new(options, args.batch.into(), args.top_k.into()), Box::new(|| {}));
     let mut feedback = Feedback::new();
     let stdout = std::io::stdout().lock();
     let format = match args.format {
@@ -376,8 +357,8 @@ fn run_tag(model: &ModelArgs, args: &TagArgs) -> anyhow::Result<ExitCode> {
     Ok(if progress.failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
-fn run_similar(model: &ModelArgs, args: &SimilarArgs) -> anyhow::Result<ExitCode> {
-    let worker = Worker::spawn(model.worker_config(args.batch.into(), 5), Box::new(|| {}));
+fn run_similar(options: &Options, args: &SimilarArgs) -> anyhow::Result<ExitCode> {
+    let worker = Worker::spawn(WorkerConfig::new(options, args.batch.into(), 5), Box::new(|| {}));
     let mut feedback = Feedback::new();
     let mut within = Vec::new();
     let mut failed = 0;
@@ -425,7 +406,7 @@ fn run_similar(model: &ModelArgs, args: &SimilarArgs) -> anyhow::Result<ExitCode
     Ok(if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
-fn run_export(model: &ModelArgs, args: &ExportArgs) -> anyhow::Result<ExitCode> {
+fn run_export(options: &Options, args: &ExportArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let request = ExportRequest {
         sidecars: args.xmp.then_some(args.sidecar_name),
@@ -437,7 +418,7 @@ fn run_export(model: &ModelArgs, args: &ExportArgs) -> anyhow::Result<ExitCode> 
         eprintln!("evatag: error: {e}");
         return Ok(ExitCode::from(2));
     }
-    let worker = Worker::spawn(model.worker_config(args.batch.into(), args.top_k.into()), Box::new(|| {}));
+    let worker = Worker::spawn(WorkerConfig::new(options, args.batch.into(), args.top_k.into()), Box::new(|| {}));
     let mut feedback = Feedback::new();
     let bar = feedback.bar.clone();
     let mut tagged = Vec::new();
@@ -482,18 +463,18 @@ fn run_export(model: &ModelArgs, args: &ExportArgs) -> anyhow::Result<ExitCode> 
     Ok(if failed + report.errors.len() > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
-fn run_bench(model_args: &ModelArgs, args: &BenchArgs) -> anyhow::Result<()> {
-    let placement = device::place(model_args.device, model_args.dtype);
+fn run_bench(options: &Options, args: &BenchArgs) -> anyhow::Result<()> {
+    let placement = device::place(options.device.unwrap_or_default(), options.dtype);
     for warning in &placement.warnings {
         eprintln!("evatag: warning: {warning}");
     }
     let load_started = Instant::now();
-    let model = match &model_args.model_dir {
-        Some(dir) => {
+    let model = match &options.source {
+        ModelSource::Dir(dir) => {
             let files = ModelFiles { config: dir.join(weights::CONFIG_FILE), weights: dir.join(weights::WEIGHTS_FILE) };
             Model::load(&files, &placement)?
         }
-        None => {
+        ModelSource::Hub { .. } => {
             eprintln!("evatag: building {} with random weights", args.architecture);
             Model::random(ModelConfig::builtin(&args.architecture)?, &placement)?
         }

@@ -1,12 +1,15 @@
 //! evatag: tags photos with ImageNet-1k labels using EVA-CLIP giant, and finds similar photos.
 //!
-//! The modules depend one way: [`cli`] and [`gui`] drive the [`worker`], which uses the
-//! [`model`], [`preprocess`] and [`library`].
+//! The modules depend one way: [`cli`] and [`gui`] fill in the [`options`] and drive the
+//! [`worker`], which uses the [`model`], [`preprocess`] and [`library`]; `main.rs` picks the
+//! front end.
 
 pub mod cli;
 pub mod gui;
 pub mod library;
 pub mod model;
+pub mod options;
 pub mod preprocess;
+pub mod setup;
 mod simd;
 pub mod worker;

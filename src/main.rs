@@ -5,6 +5,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use evatag::setup::{self, LogTo};
+use evatag::{cli, gui};
 
 /// Large tensors are allocated and freed several times per layer; mimalloc keeps the freed
 /// memory mapped, where the system allocator returns it and pays page faults on every reuse.
@@ -12,7 +14,22 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let args = evatag::cli::Args::parse();
-    evatag::cli::init_logging(args.command.is_none());
-    evatag::cli::run(args)
+    let args = cli::Args::parse();
+    let options = args.model.options();
+    match args.command {
+        None => {
+            setup::init_logging(LogTo::File);
+            match gui::run(options, args.paths) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("evatag: error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Some(command) => {
+            setup::init_logging(LogTo::Stderr);
+            cli::run(command, &options)
+        }
+    }
 }

@@ -23,6 +23,7 @@ use crate::model::device::{self, DTypeChoice, DeviceChoice};
 use crate::model::labels::{Label, class_name};
 use crate::model::weights::{self, DownloadProgress, ModelSource};
 use crate::model::{ClassProb, Model, Prediction};
+use crate::options::Options;
 use crate::preprocess::{self, Preprocessor};
 
 /// How the worker loads its model and treats files.
@@ -50,15 +51,23 @@ pub struct WorkerConfig {
 
 impl Default for WorkerConfig {
     fn default() -> Self {
+        Self::new(&Options::default(), 4, 5)
+    }
+}
+
+impl WorkerConfig {
+    /// The configuration for `options`, with `batch_size` images per batch (at least one)
+    /// and `top_k` labels per image.
+    pub fn new(options: &Options, batch_size: usize, top_k: usize) -> Self {
         Self {
-            source: ModelSource::default_hub(false),
-            device: DeviceChoice::Auto,
-            dtype: DTypeChoice::F32,
-            cache_dir: cache::default_cache_dir(),
-            batch_size: 4,
-            top_k: 5,
-            max_megapixels: preprocess::DEFAULT_MAX_MEGAPIXELS,
-            max_file_mb: preprocess::DEFAULT_MAX_FILE_MB,
+            source: options.source.clone(),
+            device: options.device.unwrap_or_default(),
+            dtype: options.dtype,
+            cache_dir: options.cache_dir.clone(),
+            batch_size: batch_size.max(1),
+            top_k,
+            max_megapixels: options.max_megapixels,
+            max_file_mb: options.max_file_mb,
             decode_threads: 2,
         }
     }

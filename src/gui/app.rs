@@ -6,10 +6,10 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, unbounded};
 
-use crate::cli::ModelArgs;
 use crate::library::export::{ExportRequest, PhotoTags};
 use crate::library::scan::IMAGE_EXTENSIONS;
 use crate::library::search::Match;
+use crate::options::Options;
 use crate::worker::{Command, Event, ModelStatus, Progress, Worker, WorkerConfig};
 
 use super::library::{Library, PhotoState};
@@ -32,16 +32,11 @@ pub struct AppOptions {
 }
 
 impl AppOptions {
-    /// Options from the command line (`evatag [OPTIONS] [PATHS...]`).
-    pub fn from_command_line(model: &ModelArgs, paths: Vec<PathBuf>) -> Self {
-        let worker = model.worker_config(4, 5);
+    /// The app's start from the shared options and the paths to open.
+    pub fn new(options: &Options, paths: Vec<PathBuf>) -> Self {
+        let worker = WorkerConfig::new(options, 4, 5);
         let thumbnail_cache = worker.cache_dir.as_ref().map(|d| d.join("thumbnails"));
-        Self {
-            device_from_command_line: model.device != crate::model::device::DeviceChoice::Auto,
-            worker,
-            paths,
-            thumbnail_cache,
-        }
+        Self { device_from_command_line: options.device.is_some(), worker, paths, thumbnail_cache }
     }
 }
 

@@ -16,13 +16,13 @@ use std::path::PathBuf;
 pub use app::{App, AppOptions, FrameStats};
 pub use settings::Settings;
 
-use crate::cli::ModelArgs;
+use crate::options::Options;
 
 /// The window's application id (Wayland app id, X11 class), matching the desktop file.
 pub const APP_ID: &str = "org.evatag.Evatag";
 
 /// Opens the main window and runs until it is closed.
-pub fn run(model: ModelArgs, paths: Vec<PathBuf>) -> anyhow::Result<()> {
+pub fn run(options: Options, paths: Vec<PathBuf>) -> anyhow::Result<()> {
     let icon = eframe::icon_data::from_png_bytes(include_bytes!("../../assets/icons/evatag-256.png"))?;
     let viewport = egui::ViewportBuilder::default()
         .with_title("evatag")
@@ -31,7 +31,7 @@ pub fn run(model: ModelArgs, paths: Vec<PathBuf>) -> anyhow::Result<()> {
         .with_min_inner_size([720.0, 480.0])
         .with_drag_and_drop(true)
         .with_icon(icon);
-    let options = eframe::NativeOptions {
+    let native = eframe::NativeOptions {
         viewport,
         renderer: eframe::Renderer::Glow,
         persist_window: true,
@@ -39,11 +39,8 @@ pub fn run(model: ModelArgs, paths: Vec<PathBuf>) -> anyhow::Result<()> {
     };
     eframe::run_native(
         "evatag",
-        options,
-        Box::new(move |cc| {
-            let options = AppOptions::from_command_line(&model, paths);
-            Ok(Box::new(App::new(cc, options)))
-        }),
+        native,
+        Box::new(move |cc| Ok(Box::new(App::new(cc, AppOptions::new(&options, paths))))),
     )
     .map_err(|e| anyhow::anyhow!("the window could not be opened: {e}"))
 }

@@ -98,14 +98,6 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How many moved-aside damaged databases are kept; older ones are deleted.
 pub const KEPT_BROKEN_COPIES: usize = 3;
 
-/// The cache folder: `EVATAG_CACHE_DIR` if set, else the platform's cache location.
-pub fn default_cache_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("EVATAG_CACHE_DIR").filter(|d| !d.is_empty()) {
-        return Some(PathBuf::from(dir));
-    }
-    directories::ProjectDirs::from("org", "evatag", "evatag").map(|d| d.cache_dir().to_owned())
-}
-
 /// Size and modification time of a file, as recorded in the path table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileStamp {

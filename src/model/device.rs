@@ -3,7 +3,7 @@
 use candle_core::{DType, Device};
 
 /// The device a user asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum DeviceChoice {
     /// Metal if available, then CUDA, then CPU.
     #[default]
@@ -17,6 +17,9 @@ pub enum DeviceChoice {
 }
 
 impl DeviceChoice {
+    /// Every choice, in menu order.
+    pub const ALL: [Self; 4] = [Self::Auto, Self::Cpu, Self::Cuda, Self::Metal];
+
     /// The name users see: `Auto`, `CPU`, `CUDA` or `Metal`.
     pub fn name(self) -> &'static str {
         match self {
@@ -29,7 +32,7 @@ impl DeviceChoice {
 }
 
 /// The floating-point type a user asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum DTypeChoice {
     /// 32-bit floats (always used on CPU).
     #[default]
@@ -38,6 +41,20 @@ pub enum DTypeChoice {
     F16,
     /// bfloat16 (GPUs only).
     Bf16,
+}
+
+impl DTypeChoice {
+    /// Every choice.
+    pub const ALL: [Self; 3] = [Self::F32, Self::F16, Self::Bf16];
+
+    /// The name users see: `f32`, `f16` or `bf16`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::F16 => "f16",
+            Self::Bf16 => "bf16",
+        }
+    }
 }
 
 /// The device and precision the model will use, plus any warnings about fallbacks taken.
@@ -109,7 +126,7 @@ pub fn place(device: DeviceChoice, dtype: DTypeChoice) -> Placement {
     let dtype = match (dtype, device.is_cpu()) {
         (DTypeChoice::F32, _) => DType::F32,
         (other, true) => {
-            warnings.push(format!("{other:?} is for GPUs; the CPU computes in f32").to_lowercase());
+            warnings.push(format!("{} is for GPUs; the CPU computes in f32", other.name()));
             DType::F32
         }
         (DTypeChoice::F16, false) => DType::F16,
