@@ -21,7 +21,7 @@ use crate::model::{Model, weights::ModelFiles};
 use crate::options::Options;
 use crate::preprocess;
 use crate::setup;
-use crate::worker::{Command, Event, ModelStatus, Progress, Tagged, Worker, WorkerConfig};
+use crate::worker::{Command, Event, ModelStatus, PhotoError, Progress, Tagged, Worker, WorkerConfig};
 
 /// Tag photos with ImageNet-1k labels using EVA-CLIP giant, and find similar photos.
 ///
@@ -315,7 +315,7 @@ fn tag_paths(
     worker: &Worker,
     feedback: &mut Feedback,
     paths: Vec<PathBuf>,
-    mut on_image: impl FnMut(PathBuf, Result<Tagged, String>) -> anyhow::Result<()>,
+    mut on_image: impl FnMut(PathBuf, Result<Tagged, PhotoError>) -> anyhow::Result<()>,
 ) -> anyhow::Result<Progress> {
     worker.send(Command::Add(paths));
     let mut last = Progress::default();
@@ -347,7 +347,7 @@ fn run_tag(options: &Options, args: &TagArgs) -> anyhow::Result<ExitCode> {
             Ok(tagged) => {
                 Outcome::Tagged { labels: &tagged.labels, embedding: args.embedding.then_some(&tagged.embedding[..]) }
             }
-            Err(error) => Outcome::Failed(error),
+            Err(error) => Outcome::Failed(&error.message),
         };
         bar.suspend(|| out.write(&path, outcome)).map_err(anyhow::Error::from)
     })?;
@@ -381,7 +381,7 @@ fn run_similar(options: &Options, args: &SimilarArgs) -> anyhow::Result<ExitCode
         feedback.on_event(&event)?;
         if let Event::Similar { outcome, .. } = event {
             feedback.bar.finish_and_clear();
-            let matches = outcome.map_err(anyhow::Error::msg)?;
+            let matches = outcome?;
             if matches.is_empty() && args.paths.is_empty() {
                 eprintln!(
                     "evatag: error: nothing is indexed yet for this model to compare {} with: tag photos first \

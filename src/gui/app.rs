@@ -222,8 +222,8 @@ impl App {
                 let state = match outcome {
                     Ok(tagged) => PhotoState::Tagged(tagged.labels),
                     Err(error) => {
-                        self.errors.push((path.clone(), error.clone()));
-                        PhotoState::Failed(error)
+                        self.errors.push((path.clone(), error.to_string()));
+                        PhotoState::Failed(error.to_string())
                     }
                 };
                 self.library.finish(&path, state);
@@ -231,7 +231,7 @@ impl App {
             Event::Progress(progress) => self.progress = progress,
             Event::Similar { query, outcome } => {
                 if let Some(view) = self.similar.as_mut().filter(|v| v.query == query) {
-                    view.results = Some(outcome);
+                    view.results = Some(outcome.map_err(|e| e.to_string()));
                 }
             }
             Event::CacheCleared(outcome) => match outcome {

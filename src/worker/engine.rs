@@ -1,0 +1,521 @@
+//! The worker thread's loop: it takes commands, follows the model loader, gathers what the
+//! pipeline prepares into batches, runs them through the model and stores the results.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, bounded, select};
+
+use super::Notifier;
+use super::loader::{LoaderMsg, spawn_loader};
+use super::pipeline::{self, DecodeContext, Hit, Job, PipeMsg, Prepared, ReadyImage};
+use super::protocol::{Command, Event, ModelStatus, PhotoError, Progress, Tagged, WorkerConfig};
+use super::similar::Similarity;
+use crate::library::cache::{self, Cache, CacheError, ContentHash, NewResult};
+use crate::library::search::Match;
+use crate::model::config::ModelConfig;
+use crate::model::labels::{Label, class_name};
+use crate::model::{ClassProb, Model, Prediction};
+use crate::preprocess::Preprocessor;
+
+/// A similarity query waiting for the model.
+struct Query {
+    query: PathBuf,
+    k: usize,
+    within: Option<Vec<PathBuf>>,
+}
+
+/// Where the model is, and what waits for it.
+enum ModelState {
+    /// Looking for the model's files: added paths and queries wait.
+    Locating { waiting_paths: Vec<Vec<PathBuf>>, waiting_queries: Vec<Query> },
+    /// The files are found and the configuration is known, so scanning and decoding run;
+    /// the weights are still loading, so queries wait.
+    Located { config: ModelConfig, model_id: String, waiting_queries: Vec<Query> },
+    /// Loaded and running.
+    Ready(Box<Model>),
+    /// It could not be made ready (the loader said why).
+    Failed,
+}
+
+impl ModelState {
+    /// The configuration and identity, once the files are found.
+    fn located(&self) -> Option<(&ModelConfig, &str)> {
+        match self {
+            Self::Located { config, model_id, .. } => Some((config, model_id)),
+            Self::Ready(model) => Some((model.config(), model.id())),
+            Self::Locating { .. } | Self::Failed => None,
+        }
+    }
+
+    fn model(&self) -> Option<&Model> {
+        match self {
+            Self::Ready(model) => Some(model),
+            _ => None,
+        }
+    }
+}
+
+/// Counters of the current job (one generation).
+#[derive(Default)]
+struct JobCounters {
+    scans_active: u64,
+    found: u64,
+    progress: Progress,
+    started: Option<Instant>,
+    last_report: Option<Instant>,
+    /// Whether this job has already said that the cache could not be written.
+    cache_write_warned: bool,
+    /// Whether another program holds the cache locked: the rest of the job is not stored.
+    cache_locked: bool,
+}
+
+impl JobCounters {
+    fn outstanding(&self) -> u64 {
+        self.found.saturating_sub(self.progress.done)
+    }
+
+    fn busy(&self) -> bool {
+        self.scans_active > 0 || self.outstanding() > 0
+    }
+}
+
+/// The state of the worker thread.
+pub(super) struct Engine {
+    config: WorkerConfig,
+    notifier: Notifier,
+    commands: Receiver<Command>,
+    loader: Receiver<LoaderMsg>,
+    pipe_tx: Sender<PipeMsg>,
+    pipe_rx: Receiver<PipeMsg>,
+    /// The current job's generation; a cancel moves it on, and stale messages are dropped.
+    generation: Arc<AtomicU64>,
+    /// The decoders' queue, once the model's files are found.
+    jobs: Option<Sender<Job>>,
+    model: ModelState,
+    cache: Option<Cache>,
+    similarity: Similarity,
+    batch: Vec<ReadyImage>,
+    job: JobCounters,
+}
+
+impl Engine {
+    /// An engine that starts loading the model at once.
+    pub fn new(config: WorkerConfig, notifier: Notifier, commands: Receiver<Command>) -> Self {
+        let (pipe_tx, pipe_rx) = bounded(2 * config.batch_size.max(1) + config.decode_threads + 64);
+        let loader = spawn_loader(&config, notifier.clone());
+        Self {
+            config,
+            notifier,
+            commands,
+            loader,
+            pipe_tx,
+            pipe_rx,
+            generation: Arc::new(AtomicU64::new(0)),
+            jobs: None,
+            model: ModelState::Locating { waiting_paths: Vec::new(), waiting_queries: Vec::new() },
+            cache: None,
+            similarity: Similarity::default(),
+            batch: Vec::new(),
+            job: JobCounters::default(),
+        }
+    }
+
+    /// Runs until told to stop or until every handle is gone.
+    pub fn run(mut self) {
+        self.open_cache();
+        loop {
+            // While the model cannot take a batch, stop pulling preprocessed images so that
+            // they wait, bounded, in the pipeline instead of piling up here.
+            let pipe = if self.model.model().is_none() && self.batch.len() >= self.config.batch_size {
+                crossbeam_channel::never()
+            } else {
+                self.pipe_rx.clone()
+            };
+            select! {
+                recv(self.commands) -> command => match command {
+                    Ok(Command::Shutdown) | Err(_) => return,
+                    Ok(command) => self.handle(command),
+                },
+                recv(self.loader) -> msg => match msg {
+                    Ok(msg) => self.on_loader(msg),
+                    Err(_) => self.loader = crossbeam_channel::never(),
+                },
+                recv(pipe) -> msg => {
+                    if let Ok(msg) = msg {
+                        self.on_pipe(msg);
+                    }
+                }
+            }
+            self.maybe_run_batch();
+        }
+    }
+
+    fn open_cache(&mut self) {
+        let Some(dir) = self.config.cache_dir.clone() else { return };
+        match Cache::open_in(&dir) {
+            Ok((cache, warnings)) => {
+                for warning in warnings {
+                    self.notifier.send(Event::Warning(warning));
+                }
+                self.cache = Some(cache);
+            }
+            Err(e) => {
+                // Without a cache everything still works; it is only slower next time.
+                self.config.cache_dir = None;
+                self.notifier.send(Event::Warning(format!("{e}; results will not be cached")));
+            }
+        }
+    }
+
+    fn handle(&mut self, command: Command) {
+        match command {
+            Command::Add(paths) => match &mut self.model {
+                ModelState::Locating { waiting_paths, .. } => waiting_paths.push(paths),
+                ModelState::Failed => self.fail_unscanned(paths),
+                ModelState::Located { .. } | ModelState::Ready(_) => self.start_scan(paths),
+            },
+            Command::Cancel => self.cancel(),
+            Command::ClearCache => self.clear_cache(),
+            Command::FindSimilar { query, k, within } => {
+                let query = Query { query, k, within };
+                match &mut self.model {
+                    ModelState::Locating { waiting_queries, .. } | ModelState::Located { waiting_queries, .. } => {
+                        waiting_queries.push(query);
+                    }
+                    ModelState::Failed => self.reply_unavailable(query),
+                    ModelState::Ready(_) => self.answer(query),
+                }
+            }
+            Command::Shutdown => {}
+        }
+    }
+
+    fn on_loader(&mut self, msg: LoaderMsg) {
+        match msg {
+            LoaderMsg::Status(status) => {
+                let failed = matches!(status, ModelStatus::Failed(_));
+                self.notifier.send(Event::Model(status));
+                if failed {
+                    self.on_model_failed();
+                }
+            }
+            LoaderMsg::Located { config, model_id } => {
+                let (waiting_paths, waiting_queries) = match std::mem::replace(&mut self.model, ModelState::Failed) {
+                    ModelState::Locating { waiting_paths, waiting_queries } => (waiting_paths, waiting_queries),
+                    other => {
+                        self.model = other;
+                        return;
+                    }
+                };
+                let context = self.decode_context(&config, &model_id, self.cache.as_ref().map(|c| c.path().to_owned()));
+                self.similarity.reset(config.eva.embed_dim);
+                let (threads, generation) = (self.config.decode_threads.max(1), self.generation.clone());
+                self.jobs = Some(pipeline::spawn_decoders(context, threads, generation, self.pipe_tx.clone()));
+                self.model = ModelState::Located { config, model_id, waiting_queries };
+                for paths in waiting_paths {
+                    self.start_scan(paths);
+                }
+            }
+            LoaderMsg::Loaded(model) => {
+                let waiting = match std::mem::replace(&mut self.model, ModelState::Ready(model)) {
+                    ModelState::Locating { waiting_queries, .. } | ModelState::Located { waiting_queries, .. } => {
+                        waiting_queries
+                    }
+                    ModelState::Ready(_) | ModelState::Failed => Vec::new(),
+                };
+                for query in waiting {
+                    self.answer(query);
+                }
+            }
+        }
+    }
+
+    /// Everything waiting for the model is answered: it is not available.
+    fn on_model_failed(&mut self) {
+        let (paths, queries) = match std::mem::replace(&mut self.model, ModelState::Failed) {
+            ModelState::Locating { waiting_paths, waiting_queries } => (waiting_paths, waiting_queries),
+            ModelState::Located { waiting_queries, .. } => (Vec::new(), waiting_queries),
+            ModelState::Ready(_) | ModelState::Failed => (Vec::new(), Vec::new()),
+        };
+        for paths in paths {
+            self.fail_unscanned(paths);
+        }
+        for query in queries {
+            self.reply_unavailable(query);
+        }
+    }
+
+    fn reply_unavailable(&self, query: Query) {
+        let outcome = Err(PhotoError::model_unavailable(query.query.clone()));
+        self.notifier.send(Event::Similar { query: query.query, outcome });
+    }
+
+    /// What decoding needs to know about the model and the cache.
+    fn decode_context(&self, config: &ModelConfig, model_id: &str, cache_db: Option<PathBuf>) -> DecodeContext {
+        DecodeContext {
+            preprocessor: Preprocessor::new(&config.pretrained_cfg),
+            model_id: model_id.to_owned(),
+            cache_db,
+            labels_needed: self.config.top_k.min(config.eva.num_classes),
+            max_megapixels: self.config.max_megapixels,
+            max_file_mb: self.config.max_file_mb,
+        }
+    }
+
+    /// Reports every path of an `Add` as not tagged because the model is unavailable.
+    fn fail_unscanned(&mut self, paths: Vec<PathBuf>) {
+        for path in paths {
+            self.notifier.send(Event::Image { path: path.clone(), outcome: Err(PhotoError::model_unavailable(path)) });
+        }
+        self.notifier.send(Event::Idle);
+    }
+
+    fn start_scan(&mut self, roots: Vec<PathBuf>) {
+        let Some(jobs) = self.jobs.clone() else { return };
+        if !self.job.busy() {
+            self.job = JobCounters { started: Some(Instant::now()), ..JobCounters::default() };
+        }
+        self.job.scans_active += 1;
+        self.job.progress.scanning = true;
+        let generation = self.generation.load(Ordering::SeqCst);
+        pipeline::spawn_scanner(roots, generation, self.generation.clone(), jobs, self.pipe_tx.clone());
+    }
+
+    fn cancel(&mut self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.batch.clear();
+        let was_busy = self.job.busy();
+        self.job = JobCounters::default();
+        if let ModelState::Locating { waiting_paths, .. } = &mut self.model {
+            for path in std::mem::take(waiting_paths).into_iter().flatten() {
+                self.notifier.send(Event::Image { path: path.clone(), outcome: Err(PhotoError::cancelled(path)) });
+            }
+        }
+        if was_busy {
+            self.notifier.send(Event::Progress(self.job.progress));
+        }
+        self.notifier.send(Event::Idle);
+    }
+
+    fn clear_cache(&mut self) {
+        let outcome = match self.cache.as_mut() {
+            Some(cache) => cache.clear().map_err(|e| e.to_string()),
+            None => Err("results are not being cached".to_owned()),
+        };
+        if outcome.is_ok()
+            && let Some((config, _)) = self.model.located()
+        {
+            self.similarity.reset(config.eva.embed_dim);
+        }
+        self.notifier.send(Event::CacheCleared(outcome));
+    }
+
+    fn on_pipe(&mut self, msg: PipeMsg) {
+        let current = self.generation.load(Ordering::SeqCst);
+        match msg {
+            PipeMsg::Found { generation, path, modified } if generation == current => {
+                self.job.found += 1;
+                self.job.progress.total = self.job.found;
+                self.notifier.send(Event::Queued { path, modified });
+            }
+            PipeMsg::ScanFinished { generation } if generation == current => {
+                self.job.scans_active = self.job.scans_active.saturating_sub(1);
+                self.job.progress.scanning = self.job.scans_active > 0;
+                self.after_item();
+            }
+            PipeMsg::Finished { generation, path, outcome } if generation == current => {
+                let outcome = outcome.map(|hit| self.accept_hit(&path, hit));
+                self.job.progress.cached += u64::from(outcome.is_ok());
+                self.finish(path, outcome);
+            }
+            PipeMsg::Ready { generation, item } if generation == current => self.batch.push(item),
+            _ => {}
+        }
+    }
+
+    /// Says once per job that results could not be stored (a full disk fails every batch).
+    fn warn_cache_write(&mut self, error: &CacheError) {
+        tracing::debug!("{error}");
+        self.job.cache_locked |= error.is_busy();
+        if !std::mem::replace(&mut self.job.cache_write_warned, true) {
+            self.notifier.send(Event::Warning(format!("{error}; the results of this run may not all be cached")));
+        }
+    }
+
+    fn accept_hit(&mut self, path: &Path, hit: Hit) -> Tagged {
+        if let (Some(stamp), Some(cache)) = (hit.record, self.cache.as_mut())
+            && let Err(e) = cache.remember_file(path, stamp, &hit.hash)
+        {
+            self.warn_cache_write(&e);
+        }
+        self.tagged(path, hit.hash, &hit.labels, hit.embedding, true)
+    }
+
+    fn tagged(
+        &mut self,
+        path: &Path,
+        hash: ContentHash,
+        labels: &[ClassProb],
+        embedding: Vec<f32>,
+        from_cache: bool,
+    ) -> Tagged {
+        let num_classes = self.model.located().map_or(0, |(config, _)| config.eva.num_classes);
+        self.similarity.insert(path, hash, &embedding);
+        Tagged {
+            labels: labels
+                .iter()
+                .take(self.config.top_k)
+                .map(|c| Label { class: c.class, label: class_name(c.class, num_classes), prob: c.prob })
+                .collect(),
+            embedding: embedding.into(),
+            hash,
+            from_cache,
+        }
+    }
+
+    fn finish(&mut self, path: PathBuf, outcome: Result<Tagged, PhotoError>) {
+        self.job.progress.done += 1;
+        if outcome.is_err() {
+            self.job.progress.failed += 1;
+        }
+        self.notifier.send(Event::Image { path, outcome });
+        self.after_item();
+    }
+
+    /// Reports progress (at most ten times a second, and always at the end) and goes idle
+    /// when the job is complete.
+    fn after_item(&mut self) {
+        let now = Instant::now();
+        let complete = !self.job.busy() && self.batch.is_empty();
+        let due = self.job.last_report.is_none_or(|t| now - t >= Duration::from_millis(100));
+        if due || complete {
+            self.job.last_report = Some(now);
+            let p = &mut self.job.progress;
+            if let Some(started) = self.job.started {
+                let secs = (now - started).as_secs_f64().max(1e-3);
+                p.images_per_second = p.done as f64 / secs;
+                p.eta_secs =
+                    (p.done > 0 && !p.scanning).then(|| p.total.saturating_sub(p.done) as f64 / p.images_per_second);
+            }
+            self.notifier.send(Event::Progress(*p));
+        }
+        if complete {
+            self.notifier.send(Event::Idle);
+        }
+    }
+
+    /// Runs a batch when it is full, or when nothing more can join it.
+    fn maybe_run_batch(&mut self) {
+        let Some(model) = self.model.model() else { return };
+        if self.batch.is_empty() {
+            return;
+        }
+        let waiting_for_more = self.job.scans_active > 0 || self.job.outstanding() > self.batch.len() as u64;
+        if self.batch.len() < self.config.batch_size && waiting_for_more {
+            return;
+        }
+        let batch: Vec<ReadyImage> = self.batch.drain(..self.batch.len().min(self.config.batch_size)).collect();
+        let inputs: Vec<&[f32]> = batch.iter().map(|b| b.input.as_slice()).collect();
+        let predictions = model.predict(&inputs);
+        let model_id = model.id().to_owned();
+        match predictions {
+            Ok(predictions) => {
+                for (path, tagged) in self.record_results(&model_id, batch, predictions) {
+                    self.job.progress.inferred += 1;
+                    self.finish(path, Ok(tagged));
+                }
+            }
+            Err(e) => {
+                for item in batch {
+                    self.finish(item.path.clone(), Err(PhotoError::model(item.path, &e)));
+                }
+            }
+        }
+        // More may be ready already; keep draining without waiting for a new message.
+        if !self.batch.is_empty() {
+            self.maybe_run_batch();
+        }
+    }
+
+    /// Stores results in the cache and the similarity index; returns them as `Tagged`.
+    fn record_results(
+        &mut self,
+        model_id: &str,
+        batch: Vec<ReadyImage>,
+        predictions: Vec<Prediction>,
+    ) -> Vec<(PathBuf, Tagged)> {
+        let ranked: Vec<Vec<ClassProb>> =
+            predictions.iter().map(|p| p.top_k(cache::CACHED_TOP_K.max(self.config.top_k))).collect();
+        if let Some(cache) = self.cache.as_mut().filter(|_| !self.job.cache_locked) {
+            let rows: Vec<NewResult> = batch
+                .iter()
+                .zip(&predictions)
+                .zip(&ranked)
+                .map(|((item, prediction), labels)| NewResult {
+                    path: &item.path,
+                    stamp: item.stamp,
+                    hash: item.hash,
+                    labels,
+                    embedding: &prediction.embedding,
+                })
+                .collect();
+            if let Err(e) = cache.store_batch(model_id, &rows) {
+                self.warn_cache_write(&e);
+            }
+        }
+        batch
+            .into_iter()
+            .zip(predictions)
+            .zip(ranked)
+            .map(|((item, prediction), labels)| {
+                let tagged = self.tagged(&item.path, item.hash, &labels, prediction.embedding, false);
+                (item.path, tagged)
+            })
+            .collect()
+    }
+
+    /// Answers a similarity query (the model is loaded).
+    fn answer(&mut self, query: Query) {
+        let outcome = self.similar(&query);
+        self.notifier.send(Event::Similar { query: query.query, outcome });
+    }
+
+    fn similar(&mut self, query: &Query) -> Result<Vec<Match>, PhotoError> {
+        let (hash, embedding) = self.query_embedding(&query.query)?;
+        let model_id = self.model.located().map(|(_, id)| id.to_owned()).unwrap_or_default();
+        let cache = self.cache.as_ref().map(|cache| (cache, model_id.as_str()));
+        self.similarity.search(cache, &hash, &embedding, query.k, query.within.as_deref()).map_err(|e| {
+            let message = format!("{}: the cache could not be searched: {e}", query.query.display());
+            PhotoError::file(query.query.clone(), message)
+        })
+    }
+
+    /// The embedding of a query photo: from this session, the cache, or the model.
+    fn query_embedding(&mut self, path: &Path) -> Result<(ContentHash, Vec<f32>), PhotoError> {
+        if let Some(known) = self.similarity.known(path) {
+            return Ok(known);
+        }
+        let (config, model_id) = self.model.located().ok_or_else(|| PhotoError::model_unavailable(path.to_owned()))?;
+        let context = self.decode_context(config, model_id, None);
+        match pipeline::prepare(path, &context, self.cache.as_ref())? {
+            Prepared::Hit(hit) => {
+                let tagged = self.accept_hit(path, hit);
+                Ok((tagged.hash, tagged.embedding.to_vec()))
+            }
+            Prepared::Ready(item) => {
+                let model = self.model.model().ok_or_else(|| PhotoError::model_unavailable(path.to_owned()))?;
+                let prediction = model.predict(&[&item.input]).map_err(|e| PhotoError::model(path.to_owned(), &e))?;
+                let model_id = model.id().to_owned();
+                let recorded = self.record_results(&model_id, vec![item], prediction);
+                let (_, tagged) = recorded
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| PhotoError::model(path.to_owned(), &"the model returned no result for the query"))?;
+                Ok((tagged.hash, tagged.embedding.to_vec()))
+            }
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! The model loader: finds the model's files (downloading them with progress if needed) and
+//! loads the weights, on a thread of its own so that the worker keeps answering meanwhile.
+
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, unbounded};
+
+use super::Notifier;
+use super::protocol::{ModelStatus, WorkerConfig};
+use crate::model::Model;
+use crate::model::config::ModelConfig;
+use crate::model::device;
+use crate::model::weights::{self, DownloadProgress};
+
+/// What the loader thread reports.
+pub(super) enum LoaderMsg {
+    /// The model's state changed.
+    Status(ModelStatus),
+    /// The files are found: the configuration is known, the weights are still loading.
+    Located { config: ModelConfig, model_id: String },
+    /// The weights are loaded.
+    Loaded(Box<Model>),
+}
+
+/// Locates the model's files (downloading them if needed) and loads it, on its own thread, so
+/// the worker keeps answering commands meanwhile.
+pub(super) fn spawn_loader(config: &WorkerConfig, notifier: Notifier) -> Receiver<LoaderMsg> {
+    let (tx, rx) = unbounded();
+    let source = config.source.clone();
+    let (device_choice, dtype_choice) = (config.device, config.dtype);
+    let wake = notifier.wake.clone();
+    std::thread::Builder::new()
+        .name("evatag-model".into())
+        .spawn(move || {
+            let send = |msg| {
+                let _ = tx.send(msg);
+                wake();
+            };
+            send(LoaderMsg::Status(ModelStatus::Locating));
+            let mut progress = StatusProgress::new(|status| send(LoaderMsg::Status(status)));
+            let located = weights::locate(&source, &mut progress).and_then(|files| {
+                let config = weights::read_config(&files.config)?;
+                let model_id = weights::model_id(&config, &files)?;
+                Ok((files, config, model_id))
+            });
+            let (files, config, model_id) = match located {
+                Ok(found) => found,
+                Err(e) => {
+                    send(LoaderMsg::Status(ModelStatus::Failed(e.to_string())));
+                    return;
+                }
+            };
+            send(LoaderMsg::Located { config, model_id });
+            let placement = device::place(device_choice, dtype_choice);
+            for warning in &placement.warnings {
+                tracing::warn!("{warning}");
+            }
+            send(LoaderMsg::Status(ModelStatus::Loading { device: placement.device_name() }));
+            match Model::load(&files, &placement) {
+                Ok(model) => {
+                    let ready = ModelStatus::Ready { device: placement.device_name(), model_id: model.id().to_owned() };
+                    send(LoaderMsg::Loaded(Box::new(model)));
+                    send(LoaderMsg::Status(ready));
+                }
+                Err(e) => send(LoaderMsg::Status(ModelStatus::Failed(e.to_string()))),
+            }
+        })
+        .expect("spawning the model loader thread");
+    rx
+}
+
+/// Turns download callbacks into [`ModelStatus::Downloading`] updates, a few per second.
+struct StatusProgress<F: FnMut(ModelStatus)> {
+    report: F,
+    file: String,
+    done: u64,
+    total: u64,
+    started: Instant,
+    resumed_from: u64,
+    last: Option<Instant>,
+}
+
+impl<F: FnMut(ModelStatus)> StatusProgress<F> {
+    fn new(report: F) -> Self {
+        Self { report, file: String::new(), done: 0, total: 0, started: Instant::now(), resumed_from: 0, last: None }
+    }
+
+    fn emit(&mut self) {
+        let secs = self.started.elapsed().as_secs_f64();
+        let fetched = self.done.saturating_sub(self.resumed_from) as f64;
+        let eta_secs = (secs > 1.0 && fetched > 0.0).then(|| (self.total - self.done) as f64 * secs / fetched);
+        (self.report)(ModelStatus::Downloading {
+            file: self.file.clone(),
+            done: self.done,
+            total: self.total,
+            eta_secs,
+        });
+    }
+}
+
+impl<F: FnMut(ModelStatus)> DownloadProgress for StatusProgress<F> {
+    fn start(&mut self, file: &str, total_bytes: u64) {
+        self.file = file.to_owned();
+        self.total = total_bytes;
+        self.done = 0;
+        self.resumed_from = 0;
+        self.started = Instant::now();
+    }
+
+    fn advance(&mut self, bytes: u64) {
+        if self.done == 0 && bytes > 0 && self.last.is_none() {
+            self.resumed_from = bytes;
+        }
+        self.done += bytes;
+        if self.last.is_none_or(|t| t.elapsed() >= Duration::from_millis(200)) {
+            self.last = Some(Instant::now());
+            self.emit();
+        }
+    }
+
+    fn finish(&mut self) {
+        self.done = self.total;
+        self.emit();
+    }
+}

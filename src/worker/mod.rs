@@ -1,0 +1,83 @@
+//! The background thread that owns the model.
+//!
+//! [`Command`]s go in and [`Event`]s come out over crossbeam channels; nothing here ever
+//! blocks the caller. Inside, a scanner thread walks the given paths, a small pool of decoder
+//! threads reads, hashes, looks up and preprocesses files ahead of the model ([`pipeline`]),
+//! a loader thread finds and loads the model ([`loader`]), and the worker thread itself
+//! ([`engine`]) runs batches through the model, writes results to the cache one transaction
+//! per batch, and answers similarity queries ([`similar`]). Every queue is bounded, so memory
+//! stays flat for any folder size.
+
+mod engine;
+mod loader;
+mod pipeline;
+mod protocol;
+mod similar;
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender, unbounded};
+
+pub use protocol::{Command, Event, ModelStatus, PhotoError, PhotoErrorKind, Progress, Tagged, WorkerConfig};
+
+/// Handle on the background worker.
+pub struct Worker {
+    commands: Sender<Command>,
+    events: Receiver<Event>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Worker {
+    /// Starts the worker; it begins locating and loading the model at once. `wake` is called
+    /// after every event (a GUI passes its repaint request).
+    pub fn spawn(config: WorkerConfig, wake: Box<dyn Fn() + Send + Sync>) -> Self {
+        let (commands, command_rx) = unbounded();
+        let (event_tx, events) = unbounded();
+        let notifier = Notifier { events: event_tx, wake: Arc::from(wake) };
+        let thread = std::thread::Builder::new()
+            .name("evatag-worker".into())
+            .spawn(move || engine::Engine::new(config, notifier, command_rx).run())
+            .expect("spawning the worker thread");
+        Self { commands, events, thread: Some(thread) }
+    }
+
+    /// Sends a command; a stopped worker ignores it.
+    pub fn send(&self, command: Command) {
+        let _ = self.commands.send(command);
+    }
+
+    /// The stream of events.
+    pub fn events(&self) -> &Receiver<Event> {
+        &self.events
+    }
+
+    /// Asks the worker to stop and waits for it (at most the batch in flight).
+    pub fn shutdown(mut self) {
+        self.send(Command::Shutdown);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.send(Command::Shutdown);
+    }
+}
+
+/// Sends events and wakes the receiver.
+#[derive(Clone)]
+struct Notifier {
+    events: Sender<Event>,
+    wake: Arc<dyn Fn() + Send + Sync>,
+}
+
+impl Notifier {
+    /// Sends one event and wakes the receiver.
+    fn send(&self, event: Event) {
+        let _ = self.events.send(event);
+        (self.wake)();
+    }
+}

@@ -1,0 +1,283 @@
+//! The pipeline ahead of the model: a scanner thread walks the folders, and a pool of decoder
+//! threads reads, hashes, looks up in the cache, decodes and preprocesses each file. What
+//! they find goes to the worker thread as [`PipeMsg`]s. Every message carries the job
+//! generation it belongs to, so a cancelled job's stragglers are recognised and dropped.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use crossbeam_channel::{Sender, bounded};
+
+use super::protocol::PhotoError;
+use crate::library::cache::{self, Cache, ContentHash, FileStamp};
+use crate::library::scan::{self, ScanItem};
+use crate::model::ClassProb;
+use crate::preprocess::{self, Preprocessor};
+
+/// Capacity of the queue between scanner and decoders.
+const JOB_QUEUE: usize = 64;
+
+/// A file on its way through the pipeline, tagged with the job generation it belongs to.
+pub(super) struct Job {
+    generation: u64,
+    path: PathBuf,
+}
+
+/// What scanner and decoders tell the worker thread.
+pub(super) enum PipeMsg {
+    /// A file was found and queued.
+    Found { generation: u64, path: PathBuf, modified: Option<SystemTime> },
+    /// A scan of one `Add` command is complete.
+    ScanFinished { generation: u64 },
+    /// A file is finished without the model (cache hit or error).
+    Finished { generation: u64, path: PathBuf, outcome: Result<Hit, PhotoError> },
+    /// A file is preprocessed and waits for the model.
+    Ready { generation: u64, item: ReadyImage },
+}
+
+/// A cache hit.
+pub(super) struct Hit {
+    /// The stored labels, best first.
+    pub labels: Vec<ClassProb>,
+    /// The stored embedding.
+    pub embedding: Vec<f32>,
+    /// The content hash it is stored under.
+    pub hash: ContentHash,
+    /// The path table lacks this path (a renamed or copied photo) and should learn it.
+    pub record: Option<FileStamp>,
+}
+
+/// A preprocessed image waiting for a batch.
+pub(super) struct ReadyImage {
+    /// The file.
+    pub path: PathBuf,
+    /// Its size and time when it was read.
+    pub stamp: FileStamp,
+    /// Its content hash.
+    pub hash: ContentHash,
+    /// The model's input, CHW f32.
+    pub input: Vec<f32>,
+}
+
+/// What decoders need to know about the model.
+#[derive(Clone)]
+pub(super) struct DecodeContext {
+    /// The model's eval transform.
+    pub preprocessor: Preprocessor,
+    /// The model's identity, under which results are cached.
+    pub model_id: String,
+    /// The cache database file, read through a connection of the decoder's own.
+    pub cache_db: Option<PathBuf>,
+    /// How many labels a cached result must hold to answer this request.
+    pub labels_needed: usize,
+    /// Images with more pixels than this (in millions) are refused.
+    pub max_megapixels: u64,
+    /// Files larger than this many megabytes are refused before they are read.
+    pub max_file_mb: u64,
+}
+
+/// Walks `roots` on a thread of its own: each photo found is announced to the worker and
+/// queued for the decoders; each problem is reported as a finished file. Stops early when
+/// the job's generation moves on (a cancel).
+pub(super) fn spawn_scanner(
+    roots: Vec<PathBuf>,
+    generation: u64,
+    current: Arc<AtomicU64>,
+    jobs: Sender<Job>,
+    pipe: Sender<PipeMsg>,
+) {
+    std::thread::Builder::new()
+        .name("evatag-scan".into())
+        .spawn(move || {
+            scan::scan(&roots, |item| {
+                if current.load(Ordering::SeqCst) != generation {
+                    return false;
+                }
+                let (path, modified) = match &item {
+                    ScanItem::Image(path) => (path.clone(), std::fs::metadata(path).and_then(|m| m.modified()).ok()),
+                    ScanItem::Problem { path, .. } => (path.clone(), None),
+                };
+                if pipe.send(PipeMsg::Found { generation, path, modified }).is_err() {
+                    return false;
+                }
+                match item {
+                    ScanItem::Image(path) => jobs.send(Job { generation, path }).is_ok(),
+                    ScanItem::Problem { path, reason } => {
+                        let outcome = Err(PhotoError::file(path.clone(), format!("{}: {reason}", path.display())));
+                        pipe.send(PipeMsg::Finished { generation, path, outcome }).is_ok()
+                    }
+                }
+            });
+            let _ = pipe.send(PipeMsg::ScanFinished { generation });
+        })
+        .expect("spawning a scanner thread");
+}
+
+/// Starts the decoder pool; returns the job queue feeding it.
+pub(super) fn spawn_decoders(
+    context: DecodeContext,
+    threads: usize,
+    generation: Arc<AtomicU64>,
+    pipe: Sender<PipeMsg>,
+) -> Sender<Job> {
+    let (tx, rx) = bounded::<Job>(JOB_QUEUE);
+    for i in 0..threads {
+        let (rx, pipe, generation, context) = (rx.clone(), pipe.clone(), generation.clone(), context.clone());
+        std::thread::Builder::new()
+            .name(format!("evatag-decode-{i}"))
+            .spawn(move || {
+                // Each decoder reads the cache through its own connection; WAL lets them run
+                // beside the writer.
+                let cache = context.cache_db.as_ref().and_then(|db| Cache::open_reader(db).ok());
+                for job in rx {
+                    if generation.load(Ordering::SeqCst) != job.generation {
+                        continue;
+                    }
+                    let msg = match prepare(&job.path, &context, cache.as_ref()) {
+                        Ok(Prepared::Ready(item)) => PipeMsg::Ready { generation: job.generation, item },
+                        Ok(Prepared::Hit(hit)) => {
+                            PipeMsg::Finished { generation: job.generation, path: job.path, outcome: Ok(hit) }
+                        }
+                        Err(e) => PipeMsg::Finished { generation: job.generation, path: job.path, outcome: Err(e) },
+                    };
+                    if pipe.send(msg).is_err() {
+                        return;
+                    }
+                }
+            })
+            .expect("spawning a decoder thread");
+    }
+    tx
+}
+
+/// A file after the decoder: answered from the cache, or ready for the model.
+pub(super) enum Prepared {
+    /// The cache knows it.
+    Hit(Hit),
+    /// It waits for the model.
+    Ready(ReadyImage),
+}
+
+/// Everything before the model: stat, cache lookups (by path, then by content), decode and
+/// preprocess. Errors name the file and the cause.
+pub(super) fn prepare(path: &Path, context: &DecodeContext, cache: Option<&Cache>) -> Result<Prepared, PhotoError> {
+    let named = |reason: String| PhotoError::file(path.to_owned(), format!("{}: {reason}", path.display()));
+    let failed = |message: String| PhotoError::file(path.to_owned(), message);
+    let meta = std::fs::metadata(path).map_err(|e| named(scan::describe_io(path, &e)))?;
+    if !meta.is_file() {
+        return Err(named("is not a regular file".into()));
+    }
+    let stamp = FileStamp::of(&meta);
+    let usable = |hit: Option<cache::CachedResult>| hit.filter(|h| h.labels.len() >= context.labels_needed);
+    if let Some(cache) = cache
+        && let Ok(Some(hash)) = cache.known_hash(path, stamp)
+        && let Ok(result) = cache.result(&hash, &context.model_id)
+        && let Some(hit) = usable(result)
+    {
+        return Ok(Prepared::Hit(Hit { labels: hit.labels, embedding: hit.embedding, hash, record: None }));
+    }
+    let bytes = scan::read_photo(path, context.max_file_mb).map_err(failed)?;
+    let hash = cache::hash_bytes(&bytes);
+    if let Some(cache) = cache
+        && let Ok(result) = cache.result(&hash, &context.model_id)
+        && let Some(hit) = usable(result)
+    {
+        return Ok(Prepared::Hit(Hit { labels: hit.labels, embedding: hit.embedding, hash, record: Some(stamp) }));
+    }
+    let image = preprocess::decode_rgb8(&bytes, path, context.max_megapixels).map_err(|e| failed(e.to_string()))?;
+    drop(bytes);
+    let input = context.preprocessor.run(&image);
+    Ok(Prepared::Ready(ReadyImage { path: path.to_owned(), stamp, hash, input }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::library::cache::NewResult;
+    use crate::model::config::{CropMode, Interpolation, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, PretrainedCfg};
+    use crate::worker::PhotoErrorKind;
+
+    fn context(cache_db: Option<PathBuf>, labels_needed: usize) -> DecodeContext {
+        let cfg = PretrainedCfg {
+            input_size: [3, 32, 32],
+            interpolation: Interpolation::Bicubic,
+            crop_pct: 0.9,
+            crop_mode: CropMode::Center,
+            mean: OPENAI_CLIP_MEAN,
+            std: OPENAI_CLIP_STD,
+        };
+        DecodeContext {
+            preprocessor: Preprocessor::new(&cfg),
+            model_id: "m".into(),
+            cache_db,
+            labels_needed,
+            max_megapixels: 10,
+            max_file_mb: 10,
+        }
+    }
+
+    fn photo(dir: &Path, name: &str) -> PathBuf {
+        let path = dir.join(name);
+        image::RgbImage::from_fn(40, 30, |x, y| image::Rgb([x as u8 * 6, y as u8 * 8, 128])).save(&path).unwrap();
+        path
+    }
+
+    fn ready(prepared: Result<Prepared, PhotoError>) -> ReadyImage {
+        match prepared {
+            Ok(Prepared::Ready(item)) => item,
+            Ok(Prepared::Hit(_)) => panic!("expected the model's turn, got a cache hit"),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn hit(prepared: Result<Prepared, PhotoError>) -> Hit {
+        match prepared {
+            Ok(Prepared::Hit(hit)) => hit,
+            Ok(Prepared::Ready(item)) => panic!("expected a cache hit for {}", item.path.display()),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn a_new_photo_is_preprocessed_and_a_known_one_answered_from_the_cache() {
+        let (photos, cache_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (mut cache, _) = Cache::open_in(cache_dir.path()).unwrap();
+        let path = photo(photos.path(), "a.png");
+        let item = ready(prepare(&path, &context(None, 1), Some(&cache)));
+        assert_eq!(item.input.len(), 3 * 32 * 32);
+        assert_eq!(item.hash, cache::hash_bytes(&std::fs::read(&path).unwrap()));
+
+        let labels = [ClassProb { class: 7, prob: 0.9 }];
+        let row = NewResult { path: &path, stamp: item.stamp, hash: item.hash, labels: &labels, embedding: &[0.5] };
+        cache.store_batch("m", &[row]).unwrap();
+        let known = hit(prepare(&path, &context(None, 1), Some(&cache)));
+        assert_eq!((known.labels, known.embedding, known.record), (labels.to_vec(), vec![0.5], None));
+
+        // A copy under another name: found by content, and its path is to be remembered.
+        let copy = photos.path().join("copy.png");
+        std::fs::copy(&path, &copy).unwrap();
+        let by_content = hit(prepare(&copy, &context(None, 1), Some(&cache)));
+        assert_eq!(by_content.hash, item.hash);
+        assert!(by_content.record.is_some());
+
+        // A request for more labels than are stored goes to the model.
+        ready(prepare(&path, &context(None, 2), Some(&cache)));
+    }
+
+    #[test]
+    fn errors_name_the_file_and_say_what_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("folder.jpg");
+        std::fs::create_dir(&folder).unwrap();
+        let text = dir.path().join("notes.png");
+        std::fs::write(&text, "not pixels").unwrap();
+        for (path, cause) in [(&folder, "not a regular file"), (&text, "not a supported image")] {
+            let Err(error) = prepare(path, &context(None, 1), None) else { panic!("{} was accepted", path.display()) };
+            assert_eq!(error.kind, PhotoErrorKind::File);
+            assert_eq!(&error.path, path);
+            assert!(error.message.contains(&*path.to_string_lossy()) && error.message.contains(cause), "{error}");
+        }
+    }
+}

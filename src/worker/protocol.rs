@@ -1,0 +1,235 @@
+//! The worker's protocol: its configuration, the [`Command`]s it takes and the [`Event`]s it
+//! reports. These types are the whole interface between a front end and the work.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::library::cache::ContentHash;
+use crate::library::search::Match;
+use crate::model::device::{DTypeChoice, DeviceChoice};
+use crate::model::labels::Label;
+use crate::model::weights::ModelSource;
+use crate::options::Options;
+
+/// How the worker loads its model and treats files.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Where the model comes from.
+    pub source: ModelSource,
+    /// Requested device.
+    pub device: DeviceChoice,
+    /// Requested precision.
+    pub dtype: DTypeChoice,
+    /// Folder of the result cache; `None` computes everything afresh and stores nothing.
+    pub cache_dir: Option<PathBuf>,
+    /// Images per model batch.
+    pub batch_size: usize,
+    /// Labels reported per image.
+    pub top_k: usize,
+    /// Images with more pixels than this (in millions) are refused.
+    pub max_megapixels: u64,
+    /// Photo files larger than this many megabytes are refused before they are read.
+    pub max_file_mb: u64,
+    /// Threads decoding ahead of the model.
+    pub decode_threads: usize,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self::new(&Options::default(), 4, 5)
+    }
+}
+
+impl WorkerConfig {
+    /// The configuration for `options`, with `batch_size` images per batch (at least one)
+    /// and `top_k` labels per image.
+    pub fn new(options: &Options, batch_size: usize, top_k: usize) -> Self {
+        Self {
+            source: options.source.clone(),
+            device: options.device.unwrap_or_default(),
+            dtype: options.dtype,
+            cache_dir: options.cache_dir.clone(),
+            batch_size: batch_size.max(1),
+            top_k,
+            max_megapixels: options.max_megapixels,
+            max_file_mb: options.max_file_mb,
+            decode_threads: 2,
+        }
+    }
+}
+
+/// A request to the worker.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Tag these files and everything under these folders.
+    Add(Vec<PathBuf>),
+    /// Drop everything queued; the batch running now is the last one.
+    Cancel,
+    /// Rank photos by similarity to `query` (tagged first if it is new).
+    FindSimilar {
+        /// The photo to compare against.
+        query: PathBuf,
+        /// How many results.
+        k: usize,
+        /// Compare only against photos at these paths (already added); all cached photos if `None`.
+        within: Option<Vec<PathBuf>>,
+    },
+    /// Delete every cached result.
+    ClearCache,
+    /// Stop the worker.
+    Shutdown,
+}
+
+/// The model's state as a user would describe it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelStatus {
+    /// Looking for the model's files.
+    Locating,
+    /// Downloading a file.
+    Downloading {
+        /// File name.
+        file: String,
+        /// Bytes on disk.
+        done: u64,
+        /// Bytes in all.
+        total: u64,
+        /// Seconds left at the current rate, once known.
+        eta_secs: Option<f64>,
+    },
+    /// Reading weights onto the device.
+    Loading {
+        /// Device name.
+        device: String,
+    },
+    /// Ready to run.
+    Ready {
+        /// Device name.
+        device: String,
+        /// Model identity.
+        model_id: String,
+    },
+    /// Could not be made ready; the text says why and what to do.
+    Failed(String),
+}
+
+/// What the model says about one photo.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tagged {
+    /// Most probable classes, best first.
+    pub labels: Vec<Label>,
+    /// The photo's embedding.
+    pub embedding: Arc<[f32]>,
+    /// BLAKE3 of the photo's bytes.
+    pub hash: ContentHash,
+    /// Whether the result came from the cache instead of the model.
+    pub from_cache: bool,
+}
+
+/// Counts and pace of the current job.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Progress {
+    /// Files finished (tagged, from cache, or failed).
+    pub done: u64,
+    /// Files found so far.
+    pub total: u64,
+    /// Whether the folders are still being walked (so `total` may grow).
+    pub scanning: bool,
+    /// Files run through the model.
+    pub inferred: u64,
+    /// Files answered from the cache.
+    pub cached: u64,
+    /// Files that failed.
+    pub failed: u64,
+    /// Files finished per second since the job began.
+    pub images_per_second: f64,
+    /// Seconds left at that pace.
+    pub eta_secs: Option<f64>,
+}
+
+/// Something the worker reports.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The model changed state.
+    Model(ModelStatus),
+    /// Something worth telling the user that is not tied to one file.
+    Warning(String),
+    /// A file was found and waits its turn.
+    Queued {
+        /// The file.
+        path: PathBuf,
+        /// Its modification time, when it could be read.
+        modified: Option<SystemTime>,
+    },
+    /// One file is finished: tagged, or an error naming the file and the cause.
+    Image {
+        /// The file.
+        path: PathBuf,
+        /// Its tags or what went wrong.
+        outcome: Result<Tagged, PhotoError>,
+    },
+    /// Progress of the current job.
+    Progress(Progress),
+    /// Answer to [`Command::FindSimilar`].
+    Similar {
+        /// The query photo.
+        query: PathBuf,
+        /// Ranked matches, or why there are none.
+        outcome: Result<Vec<Match>, PhotoError>,
+    },
+    /// The cache was emptied, or could not be: the text says which.
+    CacheCleared(Result<(), String>),
+    /// Nothing is queued or running.
+    Idle,
+}
+
+/// What kind of problem kept a photo from being tagged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhotoErrorKind {
+    /// The file is missing, unreadable, not a photo, too large, or damaged.
+    File,
+    /// The model ran and failed on this photo.
+    Model,
+    /// The model could not be loaded, so nothing was tagged.
+    ModelUnavailable,
+    /// The job was cancelled before the photo's turn.
+    Cancelled,
+}
+
+/// Why one photo has no tags: its path, the kind of problem, and a sentence for the user that
+/// names the file and the cause.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct PhotoError {
+    /// The photo.
+    pub path: PathBuf,
+    /// What kind of problem.
+    pub kind: PhotoErrorKind,
+    /// What to tell the user, naming the file.
+    pub message: String,
+}
+
+impl PhotoError {
+    /// A problem with the file itself; `message` already names the file.
+    pub fn file(path: PathBuf, message: String) -> Self {
+        Self { path, kind: PhotoErrorKind::File, message }
+    }
+
+    /// The model failed on this photo.
+    pub fn model(path: PathBuf, cause: &dyn std::fmt::Display) -> Self {
+        let message = format!("{}: the model failed on this image: {cause}", path.display());
+        Self { path, kind: PhotoErrorKind::Model, message }
+    }
+
+    /// Nothing was tagged because the model is not available.
+    pub fn model_unavailable(path: PathBuf) -> Self {
+        let message = format!("{}: not tagged: the model is not available", path.display());
+        Self { path, kind: PhotoErrorKind::ModelUnavailable, message }
+    }
+
+    /// The job was cancelled first.
+    pub fn cancelled(path: PathBuf) -> Self {
+        let message = format!("{}: not tagged: cancelled", path.display());
+        Self { path, kind: PhotoErrorKind::Cancelled, message }
+    }
+}
