@@ -45,8 +45,8 @@ fn main() -> anyhow::Result<()> {
         let frame = Instant::now();
         harness.step();
         frames.push(frame.elapsed());
-        let app = harness.state_mut();
-        if !app.is_busy() && app.library().len() == count as usize {
+        let app = harness.state();
+        if !app.is_busy() && app.photos().len() == count as usize {
             break;
         }
         anyhow::ensure!(started.elapsed() < Duration::from_secs(600), "tagging did not finish");

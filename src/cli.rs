@@ -492,8 +492,9 @@ fn run_bench(options: &Options, args: &BenchArgs) -> anyhow::Result<()> {
     for i in 0..args.iters {
         let started = Instant::now();
         model.predict(&inputs)?;
-        seconds.push(started.elapsed().as_secs_f64());
-        eprintln!("evatag: iteration {}: {:.3} s", i + 1, seconds.last().unwrap());
+        let elapsed = started.elapsed().as_secs_f64();
+        seconds.push(elapsed);
+        eprintln!("evatag: iteration {}: {elapsed:.3} s", i + 1);
     }
     seconds.sort_by(f64::total_cmp);
     let per_image = seconds[seconds.len() / 2] / batch as f64;

@@ -1,16 +1,12 @@
 //! The result cache end to end: nothing computed twice, renamed photos hit, edited photos
 //! miss, a killed run loses at most its batch in flight, a corrupt database is replaced.
+#![allow(clippy::unwrap_used, reason = "a test that unwraps fails, which is what it should do")]
 
 mod common;
 
-use std::ffi::{OsStr, OsString};
 use std::path::Path;
 
 use common::*;
-
-fn os(args: &[OsString]) -> Vec<&OsStr> {
-    args.iter().map(|a| a.as_os_str()).collect()
-}
 
 fn labels_by_name(run: &Run) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = run

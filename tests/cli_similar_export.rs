@@ -1,4 +1,5 @@
 //! `evatag similar` and `evatag export` end to end.
+#![allow(clippy::unwrap_used, reason = "a test that unwraps fails, which is what it should do")]
 
 mod common;
 
@@ -12,10 +13,6 @@ fn args_for(command: &str, model: &str, rest: &[&OsStr]) -> Vec<OsString> {
     args.push(model_dir(model).into());
     args.extend(rest.iter().map(|a| a.to_os_string()));
     args
-}
-
-fn os(args: &[OsString]) -> Vec<&OsStr> {
-    args.iter().map(|a| a.as_os_str()).collect()
 }
 
 /// Saves a smaller, re-encoded copy of a photo.

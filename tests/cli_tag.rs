@@ -1,14 +1,11 @@
 //! `evatag tag` end to end: output format, labels, bad inputs, exit status.
+#![allow(clippy::unwrap_used, reason = "a test that unwraps fails, which is what it should do")]
 
 mod common;
 
 use std::ffi::OsStr;
 
 use common::*;
-
-fn os(args: &[std::ffi::OsString]) -> Vec<&OsStr> {
-    args.iter().map(|a| a.as_os_str()).collect()
-}
 
 #[test]
 fn tags_photos_with_timms_top_classes() {

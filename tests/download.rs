@@ -1,4 +1,5 @@
 //! The real download path (hf-hub) against a local server in the Hub's URL layout.
+#![allow(clippy::unwrap_used, reason = "a test that unwraps fails, which is what it should do")]
 
 mod common;
 

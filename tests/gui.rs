@@ -1,5 +1,6 @@
 //! The real desktop `App` driven through egui_kittest (no rendering), with the tiny fixture
 //! model: widgets are found by their accessible names, as a screen reader finds them.
+#![allow(clippy::unwrap_used, reason = "a test that unwraps fails, which is what it should do")]
 
 mod common;
 
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
-use evatag::gui::library::PhotoState;
+use evatag::gui::photos::PhotoState;
 use evatag::gui::{App, AppOptions};
 use evatag::model::device::{DTypeChoice, DeviceChoice};
 use evatag::model::weights::ModelSource;
@@ -58,9 +59,9 @@ fn step_until(harness: &mut Harness<'static, App>, what: &str, done: impl Fn(&mu
     harness.step();
 }
 
-fn all_finished(app: &mut App, count: usize) -> bool {
-    let lib = app.library();
-    lib.len() == count && (0..lib.len()).all(|i| lib.photo(i).state != PhotoState::Queued)
+fn all_finished(app: &App, count: usize) -> bool {
+    let list = app.photos();
+    list.len() == count && (0..list.len()).all(|i| list.photo(i).state != PhotoState::Queued)
 }
 
 fn drop_on_window(harness: &mut Harness<'static, App>, path: &Path) {
@@ -84,8 +85,8 @@ fn dropping_a_folder_fills_the_grid_and_labels_appear() {
     harness.get_by_label("cat_landscape.jpg").click();
     harness.step();
     harness.step();
-    let index = harness.state_mut().library().index_of(&photos.path().join("cat_landscape.jpg")).unwrap();
-    let PhotoState::Tagged(labels) = harness.state_mut().library().photo(index).state.clone() else {
+    let index = harness.state().photos().index_of(&photos.path().join("cat_landscape.jpg")).unwrap();
+    let PhotoState::Tagged(labels) = harness.state().photos().photo(index).state.clone() else {
         panic!("cat_landscape.jpg is not tagged");
     };
     assert_eq!(labels.len(), 5);
@@ -115,12 +116,12 @@ fn the_filter_box_narrows_the_grid() {
     step_until(&mut harness, "every photo is tagged", |app| all_finished(app, copied.len()));
     // A label some photos have among their top five and others do not.
     let (label, expected) = {
-        let lib = harness.state_mut().library();
-        let labels_of = |i: usize| match &lib.photo(i).state {
+        let list = harness.state().photos();
+        let labels_of = |i: usize| match &list.photo(i).state {
             PhotoState::Tagged(labels) => labels.iter().map(|l| l.label.clone()).collect::<Vec<_>>(),
             _ => Vec::new(),
         };
-        let all: Vec<Vec<String>> = (0..lib.len()).map(labels_of).collect();
+        let all: Vec<Vec<String>> = (0..list.len()).map(labels_of).collect();
         let candidates: Vec<&String> = all.iter().flatten().collect();
         let pick = candidates
             .into_iter()
@@ -138,8 +139,8 @@ fn the_filter_box_narrows_the_grid() {
     harness.get_by_label("Filter").type_text(&label);
     harness.step();
     harness.step();
-    assert_eq!(harness.state_mut().library().filter(), label);
-    assert_eq!(harness.state_mut().library().visible().len(), expected);
+    assert_eq!(harness.state().photos().filter(), label);
+    assert_eq!(harness.state_mut().photos_mut().visible().len(), expected);
     let shown = harness.state().frame_stats().cells_built;
     assert_eq!(shown, expected, "cells on screen after filtering");
 }
@@ -151,9 +152,9 @@ fn arrow_keys_move_the_selection_through_the_grid() {
     let mut harness = app_harness(cache.path(), vec![photos.path().to_owned()], 4);
     step_until(&mut harness, "every photo is tagged", |app| all_finished(app, copied.len()));
     let order: Vec<PathBuf> = {
-        let lib = harness.state_mut().library();
-        let visible = lib.visible().to_vec();
-        visible.iter().map(|&i| lib.photo(i).path.clone()).collect()
+        let list = harness.state_mut().photos_mut();
+        let visible = list.visible().to_vec();
+        visible.iter().map(|&i| list.photo(i).path.clone()).collect()
     };
     harness.key_press(egui::Key::ArrowRight);
     harness.step();
@@ -176,8 +177,8 @@ fn a_corrupt_file_shows_its_error() {
     harness.get_by_label("Errors (1)").click();
     harness.step();
     harness.get_by_label_contains("broken.jpg: not a supported image");
-    let index = harness.state_mut().library().index_of(&photos.path().join("broken.jpg")).unwrap();
-    assert!(matches!(harness.state_mut().library().photo(index).state, PhotoState::Failed(_)));
+    let index = harness.state().photos().index_of(&photos.path().join("broken.jpg")).unwrap();
+    assert!(matches!(harness.state().photos().photo(index).state, PhotoState::Failed(_)));
     harness.get_by_label("broken.jpg");
 }
 
@@ -209,27 +210,27 @@ fn cancel_stops_a_running_job() {
     }
     let mut harness = app_harness(cache.path(), vec![photos.path().to_owned()], 1);
     step_until(&mut harness, "tagging has started", |app| {
-        let lib = app.library();
-        (0..lib.len()).any(|i| matches!(lib.photo(i).state, PhotoState::Tagged(_)))
+        let list = app.photos();
+        (0..list.len()).any(|i| matches!(list.photo(i).state, PhotoState::Tagged(_)))
     });
     harness.get_by_label("Cancel").click();
     harness.step();
     assert!(!harness.state().is_busy());
-    let tagged_at_cancel = tagged(harness.state_mut());
+    let tagged_at_cancel = tagged(harness.state());
     for _ in 0..50 {
         harness.step();
         std::thread::sleep(Duration::from_millis(10));
     }
-    let tagged_later = tagged(harness.state_mut());
+    let tagged_later = tagged(harness.state());
     assert!(tagged_later < count as usize, "the job ran to completion");
     // At most the batch in flight (one image) finishes after Cancel.
     assert!(tagged_later <= tagged_at_cancel + 1, "{tagged_at_cancel} then {tagged_later}");
     assert!(harness.query_by_label("Cancel").is_none());
 }
 
-fn tagged(app: &mut App) -> usize {
-    let lib = app.library();
-    (0..lib.len()).filter(|&i| matches!(lib.photo(i).state, PhotoState::Tagged(_))).count()
+fn tagged(app: &App) -> usize {
+    let list = app.photos();
+    (0..list.len()).filter(|&i| matches!(list.photo(i).state, PhotoState::Tagged(_))).count()
 }
 
 #[test]
@@ -237,7 +238,7 @@ fn a_grid_of_50000_photos_builds_only_the_visible_cells() {
     let cache = tempfile::tempdir().unwrap();
     let mut harness = app_harness(cache.path(), Vec::new(), 4);
     for i in 0..50_000 {
-        harness.state_mut().library().queue(PathBuf::from(format!("/nonexistent/photo{i:05}.jpg")), None);
+        harness.state_mut().photos_mut().queue(PathBuf::from(format!("/nonexistent/photo{i:05}.jpg")), None);
     }
     harness.step();
     harness.step();

@@ -3,6 +3,7 @@
 //! the run goes on, and memory stays that of an ordinary photo.
 //!
 //! This file holds one test, so every child process measured here is this test's own.
+#![allow(clippy::unwrap_used, reason = "a test that unwraps fails, which is what it should do")]
 
 mod common;
 

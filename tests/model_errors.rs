@@ -1,4 +1,5 @@
 //! Errors a user can act on when model files are wrong: each names the file and the cause.
+#![allow(clippy::unwrap_used, reason = "a test that unwraps fails, which is what it should do")]
 
 mod common;
 

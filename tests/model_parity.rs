@@ -1,5 +1,6 @@
 //! evatag's EVA against timm's, on fixture models and photos made by timm itself
 //! (tests/fixtures/make_fixtures.py).
+#![allow(clippy::unwrap_used, reason = "a test that unwraps fails, which is what it should do")]
 
 mod common;
 

@@ -4,13 +4,16 @@
 //! `cargo fuzz` targets in `fuzz/`.
 //!
 //! This file holds one test, so the process's peak memory is this test's own.
+#![allow(clippy::unwrap_used, reason = "a test that unwraps fails, which is what it should do")]
+
+mod common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::fixture_preprocessor;
 use evatag::library::export::xmp;
-use evatag::model::config::{CropMode, Interpolation, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, PretrainedCfg};
-use evatag::preprocess::{self, Preprocessor};
+use evatag::preprocess;
 
 /// Mutated files per seed file.
 const MUTANTS_PER_SEED: usize = 400;
@@ -79,7 +82,7 @@ fn peak_resident_bytes() -> Option<u64> {
 #[test]
 fn mutated_photos_and_sidecars_never_panic_and_stay_bounded() {
     let started = Instant::now();
-    let formats = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/formats");
+    let formats = common::fixtures().join("formats");
     let seeds = [
         "rotated_exif6.jpg",
         "cmyk.jpg",
@@ -90,14 +93,7 @@ fn mutated_photos_and_sidecars_never_panic_and_stay_bounded() {
         "animated.gif",
         "rgb.bmp",
     ];
-    let preprocessor = Preprocessor::new(&PretrainedCfg {
-        input_size: [3, 224, 224],
-        interpolation: Interpolation::Bicubic,
-        crop_pct: 0.9,
-        crop_mode: CropMode::Center,
-        mean: OPENAI_CLIP_MEAN,
-        std: OPENAI_CLIP_STD,
-    });
+    let preprocessor = fixture_preprocessor();
     let mut rng = Rng(0x5eed_e7a7_a600_0001);
     let (mut decoded, mut refused) = (0usize, 0usize);
     for name in seeds {
@@ -127,7 +123,7 @@ fn mutated_photos_and_sidecars_never_panic_and_stay_bounded() {
     }
     assert!(decoded > 0 && refused > 0, "{decoded} decoded, {refused} refused");
 
-    let sidecar = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/digikam.xmp")).unwrap();
+    let sidecar = std::fs::read(common::fixtures().join("digikam.xmp")).unwrap();
     let keywords = vec!["tabby".to_owned(), "potter's wheel".to_owned()];
     let (mut merged, mut rejected) = (0usize, 0usize);
     for i in 0..MUTANTS_PER_SEED * 4 {

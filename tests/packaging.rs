@@ -1,10 +1,12 @@
 //! Consistency checks for the packaging metadata: versions match Cargo.toml, the Linux desktop entry
 //! matches the app id the window sets, and every icon PNG is the size its name says.
+#![allow(clippy::unwrap_used, reason = "a test that unwraps fails, which is what it should do")]
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-const APP_ID: &str = "org.evatag.Evatag";
+use evatag::gui::APP_ID;
+
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 const IMAGE_MIME_TYPES: [&str; 6] = ["image/jpeg", "image/png", "image/webp", "image/tiff", "image/bmp", "image/gif"];
 const ICON_SIZES: [u32; 8] = [16, 24, 32, 48, 64, 128, 256, 512];

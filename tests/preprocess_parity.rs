@@ -1,22 +1,17 @@
 //! evatag's preprocessing against the pixels timm's eval transform produced, for photos of odd
 //! sizes in both orientations and for every supported file format.
+#![allow(clippy::unwrap_used, reason = "a test that unwraps fails, which is what it should do")]
 
 mod common;
 
 use common::*;
-use evatag::model::config::ModelConfig;
-use evatag::preprocess::{Preprocessor, decode_rgb8};
-
-fn preprocessor() -> Preprocessor {
-    let text = std::fs::read_to_string(model_dir("eva_tiny").join("config.json")).unwrap();
-    Preprocessor::new(&ModelConfig::from_json(&text).unwrap().pretrained_cfg)
-}
+use evatag::preprocess::decode_rgb8;
 
 /// Mean and worst absolute difference in 8-bit pixel units.
 fn crop_difference(folder: &str, name: &str) -> (f64, u8) {
     let path = fixtures().join(folder).join(name);
     let image = decode_rgb8(&std::fs::read(&path).unwrap(), &path, 100).unwrap();
-    let ours = preprocessor().crop(&image);
+    let ours = fixture_preprocessor().crop(&image);
     let theirs = expected_crop(name);
     assert_eq!(ours.dimensions(), theirs.dimensions(), "{name}");
     let diffs: Vec<u8> = ours.as_raw().iter().zip(theirs.as_raw()).map(|(a, b)| a.abs_diff(*b)).collect();
@@ -44,7 +39,7 @@ fn every_format_decodes_like_pil() {
 
 #[test]
 fn normalised_tensor_is_timms_exactly() {
-    let p = preprocessor();
+    let p = fixture_preprocessor();
     let crop = expected_crop("cat_landscape.jpg");
     let tensor = p.normalize(&crop);
     // ToTensor + Normalize of pixel (0, 0), red channel, recomputed the way torchvision does.

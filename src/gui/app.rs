@@ -6,14 +6,15 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, unbounded};
 
-use crate::library::export::{ExportRequest, PhotoTags};
+use crate::library::export::{ExportRequest, PhotoTags, SidecarNaming};
 use crate::library::scan::IMAGE_EXTENSIONS;
 use crate::library::search::Match;
+use crate::model::device::DeviceChoice;
 use crate::options::Options;
 use crate::worker::{Command, Event, ModelStatus, Progress, Worker, WorkerConfig};
 
-use super::library::{Library, PhotoState};
-use super::settings::{self, Facts, Settings, SettingsAction};
+use super::photos::{PhotoList, PhotoState, SortKey};
+use super::settings::{self, Facts, Settings};
 use super::thumbnails::Thumbnails;
 use super::{details, grid, status};
 
@@ -60,25 +61,77 @@ pub struct SimilarView {
 /// A result of a background export.
 type ExportOutcome = Result<String, String>;
 
+/// Something a view asks the app to do. The views only draw; [`App`] applies their actions
+/// once per frame, after all of them have drawn.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Open the system dialog for picking images.
+    OpenImages,
+    /// Open the system dialog for picking folders.
+    OpenFolder,
+    /// Show the grid in this order.
+    SetSort(SortKey),
+    /// Show only photos with a label containing this text; empty shows all.
+    SetFilter(String),
+    /// Show or hide the settings window.
+    ShowSettings(bool),
+    /// Show or hide the errors panel.
+    ShowErrors(bool),
+    /// Forget the listed errors and hide their panel.
+    ClearErrors,
+    /// Stop the running job.
+    Cancel,
+    /// Select the photo at this index, scrolling the grid to it if `scroll`.
+    Select {
+        /// The photo's index in the list.
+        index: usize,
+        /// Whether the grid scrolls to bring it into view.
+        scroll: bool,
+    },
+    /// Select a photo by path, adding it to the list if it is not there yet.
+    SelectPath(PathBuf),
+    /// Ask for the photos most similar to the one at this index.
+    FindSimilar(usize),
+    /// Reload the model on another device.
+    ChangeDevice(DeviceChoice),
+    /// Leave labels below this probability out of exported tags.
+    SetMinProb(f32),
+    /// Name XMP sidecars this way.
+    SetSidecarNaming(SidecarNaming),
+    /// Empty the result and thumbnail caches.
+    ClearCache,
+    /// Write XMP sidecars for every tagged photo.
+    ExportSidecars,
+    /// Write a CSV of every tagged photo, to a file the user picks.
+    ExportCsv,
+}
+
+impl Action {
+    /// Whether the action changes what views other than its own widget show, so that the
+    /// frame has to be drawn again to show it.
+    fn changes_views(&self) -> bool {
+        !matches!(self, Action::SetMinProb(_) | Action::SetSidecarNaming(_))
+    }
+}
+
 /// The evatag window.
 pub struct App {
     options: AppOptions,
     worker: Worker,
-    pub(super) library: Library,
-    pub(super) thumbnails: Thumbnails,
-    pub(super) model_status: ModelStatus,
-    pub(super) progress: Progress,
-    pub(super) busy: bool,
-    pub(super) errors: Vec<(PathBuf, String)>,
-    pub(super) notices: Vec<String>,
-    pub(super) selected: Option<usize>,
-    pub(super) similar: Option<SimilarView>,
-    pub(super) settings: Settings,
-    pub(super) show_settings: bool,
-    pub(super) show_errors: bool,
-    pub(super) stats: FrameStats,
-    pub(super) columns: usize,
-    pub(super) scroll_to_selected: bool,
+    photos: PhotoList,
+    thumbnails: Thumbnails,
+    model_status: ModelStatus,
+    progress: Progress,
+    busy: bool,
+    errors: Vec<(PathBuf, String)>,
+    notices: Vec<String>,
+    selected: Option<usize>,
+    similar: Option<SimilarView>,
+    settings: Settings,
+    show_settings: bool,
+    show_errors: bool,
+    stats: FrameStats,
+    scroll_to_selected: bool,
     cache_bytes: Option<u64>,
     cache_size_rx: Option<Receiver<u64>>,
     export_rx: Option<Receiver<ExportOutcome>>,
@@ -99,11 +152,11 @@ impl App {
         let ctx = cc.egui_ctx.clone();
         let worker = spawn_worker(&ctx, options.worker.clone());
         let thumbnails = Thumbnails::new(&ctx, options.thumbnail_cache.clone(), options.worker.max_megapixels, 600);
-        let mut library = Library::default();
-        library.set_sort(settings.sort);
+        let mut photos = PhotoList::default();
+        photos.set_sort(settings.sort);
         let mut app = Self {
             worker,
-            library,
+            photos,
             thumbnails,
             model_status: ModelStatus::Locating,
             progress: Progress::default(),
@@ -116,7 +169,6 @@ impl App {
             show_settings: false,
             show_errors: false,
             stats: FrameStats::default(),
-            columns: 1,
             scroll_to_selected: false,
             cache_bytes: None,
             cache_size_rx: None,
@@ -142,14 +194,20 @@ impl App {
         self.worker.send(Command::Add(paths));
     }
 
-    /// The photo library (for tests and the views).
-    pub fn library(&mut self) -> &mut Library {
-        &mut self.library
+    /// The photos in the window and their order, for reading.
+    pub fn photos(&self) -> &PhotoList {
+        &self.photos
+    }
+
+    /// The photos in the window, for tests and benchmarks that feed photos in directly or read
+    /// the visible order (which is brought up to date on demand).
+    pub fn photos_mut(&mut self) -> &mut PhotoList {
+        &mut self.photos
     }
 
     /// The selected photo's path, if any.
     pub fn selected_path(&self) -> Option<&Path> {
-        self.selected.map(|i| self.library.photo(i).path.as_path())
+        self.selected.map(|i| self.photos.photo(i).path.as_path())
     }
 
     /// Costs of the last frame.
@@ -168,25 +226,25 @@ impl App {
     }
 
     /// Stops the running job.
-    pub(super) fn cancel(&mut self) {
+    fn cancel(&mut self) {
         self.worker.send(Command::Cancel);
-        self.library.cancel_queued();
+        self.photos.cancel_queued();
         self.busy = false;
     }
 
     /// Asks for the photos most similar to the one at `index`.
-    pub(super) fn find_similar(&mut self, index: usize) {
-        let query = self.library.photo(index).path.clone();
+    fn find_similar(&mut self, index: usize) {
+        let query = self.photos.photo(index).path.clone();
         self.worker.send(Command::FindSimilar { query: query.clone(), k: SIMILAR_COUNT, within: None });
         self.similar = Some(SimilarView { query, results: None });
     }
 
-    /// Selects a photo by path, adding it to the library if it is not there yet.
-    pub(super) fn select_path(&mut self, path: &Path) {
-        let index = match self.library.index_of(path) {
+    /// Selects a photo by path, adding it to the list if it is not there yet.
+    fn select_path(&mut self, path: &Path) {
+        let index = match self.photos.index_of(path) {
             Some(index) => index,
             None => {
-                let index = self.library.queue(path.to_owned(), None);
+                let index = self.photos.queue(path.to_owned(), None);
                 self.add_paths(vec![path.to_owned()]);
                 index
             }
@@ -216,7 +274,7 @@ impl App {
                 self.notices.push(warning);
             }
             Event::Queued { path, modified } => {
-                self.library.queue(path, modified);
+                self.photos.queue(path, modified);
             }
             Event::Image { path, outcome } => {
                 let state = match outcome {
@@ -226,7 +284,7 @@ impl App {
                         PhotoState::Failed(error.to_string())
                     }
                 };
-                self.library.finish(&path, state);
+                self.photos.finish(&path, state);
             }
             Event::Progress(progress) => self.progress = progress,
             Event::Similar { query, outcome } => {
@@ -248,24 +306,61 @@ impl App {
     }
 
     /// Opens the system dialog for picking images.
-    pub(super) fn open_images_dialog(&mut self) {
+    fn open_images_dialog(&mut self) {
         let picked = rfd::FileDialog::new().add_filter("Images", IMAGE_EXTENSIONS).pick_files();
         self.add_paths(picked.unwrap_or_default());
     }
 
     /// Opens the system dialog for picking folders.
-    pub(super) fn open_folder_dialog(&mut self) {
+    fn open_folder_dialog(&mut self) {
         let picked = rfd::FileDialog::new().pick_folders();
         self.add_paths(picked.unwrap_or_default());
     }
 
-    fn apply_settings_action(&mut self, ctx: &egui::Context, action: SettingsAction) {
+    /// Applies the actions the views returned this frame, in order. When one of them changed
+    /// what the views show, egui is asked to draw the frame again, so that it shows the result
+    /// of its own input.
+    fn apply(&mut self, ctx: &egui::Context, actions: Vec<Action>) {
+        let mut redraw = false;
+        for action in actions {
+            redraw |= action.changes_views();
+            self.apply_one(ctx, action);
+        }
+        if redraw {
+            ctx.request_discard("a view's action changed the app");
+            if !ctx.will_discard() {
+                ctx.request_repaint();
+            }
+        }
+    }
+
+    fn apply_one(&mut self, ctx: &egui::Context, action: Action) {
         match action {
-            SettingsAction::ChangeDevice(device) => {
+            Action::OpenImages => self.open_images_dialog(),
+            Action::OpenFolder => self.open_folder_dialog(),
+            Action::SetSort(sort) => self.photos.set_sort(sort),
+            Action::SetFilter(filter) => self.photos.set_filter(&filter),
+            Action::ShowSettings(show) => self.show_settings = show,
+            Action::ShowErrors(show) => self.show_errors = show,
+            Action::ClearErrors => {
+                self.errors.clear();
+                self.show_errors = false;
+            }
+            Action::Cancel => self.cancel(),
+            Action::Select { index, scroll } => {
+                self.selected = Some(index);
+                self.scroll_to_selected |= scroll;
+            }
+            Action::SelectPath(path) => self.select_path(&path),
+            Action::FindSimilar(index) => self.find_similar(index),
+            Action::ChangeDevice(device) => {
+                self.settings.device = device;
                 self.options.worker.device = device;
                 self.restart_worker(ctx);
             }
-            SettingsAction::ClearCache => {
+            Action::SetMinProb(min_prob) => self.settings.min_prob = min_prob,
+            Action::SetSidecarNaming(naming) => self.settings.sidecar_naming = naming,
+            Action::ClearCache => {
                 self.worker.send(Command::ClearCache);
                 if let Some(dir) = &self.options.thumbnail_cache {
                     let _ = std::fs::remove_dir_all(dir);
@@ -273,8 +368,8 @@ impl App {
                 self.cache_bytes = None;
                 self.cache_size_rx = None;
             }
-            SettingsAction::ExportSidecars => self.export(None),
-            SettingsAction::ExportCsv => {
+            Action::ExportSidecars => self.export(None),
+            Action::ExportCsv => {
                 if let Some(file) =
                     rfd::FileDialog::new().add_filter("CSV", &["csv"]).set_file_name("evatag.csv").save_file()
                 {
@@ -289,8 +384,8 @@ impl App {
         let old = std::mem::replace(&mut self.worker, spawn_worker(ctx, self.options.worker.clone()));
         drop(old);
         self.model_status = ModelStatus::Locating;
-        let queued: Vec<PathBuf> = (0..self.library.len())
-            .map(|i| self.library.photo(i))
+        let queued: Vec<PathBuf> = (0..self.photos.len())
+            .map(|i| self.photos.photo(i))
             .filter(|p| p.state == PhotoState::Queued)
             .map(|p| p.path.clone())
             .collect();
@@ -302,8 +397,8 @@ impl App {
 
     /// Writes XMP sidecars (no `csv`) or one CSV file, on a background thread.
     fn export(&mut self, csv: Option<PathBuf>) {
-        let tagged: Vec<(PathBuf, Vec<crate::model::labels::Label>)> = (0..self.library.len())
-            .map(|i| self.library.photo(i))
+        let tagged: Vec<(PathBuf, Vec<crate::model::labels::Label>)> = (0..self.photos.len())
+            .map(|i| self.photos.photo(i))
             .filter_map(|p| match &p.state {
                 PhotoState::Tagged(labels) => Some((p.path.clone(), labels.clone())),
                 _ => None,
@@ -362,25 +457,46 @@ impl App {
         });
     }
 
-    fn settings_window(&mut self, ctx: &egui::Context) {
-        if !self.show_settings {
-            return;
-        }
-        self.measure_cache(ctx);
-        let mut open = true;
-        let running_on = match &self.model_status {
-            ModelStatus::Loading { device } | ModelStatus::Ready { device, .. } => Some(device.as_str()),
-            _ => None,
+    /// Draws every view from the current state, collecting what they ask for.
+    fn views(&mut self, ui: &mut egui::Ui) -> Vec<Action> {
+        let mut actions = Vec::new();
+        let toolbar = status::Toolbar {
+            sort: self.photos.sort(),
+            filter: self.photos.filter(),
+            settings_open: self.show_settings,
         };
-        let facts = Facts { running_on, folder: self.options.worker.cache_dir.as_deref(), bytes: self.cache_bytes };
-        let mut action = None;
-        egui::Window::new("Settings").open(&mut open).resizable(false).show(ctx, |ui| {
-            action = settings::show(ui, &mut self.settings, &facts);
-        });
-        self.show_settings = open;
-        if let Some(action) = action {
-            self.apply_settings_action(ctx, action);
+        status::toolbar(ui, &toolbar, &mut actions);
+        let status_bar = status::StatusBar {
+            model: &self.model_status,
+            progress: self.progress,
+            busy: self.busy,
+            errors: self.errors.len(),
+            errors_open: self.show_errors,
+            notice: self.notices.last().map(String::as_str),
+        };
+        status::status_bar(ui, &status_bar, &mut actions);
+        if self.show_errors {
+            status::errors_panel(ui, &self.errors, &self.model_status, &mut actions);
         }
+        let details = details::Details {
+            selected: self.selected.map(|index| (index, self.photos.photo(index))),
+            similar: self.similar.as_ref(),
+        };
+        details::panel(ui, &details, &mut self.thumbnails, &mut actions);
+        let scroll_to_selected = std::mem::take(&mut self.scroll_to_selected);
+        let (photos, visible) = self.photos.with_visible();
+        let grid = grid::Grid { photos, visible, selected: self.selected, scroll_to_selected };
+        self.stats.cells_built = grid::central(ui, &grid, &mut self.thumbnails, &mut actions);
+        if self.show_settings {
+            self.measure_cache(ui.ctx());
+            let running_on = match &self.model_status {
+                ModelStatus::Loading { device } | ModelStatus::Ready { device, .. } => Some(device.as_str()),
+                _ => None,
+            };
+            let facts = Facts { running_on, folder: self.options.worker.cache_dir.as_deref(), bytes: self.cache_bytes };
+            settings::window(ui.ctx(), &self.settings, &facts, &mut actions);
+        }
+        actions
     }
 
     fn drop_overlay(&self, ctx: &egui::Context) {
@@ -427,20 +543,14 @@ impl eframe::App for App {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let ctx = ui.ctx().clone();
         let started = Instant::now();
-        status::toolbar(ui, self);
-        status::status_bar(ui, self);
-        if self.show_errors {
-            status::errors_panel(ui, self);
-        }
-        details::panel(ui, self);
-        grid::central(ui, self);
-        self.settings_window(&ctx);
+        let actions = self.views(ui);
         self.drop_overlay(&ctx);
+        self.apply(&ctx, actions);
         tracing::trace!(ui_ms = started.elapsed().as_secs_f64() * 1e3, "frame");
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
-        self.settings.sort = self.library.sort();
+        self.settings.sort = self.photos.sort();
         eframe::set_value(storage, eframe::APP_KEY, &self.settings);
     }
 }

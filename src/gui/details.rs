@@ -3,35 +3,44 @@
 
 use egui::Vec2;
 
-use super::app::App;
-use super::library::PhotoState;
-use super::thumbnails::Size;
+use super::app::{Action, SimilarView};
+use super::photos::{Photo, PhotoState};
+use super::thumbnails::{Size, Thumbnails};
+
+/// What the details pane shows.
+pub struct Details<'a> {
+    /// The selected photo and its index, if any.
+    pub selected: Option<(usize, &'a Photo)>,
+    /// The last "Find similar" query and its results, if any.
+    pub similar: Option<&'a SimilarView>,
+}
 
 /// The right-hand panel.
-pub fn panel(ui: &mut egui::Ui, app: &mut App) {
+pub fn panel(ui: &mut egui::Ui, view: &Details<'_>, thumbnails: &mut Thumbnails, actions: &mut Vec<Action>) {
     egui::Panel::right("details").resizable(true).default_size(380.0).min_size(260.0).show(ui, |ui| {
         egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| {
-            let Some(index) = app.selected else {
+            let Some((index, selected)) = view.selected else {
                 ui.label("Select a photo to see its labels.");
                 return;
             };
-            photo(ui, app, index);
+            photo(ui, index, selected, thumbnails, actions);
             ui.separator();
-            similar(ui, app);
+            if let Some(similar_view) = view.similar {
+                similar(ui, similar_view, thumbnails, actions);
+            }
         });
     });
 }
 
-fn photo(ui: &mut egui::Ui, app: &mut App, index: usize) {
-    let photo = app.library.photo(index).clone();
+fn photo(ui: &mut egui::Ui, index: usize, photo: &Photo, thumbnails: &mut Thumbnails, actions: &mut Vec<Action>) {
     let width = ui.available_width();
-    match app.thumbnails.get(&photo.path, Size::Preview) {
+    match thumbnails.get(&photo.path, Size::Preview) {
         Some(texture) => {
             let size = texture.size_vec2();
             let scale = (width / size.x).min(width / size.y);
             ui.add(egui::Image::new((texture.id(), size * scale)));
         }
-        None if app.thumbnails.failed(&photo.path, Size::Preview) => {}
+        None if thumbnails.failed(&photo.path, Size::Preview) => {}
         None => {
             ui.allocate_ui(Vec2::new(width, width * 0.66), |ui| {
                 ui.centered_and_justified(|ui| ui.spinner());
@@ -58,14 +67,13 @@ fn photo(ui: &mut egui::Ui, app: &mut App, index: usize) {
             }
             ui.add_space(6.0);
             if ui.button("Find similar").clicked() {
-                app.find_similar(index);
+                actions.push(Action::FindSimilar(index));
             }
         }
     }
 }
 
-fn similar(ui: &mut egui::Ui, app: &mut App) {
-    let Some(view) = &app.similar else { return };
+fn similar(ui: &mut egui::Ui, view: &SimilarView, thumbnails: &mut Thumbnails, actions: &mut Vec<Action>) {
     let query_name = view.query.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     ui.heading(format!("Similar to {query_name}"));
     let results = match &view.results {
@@ -77,18 +85,17 @@ fn similar(ui: &mut egui::Ui, app: &mut App) {
             ui.colored_label(ui.visuals().error_fg_color, e);
             return;
         }
-        Some(Ok(results)) => results.clone(),
+        Some(Ok(results)) => results,
     };
     if results.is_empty() {
         ui.label("No other tagged photos yet.");
     }
-    let mut clicked = None;
     for (rank, m) in results.iter().enumerate() {
         let name = m.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         ui.horizontal(|ui| {
             // A fixed square slot keeps the list aligned whatever the photos' shapes.
             let (slot, _) = ui.allocate_exact_size(Vec2::splat(56.0), egui::Sense::hover());
-            if let Some(texture) = app.thumbnails.get(&m.path, Size::Thumb) {
+            if let Some(texture) = thumbnails.get(&m.path, Size::Thumb) {
                 let size = texture.size_vec2();
                 let fitted = egui::Rect::from_center_size(slot.center(), size * (56.0 / size.x.max(size.y)));
                 let uv = egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0));
@@ -96,11 +103,8 @@ fn similar(ui: &mut egui::Ui, app: &mut App) {
             }
             let text = format!("{}. {name}  ({:.3})", rank + 1, m.score);
             if ui.button(text).on_hover_text(m.path.display().to_string()).clicked() {
-                clicked = Some(m.path.clone());
+                actions.push(Action::SelectPath(m.path.clone()));
             }
         });
-    }
-    if let Some(path) = clicked {
-        app.select_path(&path);
     }
 }

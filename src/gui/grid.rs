@@ -2,9 +2,9 @@
 
 use egui::{Color32, Rect, Sense, Vec2};
 
-use super::app::App;
-use super::library::PhotoState;
-use super::thumbnails::Size;
+use super::app::Action;
+use super::photos::{Photo, PhotoList, PhotoState};
+use super::thumbnails::{Size, Thumbnails};
 
 /// Side of a tile's image area, in points.
 const TILE: f32 = 150.0;
@@ -13,60 +13,84 @@ const CAPTION: f32 = 36.0;
 /// Space between tiles.
 const GAP: f32 = 8.0;
 
-/// The central area: the grid, or a hint when the library is empty.
-pub fn central(ui: &mut egui::Ui, app: &mut App) {
-    egui::CentralPanel::default().show(ui, |ui| {
-        if app.library.is_empty() {
-            ui.centered_and_justified(|ui| {
-                ui.heading("Drop photos or folders here, or use Open images… / Open folder…");
-            });
-            app.stats.cells_built = 0;
-            return;
-        }
-        move_selection_with_keys(ui, app);
-        grid(ui, app);
-    });
+/// What the grid shows.
+pub struct Grid<'a> {
+    /// Every photo.
+    pub photos: &'a PhotoList,
+    /// Indices of the photos to show, in display order.
+    pub visible: &'a [usize],
+    /// The selected photo's index.
+    pub selected: Option<usize>,
+    /// Whether to scroll the selected photo into view.
+    pub scroll_to_selected: bool,
 }
 
-fn grid(ui: &mut egui::Ui, app: &mut App) {
-    let columns = (((ui.available_width() + GAP) / (TILE + GAP)).floor() as usize).max(1);
-    app.columns = columns;
-    let visible: Vec<usize> = app.library.visible().to_vec();
+/// The central area: the grid, or a hint when there are no photos. Returns how many cells
+/// were built.
+pub fn central(ui: &mut egui::Ui, view: &Grid<'_>, thumbnails: &mut Thumbnails, actions: &mut Vec<Action>) -> usize {
+    egui::CentralPanel::default()
+        .show(ui, |ui| {
+            if view.photos.is_empty() {
+                ui.centered_and_justified(|ui| {
+                    ui.heading("Drop photos or folders here, or use Open images… / Open folder…");
+                });
+                return 0;
+            }
+            let columns = (((ui.available_width() + GAP) / (TILE + GAP)).floor() as usize).max(1);
+            move_selection_with_keys(ui, view, columns, actions);
+            grid(ui, view, columns, thumbnails, actions)
+        })
+        .inner
+}
+
+fn grid(
+    ui: &mut egui::Ui,
+    view: &Grid<'_>,
+    columns: usize,
+    thumbnails: &mut Thumbnails,
+    actions: &mut Vec<Action>,
+) -> usize {
+    let visible = view.visible;
     let rows = visible.len().div_ceil(columns);
     let row_height = TILE + CAPTION + GAP;
     let mut built = 0;
     let mut scroll = egui::ScrollArea::vertical().auto_shrink([false, false]);
-    if app.scroll_to_selected {
-        app.scroll_to_selected = false;
-        if let Some(position) = app.selected.and_then(|s| visible.iter().position(|&i| i == s)) {
-            let row = position / columns;
-            let target = row as f32 * (row_height + ui.spacing().item_spacing.y);
-            let viewport = ui.available_height();
-            scroll = scroll.vertical_scroll_offset((target - viewport / 2.0 + row_height / 2.0).max(0.0));
-        }
+    if view.scroll_to_selected
+        && let Some(position) = view.selected.and_then(|s| visible.iter().position(|&i| i == s))
+    {
+        let row = position / columns;
+        let target = row as f32 * (row_height + ui.spacing().item_spacing.y);
+        let viewport = ui.available_height();
+        scroll = scroll.vertical_scroll_offset((target - viewport / 2.0 + row_height / 2.0).max(0.0));
     }
     scroll.show_rows(ui, row_height, rows, |ui, row_range| {
         for row in row_range {
             ui.horizontal(|ui| {
                 ui.spacing_mut().item_spacing.x = GAP;
                 for &index in visible.iter().skip(row * columns).take(columns) {
-                    tile(ui, app, index);
+                    let selected = view.selected == Some(index);
+                    tile(ui, index, view.photos.photo(index), selected, thumbnails, actions);
                     built += 1;
                 }
             });
         }
     });
-    app.stats.cells_built = built;
+    built
 }
 
 /// One tile: thumbnail, name, and the top label, a spinner while queued, or a failure mark.
-fn tile(ui: &mut egui::Ui, app: &mut App, index: usize) {
+fn tile(
+    ui: &mut egui::Ui,
+    index: usize,
+    photo: &Photo,
+    selected: bool,
+    thumbnails: &mut Thumbnails,
+    actions: &mut Vec<Action>,
+) {
     let (rect, response) = ui.allocate_exact_size(Vec2::new(TILE, TILE + CAPTION), Sense::click());
-    let photo = app.library.photo(index).clone();
-    let selected = app.selected == Some(index);
     response.widget_info(|| egui::WidgetInfo::selected(egui::Role::Button, true, selected, &photo.name));
     if response.clicked() {
-        app.selected = Some(index);
+        actions.push(Action::Select { index, scroll: false });
     }
     if !ui.is_rect_visible(rect) {
         return;
@@ -75,7 +99,7 @@ fn tile(ui: &mut egui::Ui, app: &mut App, index: usize) {
     let image_rect = Rect::from_min_size(rect.min, Vec2::splat(TILE));
     let background = if selected { visuals.selection.bg_fill } else { visuals.extreme_bg_color };
     ui.painter().rect_filled(rect, 4.0, background);
-    match app.thumbnails.get(&photo.path, Size::Thumb) {
+    match thumbnails.get(&photo.path, Size::Thumb) {
         Some(texture) => {
             let fitted = fit(texture.size_vec2(), image_rect.shrink(4.0));
             ui.painter().image(
@@ -85,7 +109,7 @@ fn tile(ui: &mut egui::Ui, app: &mut App, index: usize) {
                 Color32::WHITE,
             );
         }
-        None if matches!(photo.state, PhotoState::Failed(_)) || app.thumbnails.failed(&photo.path, Size::Thumb) => {}
+        None if matches!(photo.state, PhotoState::Failed(_)) || thumbnails.failed(&photo.path, Size::Thumb) => {}
         None => {
             ui.painter().rect_filled(image_rect.shrink(4.0), 2.0, visuals.faint_bg_color);
         }
@@ -132,12 +156,12 @@ fn fit(size: Vec2, area: Rect) -> Rect {
 }
 
 /// Arrow keys move the selection through the grid (unless a text field has the keyboard).
-fn move_selection_with_keys(ui: &egui::Ui, app: &mut App) {
+fn move_selection_with_keys(ui: &egui::Ui, view: &Grid<'_>, columns: usize, actions: &mut Vec<Action>) {
     if ui.ctx().egui_wants_keyboard_input() {
         return;
     }
     let step: isize = ui.input(|i| {
-        let columns = app.columns as isize;
+        let columns = columns as isize;
         if i.key_pressed(egui::Key::ArrowRight) {
             1
         } else if i.key_pressed(egui::Key::ArrowLeft) {
@@ -150,18 +174,14 @@ fn move_selection_with_keys(ui: &egui::Ui, app: &mut App) {
             0
         }
     });
-    if step == 0 {
+    let visible = view.visible;
+    if step == 0 || visible.is_empty() {
         return;
     }
-    let visible = app.library.visible();
-    if visible.is_empty() {
-        return;
-    }
-    let current = app.selected.and_then(|s| visible.iter().position(|&i| i == s));
+    let current = view.selected.and_then(|s| visible.iter().position(|&i| i == s));
     let next = match current {
         Some(position) => (position as isize + step).clamp(0, visible.len() as isize - 1) as usize,
         None => 0,
     };
-    app.selected = Some(visible[next]);
-    app.scroll_to_selected = true;
+    actions.push(Action::Select { index: visible[next], scroll: true });
 }

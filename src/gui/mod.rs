@@ -1,12 +1,13 @@
 //! The desktop app: an eframe window over the [`crate::worker`].
 //!
 //! The UI thread holds view state only; every piece of work goes to the worker as a command
-//! and comes back as an event, drained once per frame.
+//! and comes back as an event, drained once per frame. The views draw what they are given and
+//! return actions, which the app applies once per frame.
 
 mod app;
 mod details;
 mod grid;
-pub mod library;
+pub mod photos;
 mod settings;
 mod status;
 mod thumbnails;

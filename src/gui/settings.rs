@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use crate::library::export::SidecarNaming;
 use crate::model::device::{self, DeviceChoice};
 
-use super::library::SortKey;
+use super::app::Action;
+use super::photos::SortKey;
 
 /// What is remembered between runs (through eframe's persistence).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -50,19 +51,6 @@ impl Settings {
     }
 }
 
-/// What the settings window asks the app to do.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SettingsAction {
-    /// Reload the model on another device.
-    ChangeDevice(DeviceChoice),
-    /// Empty the result and thumbnail caches.
-    ClearCache,
-    /// Write XMP sidecars for every tagged photo.
-    ExportSidecars,
-    /// Write a CSV of every tagged photo.
-    ExportCsv,
-}
-
 /// Facts the settings window shows.
 pub struct Facts<'a> {
     /// Where the model runs now, with its CPU kernel path, e.g.
@@ -74,40 +62,56 @@ pub struct Facts<'a> {
     pub bytes: Option<u64>,
 }
 
-/// Draws the settings window's contents; returns what the user asked for.
-pub fn show(ui: &mut egui::Ui, settings: &mut Settings, facts: &Facts<'_>) -> Option<SettingsAction> {
-    let mut action = None;
+/// The settings window: shows `settings` and `facts`, and returns what the user changed or
+/// asked for as actions, closing included.
+pub fn window(ctx: &egui::Context, settings: &Settings, facts: &Facts<'_>, actions: &mut Vec<Action>) {
+    let mut open = true;
+    egui::Window::new("Settings").open(&mut open).resizable(false).show(ctx, |ui| {
+        show(ui, settings, facts, actions);
+    });
+    if !open {
+        actions.push(Action::ShowSettings(false));
+    }
+}
+
+/// The window's contents.
+fn show(ui: &mut egui::Ui, settings: &Settings, facts: &Facts<'_>, actions: &mut Vec<Action>) {
     ui.heading("Model");
-    let before = settings.device;
+    let mut device_choice = settings.device;
     ui.horizontal(|ui| {
         let label = ui.label("Device");
         egui::ComboBox::from_id_salt("device")
-            .selected_text(settings.device.name())
+            .selected_text(device_choice.name())
             .show_ui(ui, |ui| {
                 for choice in device::compiled_choices() {
-                    ui.selectable_value(&mut settings.device, choice, choice.name());
+                    ui.selectable_value(&mut device_choice, choice, choice.name());
                 }
             })
             .response
             .labelled_by(label.id);
     });
     ui.label(format!("Running on: {}", facts.running_on.unwrap_or("not loaded yet")));
-    if settings.device != before {
-        action = Some(SettingsAction::ChangeDevice(settings.device));
+    if device_choice != settings.device {
+        actions.push(Action::ChangeDevice(device_choice));
     }
     ui.separator();
     ui.heading("Export");
-    ui.add(egui::Slider::new(&mut settings.min_prob, 0.0..=1.0).text("Minimum probability for tags"));
+    let mut min_prob = settings.min_prob;
+    ui.add(egui::Slider::new(&mut min_prob, 0.0..=1.0).text("Minimum probability for tags"));
+    if min_prob != settings.min_prob {
+        actions.push(Action::SetMinProb(min_prob));
+    }
     let mut replaced = settings.sidecar_naming == SidecarNaming::Replaced;
     if ui.checkbox(&mut replaced, "Name sidecars photo.xmp instead of photo.jpg.xmp").changed() {
-        settings.sidecar_naming = if replaced { SidecarNaming::Replaced } else { SidecarNaming::Appended };
+        let naming = if replaced { SidecarNaming::Replaced } else { SidecarNaming::Appended };
+        actions.push(Action::SetSidecarNaming(naming));
     }
     ui.horizontal(|ui| {
         if ui.button("Write XMP sidecars").clicked() {
-            action = Some(SettingsAction::ExportSidecars);
+            actions.push(Action::ExportSidecars);
         }
         if ui.button("Export CSV…").clicked() {
-            action = Some(SettingsAction::ExportCsv);
+            actions.push(Action::ExportCsv);
         }
     });
     ui.separator();
@@ -118,14 +122,13 @@ pub fn show(ui: &mut egui::Ui, settings: &mut Settings, facts: &Facts<'_>) -> Op
             let size = facts.bytes.map_or_else(|| "measuring…".to_owned(), human_bytes);
             ui.label(format!("Size: {size}"));
             if ui.button("Clear cache").clicked() {
-                action = Some(SettingsAction::ClearCache);
+                actions.push(Action::ClearCache);
             }
         }
         None => {
             ui.label("Results are not cached (--no-cache).");
         }
     }
-    action
 }
 
 /// Bytes in a unit a person reads at a glance.

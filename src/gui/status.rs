@@ -1,25 +1,37 @@
 //! The toolbar (adding photos, sorting, filtering), the status bar (model state, progress,
 //! cancel) and the errors panel.
 
-use crate::worker::ModelStatus;
+use std::path::PathBuf;
 
-use super::app::App;
-use super::library::SortKey;
+use crate::worker::{ModelStatus, Progress};
+
+use super::app::Action;
+use super::photos::SortKey;
 use super::settings::human_bytes;
 
+/// What the toolbar shows.
+pub struct Toolbar<'a> {
+    /// The grid's order.
+    pub sort: SortKey,
+    /// The grid's filter text.
+    pub filter: &'a str,
+    /// Whether the settings window is open.
+    pub settings_open: bool,
+}
+
 /// The top bar.
-pub fn toolbar(ui: &mut egui::Ui, app: &mut App) {
+pub fn toolbar(ui: &mut egui::Ui, view: &Toolbar<'_>, actions: &mut Vec<Action>) {
     egui::Panel::top("toolbar").show(ui, |ui| {
         ui.horizontal(|ui| {
             if ui.button("Open images…").clicked() {
-                app.open_images_dialog();
+                actions.push(Action::OpenImages);
             }
             if ui.button("Open folder…").clicked() {
-                app.open_folder_dialog();
+                actions.push(Action::OpenFolder);
             }
             ui.separator();
             let sort_label = ui.label("Sort by");
-            let mut sort = app.library.sort();
+            let mut sort = view.sort;
             egui::ComboBox::from_id_salt("sort")
                 .selected_text(sort.name())
                 .show_ui(ui, |ui| {
@@ -29,37 +41,57 @@ pub fn toolbar(ui: &mut egui::Ui, app: &mut App) {
                 })
                 .response
                 .labelled_by(sort_label.id);
-            app.library.set_sort(sort);
+            if sort != view.sort {
+                actions.push(Action::SetSort(sort));
+            }
             ui.separator();
             let filter_label = ui.label("Filter");
-            let mut filter = app.library.filter().to_owned();
+            let mut filter = view.filter.to_owned();
             let edit =
                 ui.add(egui::TextEdit::singleline(&mut filter).hint_text("label, e.g. cat").desired_width(180.0));
             edit.labelled_by(filter_label.id);
-            app.library.set_filter(&filter);
+            if filter != view.filter {
+                actions.push(Action::SetFilter(filter));
+            }
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                 if ui.button("Settings").clicked() {
-                    app.show_settings = !app.show_settings;
+                    actions.push(Action::ShowSettings(!view.settings_open));
                 }
             });
         });
     });
 }
 
+/// What the status bar shows.
+pub struct StatusBar<'a> {
+    /// The model's state.
+    pub model: &'a ModelStatus,
+    /// The running or last job's progress.
+    pub progress: Progress,
+    /// Whether a job is running.
+    pub busy: bool,
+    /// How many files failed.
+    pub errors: usize,
+    /// Whether the errors panel is open.
+    pub errors_open: bool,
+    /// The latest notice, if any.
+    pub notice: Option<&'a str>,
+}
+
 /// The bottom bar: model state, tagging progress with Cancel, errors toggle, notices.
-pub fn status_bar(ui: &mut egui::Ui, app: &mut App) {
+pub fn status_bar(ui: &mut egui::Ui, view: &StatusBar<'_>, actions: &mut Vec<Action>) {
     egui::Panel::bottom("status").show(ui, |ui| {
         ui.horizontal(|ui| {
-            model_state(ui, &app.model_status);
+            model_state(ui, view.model);
             ui.separator();
-            let p = app.progress;
-            if app.busy {
+            let p = view.progress;
+            if view.busy {
                 let fraction = if p.total > 0 { p.done as f32 / p.total as f32 } else { 0.0 };
                 let eta = p.eta_secs.map(|s| format!(", {} left", duration(s))).unwrap_or_default();
                 let text = format!("{} of {} photos, {:.2}/s{eta}", p.done, p.total, p.images_per_second);
                 ui.add(egui::ProgressBar::new(fraction).desired_width(320.0).text(text));
                 if ui.button("Cancel").clicked() {
-                    app.cancel();
+                    actions.push(Action::Cancel);
                 }
             } else if p.total > 0 {
                 ui.label(format!(
@@ -70,11 +102,11 @@ pub fn status_bar(ui: &mut egui::Ui, app: &mut App) {
                 ui.label("Drop photos or folders here, or use Open.");
             }
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                let count = app.errors.len();
+                let count = view.errors;
                 if count > 0 && ui.button(format!("Errors ({count})")).clicked() {
-                    app.show_errors = !app.show_errors;
+                    actions.push(Action::ShowErrors(!view.errors_open));
                 }
-                if let Some(notice) = app.notices.last() {
+                if let Some(notice) = view.notice {
                     ui.label(notice);
                 }
             });
@@ -109,22 +141,21 @@ fn model_state(ui: &mut egui::Ui, status: &ModelStatus) {
     }
 }
 
-/// The list of files that failed, one line each.
-pub fn errors_panel(ui: &mut egui::Ui, app: &mut App) {
+/// The list of files that failed, one line each, under the model's failure if it failed.
+pub fn errors_panel(ui: &mut egui::Ui, errors: &[(PathBuf, String)], model: &ModelStatus, actions: &mut Vec<Action>) {
     egui::Panel::bottom("errors").resizable(true).default_size(140.0).show(ui, |ui| {
         ui.horizontal(|ui| {
-            ui.strong(format!("{} files could not be tagged", app.errors.len()));
+            ui.strong(format!("{} files could not be tagged", errors.len()));
             if ui.button("Clear").clicked() {
-                app.errors.clear();
-                app.show_errors = false;
+                actions.push(Action::ClearErrors);
             }
         });
-        if let ModelStatus::Failed(reason) = &app.model_status {
+        if let ModelStatus::Failed(reason) = model {
             ui.colored_label(ui.visuals().error_fg_color, reason);
         }
         let row = ui.text_style_height(&egui::TextStyle::Body);
-        egui::ScrollArea::vertical().auto_shrink([false, false]).show_rows(ui, row, app.errors.len(), |ui, rows| {
-            for (_, error) in &app.errors[rows] {
+        egui::ScrollArea::vertical().auto_shrink([false, false]).show_rows(ui, row, errors.len(), |ui, rows| {
+            for (_, error) in &errors[rows] {
                 ui.label(error);
             }
         });

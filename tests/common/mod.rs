@@ -11,6 +11,18 @@ use evatag::model::Model;
 use evatag::model::device::{DTypeChoice, DeviceChoice, place};
 use evatag::model::weights::{ModelFiles, ModelSource, locate};
 
+/// Borrowed views of owned arguments, as `run_evatag` takes them.
+pub fn os(args: &[std::ffi::OsString]) -> Vec<&std::ffi::OsStr> {
+    args.iter().map(|a| a.as_os_str()).collect()
+}
+
+/// timm's eval transform for the fixture models (EVA's: bicubic, crop 0.9, OpenAI CLIP
+/// mean and std), read from the tiny model's `config.json`.
+pub fn fixture_preprocessor() -> evatag::preprocess::Preprocessor {
+    let text = std::fs::read_to_string(model_dir("eva_tiny").join("config.json")).unwrap();
+    evatag::preprocess::Preprocessor::new(&evatag::model::config::ModelConfig::from_json(&text).unwrap().pretrained_cfg)
+}
+
 /// The committed fixture folder.
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")

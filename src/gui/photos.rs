@@ -19,7 +19,7 @@ pub enum PhotoState {
     Failed(String),
 }
 
-/// One photo in the library.
+/// One photo in the list.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Photo {
     /// Where it is.
@@ -70,7 +70,7 @@ impl SortKey {
 
 /// All photos added in this session, and the visible order.
 #[derive(Debug, Default)]
-pub struct Library {
+pub struct PhotoList {
     photos: Vec<Photo>,
     by_path: HashMap<PathBuf, usize>,
     sort: SortKey,
@@ -79,7 +79,7 @@ pub struct Library {
     stale: bool,
 }
 
-impl Library {
+impl PhotoList {
     /// Number of photos, visible or not.
     pub fn len(&self) -> usize {
         self.photos.len()
@@ -165,10 +165,16 @@ impl Library {
 
     /// Indices of the visible photos in display order, recomputed when something changed.
     pub fn visible(&mut self) -> &[usize] {
+        self.with_visible().1
+    }
+
+    /// The list together with its visible indices, brought up to date, for drawing both at once.
+    pub fn with_visible(&mut self) -> (&Self, &[usize]) {
         if self.stale {
             self.recompute();
         }
-        &self.visible
+        let this: &Self = self;
+        (this, &this.visible)
     }
 
     fn matches(&self, photo: &Photo) -> bool {
@@ -208,13 +214,13 @@ mod tests {
 
     #[test]
     fn filter_and_sort_apply() {
-        let mut lib = Library::default();
+        let mut lib = PhotoList::default();
         lib.queue("b.jpg".into(), None);
         lib.queue("a.jpg".into(), None);
         lib.queue("c.jpg".into(), None);
         lib.finish(Path::new("a.jpg"), PhotoState::Tagged(vec![label("tabby, tabby cat", 0.4)]));
         lib.finish(Path::new("b.jpg"), PhotoState::Tagged(vec![label("espresso", 0.9)]));
-        let names = |lib: &mut Library| -> Vec<String> {
+        let names = |lib: &mut PhotoList| -> Vec<String> {
             let visible = lib.visible().to_vec();
             visible.iter().map(|&i| lib.photo(i).name.clone()).collect()
         };
@@ -230,7 +236,7 @@ mod tests {
 
     #[test]
     fn requeueing_keeps_tags() {
-        let mut lib = Library::default();
+        let mut lib = PhotoList::default();
         let i = lib.queue("a.jpg".into(), None);
         lib.finish(Path::new("a.jpg"), PhotoState::Tagged(vec![label("x", 0.5)]));
         assert_eq!(lib.queue("a.jpg".into(), None), i);
