@@ -502,7 +502,7 @@ fn run_bench(options: &Options, args: &BenchArgs) -> anyhow::Result<()> {
         "impl": "evatag",
         "model": model.config().architecture,
         "device": placement.device_name(),
-        "cpu_kernels": crate::simd::SimdLevel::detect().name(),
+        "cpu_kernels": crate::model::cpu::simd::SimdLevel::detect().name(),
         "dtype": format!("{:?}", placement.dtype).to_lowercase(),
         "batch": batch,
         "threads": rayon::current_num_threads(),

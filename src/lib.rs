@@ -11,5 +11,4 @@ pub mod model;
 pub mod options;
 pub mod preprocess;
 pub mod setup;
-mod simd;
 pub mod worker;

@@ -3,8 +3,7 @@
 //!
 //! Scanning is bound by memory bandwidth, so the scan reads an 8-bit copy of the matrix (one
 //! scale per row, a quarter of the bytes) to pick candidates, and the best candidates are then
-//! scored exactly against the f32 rows. On the 2-core development machine the f32 scan took
-//! 61 ms over 100,000 embeddings of 1408 and 306 ms over 1,000,000.
+//! scored exactly against the f32 rows.
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
@@ -13,7 +12,7 @@ use std::path::PathBuf;
 use rayon::prelude::*;
 
 use super::cache::ContentHash;
-use crate::simd::multiversion;
+use crate::model::cpu::simd::multiversion;
 
 /// One search hit.
 #[derive(Debug, Clone, PartialEq)]

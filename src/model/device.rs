@@ -79,7 +79,7 @@ impl Placement {
 /// `CPU (AVX-512 kernels, 2 threads)`.
 pub fn describe(device: &Device) -> String {
     match device {
-        Device::Cpu => format!("CPU ({})", crate::simd::cpu_path()),
+        Device::Cpu => format!("CPU ({})", super::cpu::simd::cpu_path()),
         Device::Cuda(_) => "CUDA GPU".to_owned(),
         Device::Metal(_) => "Metal GPU".to_owned(),
     }

@@ -3,15 +3,21 @@
 //! One struct per layer, each built from a [`VarBuilder`] with the checkpoint's own tensor names,
 //! so timm's `model.safetensors` loads as it is.
 
-use candle_core::{DType, Module, Result, Tensor};
+use candle_core::{D, DType, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::attention::attention;
 use super::config::{EvaConfig, GlobalPool};
+use super::cpu::ops::CpuLayerNorm;
 use super::linear::Linear;
-use super::ops;
 
-/// LayerNorm computed in two passes in f32 (see [`ops::layer_norm`]).
+/// LayerNorm over the last dimension, computed in two passes (mean, then variance of the
+/// centred values) in f32: `(x - mean) / sqrt(var + eps) * weight + bias`.
+///
+/// EVA's residual stream carries a large mean; the one-pass `E[x^2] - E[x]^2` form loses most
+/// of the variance's significant digits there, so candle-nn's fused layer norm is not used.
+/// f32 tensors on the CPU go through one fused kernel (`model::cpu::ops`); other devices and
+/// precisions use candle's operations.
 #[derive(Debug, Clone)]
 pub struct StableLayerNorm {
     weight: Tensor,
@@ -28,7 +34,15 @@ impl StableLayerNorm {
 
 impl Module for StableLayerNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        ops::layer_norm(x, &self.weight, &self.bias, self.eps)
+        if x.device().is_cpu() && x.dtype() == DType::F32 {
+            return x.contiguous()?.apply_op3_no_bwd(&self.weight, &self.bias, &CpuLayerNorm { eps: self.eps as f32 });
+        }
+        let dtype = x.dtype();
+        let x = x.to_dtype(DType::F32)?;
+        let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
+        let variance = centred.sqr()?.mean_keepdim(D::Minus1)?;
+        let normed = centred.broadcast_div(&(variance + self.eps)?.sqrt()?)?;
+        normed.to_dtype(dtype)?.broadcast_mul(&self.weight)?.broadcast_add(&self.bias)
     }
 }
 
@@ -234,5 +248,34 @@ impl Eva {
             None => embeddings.zeros_like()?.narrow(1, 0, 0)?,
         };
         Ok(EvaOutput { embeddings: embeddings.to_dtype(DType::F32)?, logits: logits.to_dtype(DType::F32)? })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn layer_norm_generic_path_matches_the_cpu_kernel_under_a_large_mean() -> Result<()> {
+        // f64 takes the path GPUs use; a row mean of 300 with unit spread, as in EVA's residual stream.
+        let device = Device::Cpu;
+        let x = (Tensor::randn(0f32, 1.0, (2, 3, 1408), &device)? + 300.0)?;
+        let norm = StableLayerNorm {
+            weight: Tensor::randn(1f32, 0.1, 1408, &device)?,
+            bias: Tensor::randn(0f32, 0.1, 1408, &device)?,
+            eps: 1e-6,
+        };
+        let norm64 = StableLayerNorm {
+            weight: norm.weight.to_dtype(DType::F64)?,
+            bias: norm.bias.to_dtype(DType::F64)?,
+            eps: norm.eps,
+        };
+        let kernel = norm.forward(&x)?;
+        let generic = norm64.forward(&x.to_dtype(DType::F64)?)?.to_dtype(DType::F32)?;
+        assert_eq!(kernel.dims(), generic.dims());
+        let diff = (kernel - generic)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(diff < 2e-4, "{diff}");
+        Ok(())
     }
 }

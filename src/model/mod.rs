@@ -1,15 +1,16 @@
 //! EVA in candle: configuration, weights, devices, labels and the network itself.
 //!
-//! This module knows nothing of files beyond the model's own, of caches or of windows.
+//! This module knows nothing of files beyond the model's own, of caches or of windows. The
+//! network's layers are written with candle's operations, which run on every backend; on the
+//! CPU they hand f32 work to the fused kernels in `cpu`.
 
 pub mod attention;
 pub mod config;
+pub(crate) mod cpu;
 pub mod device;
 pub mod eva;
-mod gemm;
 pub mod labels;
 pub mod linear;
-pub mod ops;
 pub mod weights;
 
 use candle_core::{DType, Device, Tensor};

@@ -1,30 +1,31 @@
-//! Single-threaded f32 matrix products, the building block of the model's CPU kernels.
+//! Single-threaded f32 matrix products, the building block of the CPU kernels.
 //!
-//! The kernels above split their work into independent products and run those in parallel,
-//! so every product here runs on the calling thread. The `gemm` crate computes them, in pure
-//! Rust with kernels chosen at run time for the CPU (AVX-512, AVX2+FMA, NEON or scalar): no
-//! system library is needed, and no library's own CPU detection can pick a generic kernel
-//! behind the program's back.
+//! The kernels that call this split their work into independent products and run those in
+//! parallel, so every product here runs on the calling thread. The `gemm` crate computes them,
+//! in pure Rust with kernels chosen at run time for the CPU (AVX-512, AVX2+FMA, NEON or scalar):
+//! no system library is needed, and no library's own CPU detection can pick a generic kernel
+//! behind the program's back. That choice is the crate's alone: it cannot be forced to a
+//! narrower level, so the cap that tests can set in `simd` does not apply here.
 
 /// A read-only matrix operand: element `(i, j)` lies at `ptr + i * row_stride + j * col_stride`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Operand {
     /// The first element.
-    pub ptr: *const f32,
+    ptr: *const f32,
     /// Distance in elements between consecutive rows.
-    pub row_stride: usize,
+    row_stride: usize,
     /// Distance in elements between consecutive columns.
-    pub col_stride: usize,
+    col_stride: usize,
 }
 
 impl Operand {
     /// A row-major matrix whose rows are `stride` elements apart.
-    pub fn rows(ptr: *const f32, stride: usize) -> Self {
+    pub(crate) fn rows(ptr: *const f32, stride: usize) -> Self {
         Self { ptr, row_stride: stride, col_stride: 1 }
     }
 
     /// The transpose of a row-major matrix whose rows are `stride` elements apart.
-    pub fn transposed(ptr: *const f32, stride: usize) -> Self {
+    pub(crate) fn transposed(ptr: *const f32, stride: usize) -> Self {
         Self { ptr, row_stride: 1, col_stride: stride }
     }
 }

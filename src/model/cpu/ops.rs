@@ -1,46 +1,26 @@
-//! Element-wise and row-wise operations whose stock candle versions are slow or imprecise on CPU.
+//! Row-wise and element-wise CPU kernels: LayerNorm, softmax and the exact GELU.
 //!
-//! Every function here works on all backends: the CPU path is specialised, GPUs use candle's
-//! own kernels.
+//! Each loop is plain Rust written so that the compiler vectorises it, compiled per SIMD level
+//! by [`multiversion!`]. The reductions keep several interleaved partial sums, because a single
+//! running sum cannot be vectorised without reordering its additions. Every path does the same
+//! arithmetic in the same order (`mul_add` is fused with or without FMA instructions), so every
+//! level gives the same bits; the tests check that.
 
-use candle_core::{CpuStorage, CustomOp3, D, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape};
 use rayon::prelude::*;
 
-use crate::simd::multiversion;
+use super::f32_slice;
+use super::simd::multiversion;
 
-/// LayerNorm over the last dimension, computed in two passes (mean, then variance of the
-/// centred values) in f32: `(x - mean) / sqrt(var + eps) * weight + bias`.
+/// LayerNorm over the last dimension of a contiguous f32 tensor, computed in two passes
+/// (mean, then variance of the centred values): `(x - mean) / sqrt(var + eps) * weight + bias`.
 ///
-/// EVA's residual stream carries a large mean; the one-pass `E[x^2] - E[x]^2` form loses most
-/// of the variance's significant digits there, so candle-nn's fused layer norm is not used.
-/// On CPU one vectorised pass per row replaces the eight tensor operations this takes in
-/// candle (0.09 s per image for EVA-giant's 81 norms).
-pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
-    if x.device().is_cpu() && x.dtype() == DType::F32 {
-        return x.contiguous()?.apply_op3_no_bwd(weight, bias, &CpuLayerNorm { eps: eps as f32 });
-    }
-    let dtype = x.dtype();
-    let x = x.to_dtype(DType::F32)?;
-    let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
-    let variance = centred.sqr()?.mean_keepdim(D::Minus1)?;
-    let normed = centred.broadcast_div(&(variance + eps)?.sqrt()?)?;
-    normed.to_dtype(dtype)?.broadcast_mul(weight)?.broadcast_add(bias)
-}
-
-/// The elements of a contiguous f32 tensor, as a CPU kernel named `op` receives it.
-pub(crate) fn f32_slice<'a>(op: &str, storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
-    let CpuStorage::F32(data) = storage else {
-        candle_core::bail!("{op} expects f32 tensors");
-    };
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        candle_core::bail!("{op} expects contiguous tensors");
-    };
-    Ok(&data[start..end])
-}
-
-/// The multi-threaded CPU kernel behind [`layer_norm`].
-struct CpuLayerNorm {
-    eps: f32,
+/// One vectorised pass per row, the rows spread over threads, instead of the chain of tensor
+/// operations the same formula takes in candle.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CpuLayerNorm {
+    /// Added to the variance before the square root.
+    pub(crate) eps: f32,
 }
 
 impl CustomOp3 for CpuLayerNorm {
@@ -171,14 +151,14 @@ fn gelu_in_place_portable(values: &mut [f32]) {
 
 /// Exact GELU of one value; written so that the compiler vectorises loops over it.
 #[inline(always)]
-pub fn gelu_erf_f32(x: f32) -> f32 {
+fn gelu_erf_f32(x: f32) -> f32 {
     0.5 * x * (1.0 + erf_f32(x * std::f32::consts::FRAC_1_SQRT_2))
 }
 
 /// erf by Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7), the same approximation
 /// PyTorch's vectorised CPU kernels use, so results track the reference closely.
 #[inline(always)]
-pub fn erf_f32(x: f32) -> f32 {
+fn erf_f32(x: f32) -> f32 {
     const P: f32 = 0.327_591_1;
     const A1: f32 = 0.254_829_6;
     const A2: f32 = -0.284_496_74;
@@ -224,7 +204,8 @@ fn exp_f32(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Device;
+    use crate::model::cpu::simd;
+    use candle_core::{DType, Device, Tensor};
 
     /// erf in f64: its Maclaurin series below 3, the asymptotic series of erfc above.
     fn erf_reference(x: f64) -> f64 {
@@ -305,7 +286,7 @@ mod tests {
         let x = (Tensor::randn(0f32, 1.0, (5, 1408), &device)? + 300.0)?;
         let weight = Tensor::randn(1f32, 0.1, 1408, &device)?;
         let bias = Tensor::randn(0f32, 0.1, 1408, &device)?;
-        let ours = layer_norm(&x, &weight, &bias, 1e-6)?.to_vec2::<f32>()?;
+        let ours = x.apply_op3_no_bwd(&weight, &bias, &CpuLayerNorm { eps: 1e-6 })?.to_vec2::<f32>()?;
         let rows = x.to_dtype(DType::F64)?.to_vec2::<f64>()?;
         let (w, b) = (weight.to_vec1::<f32>()?, bias.to_vec1::<f32>()?);
         for (row, got) in rows.iter().zip(&ours) {
@@ -317,5 +298,122 @@ mod tests {
             }
         }
         Ok(())
+    }
+
+    /// Row lengths around the vector widths and the unrolled steps, and EVA's token count and
+    /// width, so that every path runs its vector body and its scalar tail.
+    const LENGTHS: [usize; 12] = [1, 2, 15, 16, 17, 31, 32, 33, 64, 100, 257, 1408];
+
+    /// `len` pseudo-random values, uniform over `[offset - spread, offset + spread)`, from a
+    /// fixed seed so that a failure reproduces.
+    fn values(len: usize, seed: usize, spread: f32, offset: f32) -> Vec<f32> {
+        let mut state = (seed as u32).wrapping_mul(2_654_435_761).wrapping_add(12_345);
+        (0..len)
+            .map(|_| {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                let unit = (state >> 8) as f32 / (1u32 << 24) as f32;
+                offset + spread * (2.0 * unit - 1.0)
+            })
+            .collect()
+    }
+
+    /// Runs `kernel` at every SIMD level this CPU supports and checks that each level's output
+    /// is within `tolerance` (per element) of `reference` and bit for bit the same as the
+    /// portable path's.
+    fn check_every_level(kernel: impl Fn() -> Vec<f32>, reference: &[f64], tolerance: &[f64]) {
+        let mut outputs: Vec<(simd::SimdLevel, Vec<f32>)> = Vec::new();
+        simd::at_every_level(|level| outputs.push((level, kernel())));
+        for (level, got) in &outputs {
+            assert_eq!(got.len(), reference.len());
+            for (i, ((&g, &want), &tol)) in got.iter().zip(reference).zip(tolerance).enumerate() {
+                let error = (f64::from(g) - want).abs();
+                assert!(error <= tol, "{} path, element {i}: {g} against {want}", level.name());
+            }
+        }
+        let (_, portable) = outputs.last().expect("the portable path always runs");
+        for (level, got) in &outputs {
+            let same = got.iter().zip(portable).all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "the {} and portable paths differ", level.name());
+        }
+    }
+
+    #[test]
+    fn softmax_matches_the_reference_at_every_simd_level() {
+        let rows: Vec<Vec<f32>> = LENGTHS.iter().enumerate().map(|(seed, &len)| values(len, seed, 20.0, 5.0)).collect();
+        let mut reference = Vec::new();
+        for row in &rows {
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let exps: Vec<f64> = row.iter().map(|&v| f64::from(v - max).exp()).collect();
+            let sum: f64 = exps.iter().sum();
+            reference.extend(exps.iter().map(|e| e / sum));
+        }
+        let kernel = || {
+            let mut out = Vec::new();
+            for row in &rows {
+                let mut row = row.clone();
+                softmax_in_place(&mut row);
+                out.extend(row);
+            }
+            out
+        };
+        let tolerance: Vec<f64> = reference.iter().map(|p| 1e-6 * p).collect();
+        check_every_level(kernel, &reference, &tolerance);
+    }
+
+    #[test]
+    fn gelu_matches_the_reference_at_every_simd_level() {
+        let mut x: Vec<f32> =
+            LENGTHS.iter().enumerate().flat_map(|(seed, &len)| values(len, seed, 10.0, 0.0)).collect();
+        x.extend([0.0, -0.0, 1e-30, -1e-30, 1e-3, -1e-3, 5.5, -5.5, 30.0, -30.0, 1e4, -1e4]);
+        let reference: Vec<f64> = x
+            .iter()
+            .map(|&v| {
+                let v = f64::from(v);
+                0.5 * v * (1.0 + erf_reference(v * std::f64::consts::FRAC_1_SQRT_2))
+            })
+            .collect();
+        let kernel = || {
+            let mut out = x.clone();
+            gelu_in_place(&mut out);
+            out
+        };
+        let tolerance: Vec<f64> = reference.iter().map(|g| 1e-6 * g.abs().max(1.0)).collect();
+        check_every_level(kernel, &reference, &tolerance);
+    }
+
+    #[test]
+    fn layer_norm_row_matches_the_reference_at_every_simd_level() {
+        // A large offset, as in EVA's residual stream, where a one-pass variance would fail.
+        let eps = 1e-6;
+        let cases: Vec<[Vec<f32>; 3]> = LENGTHS
+            .iter()
+            .enumerate()
+            .map(|(seed, &len)| {
+                [values(len, seed, 2.0, 300.0), values(len, seed + 100, 0.5, 1.0), values(len, seed + 200, 0.5, 0.0)]
+            })
+            .collect();
+        let (mut reference, mut tolerance) = (Vec::new(), Vec::new());
+        for [row, weight, bias] in &cases {
+            let row: Vec<f64> = row.iter().map(|&v| f64::from(v)).collect();
+            let mean = row.iter().sum::<f64>() / row.len() as f64;
+            let var = row.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / row.len() as f64;
+            let std = (var + f64::from(eps)).sqrt();
+            for ((v, &w), &b) in row.iter().zip(weight).zip(bias) {
+                reference.push((v - mean) / std * f64::from(w) + f64::from(b));
+                // An f32 mean is off by a few units in the last place of the offset, and
+                // normalising divides that by the spread.
+                tolerance.push(1e-6 + 4.0 * f64::from(f32::EPSILON) * mean.abs() / std * f64::from(w).abs());
+            }
+        }
+        let kernel = || {
+            let mut out = Vec::new();
+            for [row, weight, bias] in &cases {
+                let mut dst = vec![0f32; row.len()];
+                layer_norm_row(row, weight, bias, eps, &mut dst);
+                out.extend(dst);
+            }
+            out
+        };
+        check_every_level(kernel, &reference, &tolerance);
     }
 }

@@ -1,0 +1,40 @@
+//! The CPU kernels behind the network's layers: matrix products, fused linear layers and
+//! attention, LayerNorm, softmax and GELU, and the run-time choice of vector instructions.
+//!
+//! The network (`model::linear`, `model::attention`, `model::eva`) hands f32 tensors on the CPU
+//! to these kernels as candle custom operations; every other device and precision goes through
+//! candle's own operations, which exist on every backend.
+
+pub(crate) mod attention;
+pub(crate) mod gemm;
+pub(crate) mod linear;
+pub(crate) mod ops;
+pub(crate) mod simd;
+
+use candle_core::{CpuStorage, Layout, Result};
+
+/// The elements of a contiguous f32 tensor, as a CPU kernel named `op` receives it.
+pub(crate) fn f32_slice<'a>(op: &str, storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
+    let CpuStorage::F32(data) = storage else {
+        candle_core::bail!("{op} expects f32 tensors");
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("{op} expects contiguous tensors");
+    };
+    Ok(&data[start..end])
+}
+
+/// A raw output pointer shared by tasks that write disjoint parts.
+#[derive(Clone, Copy)]
+pub(crate) struct SendPtr(pub(crate) *mut f32);
+
+impl SendPtr {
+    /// The pointer.
+    pub(crate) fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+// SAFETY: the tasks holding copies write to disjoint elements only.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}

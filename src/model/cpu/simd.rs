@@ -1,0 +1,239 @@
+//! Run-time choice of vector instructions for evatag's own hot loops written in plain Rust.
+//!
+//! [`multiversion!`] compiles a loop for AVX-512, for AVX2 and for the baseline target, and each
+//! call takes the widest path the CPU supports. Tests can lower that widest path on the calling
+//! thread (`with_max_level`, built for tests only), so the AVX2 and portable paths run and are
+//! checked on a machine that would otherwise always take the AVX-512 one.
+//!
+//! The matrix products are the `gemm` crate's: it picks its own kernels at run time and offers
+//! no way to force a level, so the cap does not reach them.
+
+use std::cell::Cell;
+
+/// Defines a function that runs a plain-Rust body compiled for AVX-512 or for AVX2 when the
+/// CPU has those features (detected at run time, once cached) and the level is not capped
+/// below them on this thread, and as it is otherwise. The body (an `#[inline(always)]`
+/// function) is written so that the compiler vectorises it; the wider the instructions it may
+/// use, the faster it runs.
+macro_rules! multiversion {
+    (
+        $(#[$attr:meta])*
+        $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? => $portable:path;
+        avx512: [$($wide:tt),+];
+        avx2: [$($narrow:tt),+];
+    ) => {
+        $(#[$attr])*
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                use $crate::model::cpu::simd::{self as dispatch, SimdLevel};
+                $(#[target_feature(enable = $wide)])+
+                fn wide($($arg: $ty),*) $(-> $ret)? {
+                    $portable($($arg),*)
+                }
+                $(#[target_feature(enable = $narrow)])+
+                fn narrow($($arg: $ty),*) $(-> $ret)? {
+                    $portable($($arg),*)
+                }
+                if dispatch::allows(SimdLevel::Avx512) && $(std::arch::is_x86_feature_detected!($wide))&&+ {
+                    dispatch::note_path(SimdLevel::Avx512);
+                    // SAFETY: the CPU has just been found to support every feature `wide` enables.
+                    return unsafe { wide($($arg),*) };
+                }
+                if dispatch::allows(SimdLevel::Avx2) && $(std::arch::is_x86_feature_detected!($narrow))&&+ {
+                    dispatch::note_path(SimdLevel::Avx2);
+                    // SAFETY: the CPU has just been found to support every feature `narrow` enables.
+                    return unsafe { narrow($($arg),*) };
+                }
+            }
+            $crate::model::cpu::simd::note_path($crate::model::cpu::simd::SimdLevel::Generic);
+            $portable($($arg),*)
+        }
+    };
+}
+
+pub(crate) use multiversion;
+
+/// The vector instructions the CPU kernels run with on this machine, chosen at run time.
+///
+/// evatag's own kernels ([`multiversion!`]) follow it, including a cap set in tests; the
+/// `gemm` crate's matrix products make the same kind of choice on their own and cannot be
+/// capped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SimdLevel {
+    /// x86-64 with AVX-512 (F, plus the BW/DQ/VL subsets every AVX-512 CPU since Skylake-X has).
+    Avx512,
+    /// x86-64 with AVX2 and FMA.
+    Avx2,
+    /// 64-bit ARM with NEON.
+    #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code, reason = "detected on 64-bit ARM only"))]
+    Neon,
+    /// Plain scalar or SSE2 code.
+    Generic,
+}
+
+thread_local! {
+    /// The widest level the dispatch may use on this thread; `None` means whatever the CPU has.
+    /// Only tests set it (`with_max_level`).
+    static MAX_LEVEL: Cell<Option<SimdLevel>> = const { Cell::new(None) };
+}
+
+impl SimdLevel {
+    /// The level in effect on this thread: the widest the CPU supports, lowered to the cap a
+    /// test has set with `with_max_level`.
+    pub(crate) fn detect() -> Self {
+        let supported = Self::supported();
+        match (supported, MAX_LEVEL.with(Cell::get)) {
+            (Self::Avx512, Some(max @ (Self::Avx2 | Self::Generic))) | (Self::Avx2, Some(max @ Self::Generic)) => max,
+            _ => supported,
+        }
+    }
+
+    /// The widest level this CPU supports.
+    fn supported() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Self::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                return Self::Avx2;
+            }
+        }
+        #[cfg(target_arch = "aarch64")]
+        {
+            if std::arch::is_aarch64_feature_detected!("neon") {
+                return Self::Neon;
+            }
+        }
+        Self::Generic
+    }
+
+    /// The name users see, e.g. `AVX-512`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Avx512 => "AVX-512",
+            Self::Avx2 => "AVX2",
+            Self::Neon => "NEON",
+            Self::Generic => "generic",
+        }
+    }
+
+    /// Order of the x86 paths, narrowest first.
+    fn rank(self) -> u8 {
+        match self {
+            Self::Generic | Self::Neon => 0,
+            Self::Avx2 => 1,
+            Self::Avx512 => 2,
+        }
+    }
+}
+
+/// Whether [`multiversion!`] may take the path for `level` on this thread (the CPU's support
+/// is checked separately).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code, reason = "the dispatch has one path off x86-64"))]
+pub(crate) fn allows(level: SimdLevel) -> bool {
+    MAX_LEVEL.with(Cell::get).is_none_or(|max| level.rank() <= max.rank())
+}
+
+#[cfg(test)]
+thread_local! {
+    /// The path the last [`multiversion!`] call on this thread took.
+    static LAST_PATH: Cell<Option<SimdLevel>> = const { Cell::new(None) };
+}
+
+/// Records the path a [`multiversion!`] call takes, for tests to check; does nothing outside
+/// tests.
+#[inline(always)]
+pub(crate) fn note_path(level: SimdLevel) {
+    #[cfg(test)]
+    LAST_PATH.with(|last| last.set(Some(level)));
+    #[cfg(not(test))]
+    let _ = level;
+}
+
+/// How the CPU runs the model, e.g. `AVX-512 kernels, 2 threads`.
+pub(crate) fn cpu_path() -> String {
+    format!("{} kernels, {} threads", SimdLevel::detect().name(), rayon::current_num_threads())
+}
+
+/// Runs `f` with [`multiversion!`] on this thread limited to paths no wider than `level`, then
+/// restores the previous limit. Work `f` hands to other threads (rayon) is not limited.
+#[cfg(test)]
+pub(crate) fn with_max_level<R>(level: SimdLevel, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<SimdLevel>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            MAX_LEVEL.with(|max| max.set(self.0));
+        }
+    }
+    let _restore = Restore(MAX_LEVEL.with(|max| max.replace(Some(level))));
+    f()
+}
+
+/// The paths [`multiversion!`] can take on this CPU, widest first; `Generic` is the portable one.
+#[cfg(test)]
+pub(crate) fn available_levels() -> Vec<SimdLevel> {
+    match SimdLevel::supported() {
+        SimdLevel::Avx512 => vec![SimdLevel::Avx512, SimdLevel::Avx2, SimdLevel::Generic],
+        SimdLevel::Avx2 => vec![SimdLevel::Avx2, SimdLevel::Generic],
+        SimdLevel::Neon | SimdLevel::Generic => vec![SimdLevel::Generic],
+    }
+}
+
+/// Runs `check` once for every path in [`available_levels`], with the dispatch limited to that
+/// path, and asserts that the last [`multiversion!`] call `check` made on this thread took it.
+#[cfg(test)]
+pub(crate) fn at_every_level(mut check: impl FnMut(SimdLevel)) {
+    for level in available_levels() {
+        with_max_level(level, || {
+            LAST_PATH.with(|last| last.set(None));
+            check(level);
+            let taken = LAST_PATH.with(Cell::get);
+            assert_eq!(taken, Some(level), "the kernel did not take the {} path", level.name());
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[inline(always)]
+    fn sum_portable(values: &[f32]) -> f32 {
+        values.iter().sum()
+    }
+
+    multiversion! {
+        /// A kernel to watch the dispatch with.
+        fn sum(values: &[f32]) -> f32 => sum_portable;
+        avx512: ["avx512f"];
+        avx2: ["avx2"];
+    }
+
+    #[test]
+    fn the_dispatch_takes_each_forced_path() {
+        let values: Vec<f32> = (0..100).map(|i| i as f32).collect();
+        at_every_level(|_| assert_eq!(sum(&values), 4950.0));
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn detect_reports_the_level_in_effect() {
+        let supported = SimdLevel::detect();
+        for level in available_levels() {
+            assert_eq!(with_max_level(level, SimdLevel::detect), level);
+        }
+        // A cap above what the CPU has changes nothing, and every cap ends with its closure.
+        assert_eq!(with_max_level(SimdLevel::Avx512, SimdLevel::detect), supported);
+        assert_eq!(SimdLevel::detect(), supported);
+    }
+
+    #[test]
+    fn the_cap_is_restored_after_a_panic() {
+        let before = MAX_LEVEL.with(Cell::get);
+        let caught = std::panic::catch_unwind(|| with_max_level(SimdLevel::Generic, || panic!("inside")));
+        assert!(caught.is_err());
+        assert_eq!(MAX_LEVEL.with(Cell::get), before);
+    }
+}
