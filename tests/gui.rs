@@ -168,18 +168,21 @@ fn arrow_keys_move_the_selection_through_the_grid() {
 }
 
 #[test]
-fn a_corrupt_file_shows_its_error() {
+fn a_corrupt_file_shows_its_error_and_a_non_photo_is_only_an_error() {
     let (photos, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     copy_photos(photos.path());
     std::fs::write(photos.path().join("broken.jpg"), b"not a jpeg at all").unwrap();
+    std::fs::create_dir(photos.path().join("folder.jpg")).unwrap();
     let mut harness = app_harness(cache.path(), vec![photos.path().to_owned()], 4);
-    step_until(&mut harness, "every photo is done", |app| all_finished(app, photo_names().len() + 1));
-    harness.get_by_label("Errors (1)").click();
+    step_until(&mut harness, "every photo is done", |app| all_finished(app, photo_names().len() + 1) && !app.is_busy());
+    harness.get_by_label("Errors (2)").click();
     harness.step();
     harness.get_by_label_contains("broken.jpg: not a supported image");
+    harness.get_by_label_contains("folder.jpg: is a directory");
     let index = harness.state().photos().index_of(&photos.path().join("broken.jpg")).unwrap();
     assert!(matches!(harness.state().photos().photo(index).state, PhotoState::Failed(_)));
     harness.get_by_label("broken.jpg");
+    assert!(harness.state().photos().index_of(&photos.path().join("folder.jpg")).is_none(), "a folder is no tile");
 }
 
 #[test]
@@ -196,6 +199,27 @@ fn settings_show_the_device_and_cpu_kernels_in_use() {
         node.value().is_some_and(|text| text.starts_with("Running on: CPU (") && text.contains(" kernels, "))
     };
     assert!(harness.query_all(egui_kittest::kittest::By::new().predicate(running_on)).next().is_some());
+}
+
+#[test]
+fn writing_sidecars_asks_first_and_says_what_it_will_write() {
+    let (photos, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let copied = copy_photos(photos.path());
+    let mut harness = app_harness(cache.path(), vec![photos.path().to_owned()], 4);
+    step_until(&mut harness, "every photo is tagged", |app| all_finished(app, copied.len()) && !app.is_busy());
+    harness.get_by_label("Settings").click();
+    harness.step();
+    harness.step();
+    harness.get_by_label("Write XMP sidecars").click();
+    harness.step();
+    harness.step();
+    let count = copied.len();
+    harness.get_by_label_contains("Write XMP sidecars?");
+    let sidecar_of = |photo: &Path| PathBuf::from(format!("{}.xmp", photo.display()));
+    assert!(copied.iter().all(|p| !sidecar_of(p).exists()), "nothing is written before the confirmation");
+    harness.get_by_label(&format!("Write {count} sidecars")).click();
+    step_until(&mut harness, "the sidecars are written", |_| copied.iter().all(|p| sidecar_of(p).exists()));
+    step_until(&mut harness, "the outcome is shown", |app| app.notice().is_some_and(|n| n.starts_with("Wrote")));
 }
 
 #[test]
@@ -226,6 +250,17 @@ fn cancel_stops_a_running_job() {
     // At most the batch in flight (one image) finishes after Cancel.
     assert!(tagged_later <= tagged_at_cancel + 1, "{tagged_at_cancel} then {tagged_later}");
     assert!(harness.query_by_label("Cancel").is_none());
+    // What the cancel left is "not tagged yet", not failed, and Resume finishes it.
+    let listed = harness.state().photos().len();
+    let states = |app: &App| -> Vec<PhotoState> { (0..listed).map(|i| app.photos().photo(i).state.clone()).collect() };
+    assert!(states(harness.state()).iter().all(|s| !matches!(s, PhotoState::Failed(_) | PhotoState::Queued)));
+    assert!(states(harness.state()).contains(&PhotoState::NotTagged));
+    assert!(harness.query_by_label_contains("Errors").is_none(), "a cancel is not an error");
+    harness.get_by_label("Resume").click();
+    step_until(&mut harness, "the resumed job is done", |app| {
+        !app.is_busy() && (0..listed).all(|i| matches!(app.photos().photo(i).state, PhotoState::Tagged(_)))
+    });
+    assert!(harness.query_by_label("Resume").is_none());
 }
 
 fn tagged(app: &App) -> usize {

@@ -6,13 +6,15 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, unbounded};
 
-use crate::library::export::{ExportRequest, PhotoTags, SidecarNaming};
+use crate::library::export::{self, ExportRequest, PhotoTags, SidecarNaming};
 use crate::library::scan::IMAGE_EXTENSIONS;
 use crate::library::search::Match;
 use crate::model::device::DeviceChoice;
+use crate::model::labels::Label;
 use crate::options::Options;
-use crate::worker::{Command, Event, ModelStatus, Progress, Worker, WorkerConfig};
+use crate::worker::{Command, Event, ModelStatus, PhotoErrorKind, Progress, Worker, WorkerConfig};
 
+use super::confirm::{self, SidecarPlan};
 use super::photos::{PhotoList, PhotoState, SortKey};
 use super::settings::{self, Facts, Settings};
 use super::thumbnails::Thumbnails;
@@ -81,6 +83,8 @@ pub enum Action {
     ClearErrors,
     /// Stop the running job.
     Cancel,
+    /// Tag the photos a cancel left untagged.
+    Resume,
     /// Select the photo at this index, scrolling the grid to it if `scroll`.
     Select {
         /// The photo's index in the list.
@@ -100,8 +104,12 @@ pub enum Action {
     SetSidecarNaming(SidecarNaming),
     /// Empty the result and thumbnail caches.
     ClearCache,
-    /// Write XMP sidecars for every tagged photo.
+    /// Ask before writing XMP sidecars for every tagged photo.
     ExportSidecars,
+    /// Write the sidecars the confirmation showed.
+    WriteSidecars,
+    /// Close the confirmation without writing anything.
+    CloseConfirmation,
     /// Write a CSV of every tagged photo, to a file the user picks.
     ExportCsv,
 }
@@ -135,6 +143,8 @@ pub struct App {
     cache_bytes: Option<u64>,
     cache_size_rx: Option<Receiver<u64>>,
     export_rx: Option<Receiver<ExportOutcome>>,
+    /// The sidecar confirmation, while it is open.
+    confirm_sidecars: Option<SidecarPlan>,
 }
 
 /// Worker events handled per frame at most, so that a burst never makes a frame slow.
@@ -173,6 +183,7 @@ impl App {
             cache_bytes: None,
             cache_size_rx: None,
             export_rx: None,
+            confirm_sidecars: None,
             options,
         };
         let start = if app.options.paths.is_empty() {
@@ -225,11 +236,25 @@ impl App {
         &self.model_status
     }
 
+    /// The latest notice shown in the status bar, if any.
+    pub fn notice(&self) -> Option<&str> {
+        self.notices.last().map(String::as_str)
+    }
+
     /// Stops the running job.
     fn cancel(&mut self) {
         self.worker.send(Command::Cancel);
         self.photos.cancel_queued();
         self.busy = false;
+    }
+
+    /// Tags the photos a cancel left untagged.
+    fn resume(&mut self) {
+        let paths = self.photos.resume_not_tagged();
+        if !paths.is_empty() {
+            self.busy = true;
+            self.worker.send(Command::Add(paths));
+        }
     }
 
     /// Asks for the photos most similar to the one at `index`.
@@ -279,6 +304,12 @@ impl App {
             Event::Image { path, outcome } => {
                 let state = match outcome {
                     Ok(tagged) => PhotoState::Tagged(tagged.labels),
+                    Err(error) if error.kind == PhotoErrorKind::NotAPhoto => {
+                        // Not a photo: listed under Errors only, never as a tile.
+                        self.errors.push((path, error.to_string()));
+                        return;
+                    }
+                    Err(error) if error.kind == PhotoErrorKind::Cancelled => PhotoState::NotTagged,
                     Err(error) => {
                         self.errors.push((path.clone(), error.to_string()));
                         PhotoState::Failed(error.to_string())
@@ -347,6 +378,7 @@ impl App {
                 self.show_errors = false;
             }
             Action::Cancel => self.cancel(),
+            Action::Resume => self.resume(),
             Action::Select { index, scroll } => {
                 self.selected = Some(index);
                 self.scroll_to_selected |= scroll;
@@ -368,12 +400,17 @@ impl App {
                 self.cache_bytes = None;
                 self.cache_size_rx = None;
             }
-            Action::ExportSidecars => self.export(None),
+            Action::ExportSidecars => self.confirm_sidecars = Some(self.sidecar_plan()),
+            Action::WriteSidecars => {
+                self.confirm_sidecars = None;
+                self.export(ctx, None);
+            }
+            Action::CloseConfirmation => self.confirm_sidecars = None,
             Action::ExportCsv => {
                 if let Some(file) =
                     rfd::FileDialog::new().add_filter("CSV", &["csv"]).set_file_name("evatag.csv").save_file()
                 {
-                    self.export(Some(file));
+                    self.export(ctx, Some(file));
                 }
             }
         }
@@ -396,14 +433,10 @@ impl App {
     }
 
     /// Writes XMP sidecars (no `csv`) or one CSV file, on a background thread.
-    fn export(&mut self, csv: Option<PathBuf>) {
-        let tagged: Vec<(PathBuf, Vec<crate::model::labels::Label>)> = (0..self.photos.len())
-            .map(|i| self.photos.photo(i))
-            .filter_map(|p| match &p.state {
-                PhotoState::Tagged(labels) => Some((p.path.clone(), labels.clone())),
-                _ => None,
-            })
-            .collect();
+    fn export(&mut self, ctx: &egui::Context, csv: Option<PathBuf>) {
+        let tagged: Vec<(PathBuf, Vec<Label>)> =
+            self.tagged_photos().map(|(path, labels)| (path.to_owned(), labels.to_vec())).collect();
+        let ctx = ctx.clone();
         let request = ExportRequest {
             sidecars: csv.is_none().then_some(self.settings.sidecar_naming),
             csv,
@@ -417,6 +450,10 @@ impl App {
             let report = request.run(&photos, &AtomicBool::new(false));
             let done = match (&request.csv, report.sidecars) {
                 (Some(file), _) => format!("Wrote {} photos to {}", photos.len(), file.display()),
+                (None, written) if report.sidecars_without_keywords > 0 => format!(
+                    "Wrote {written} XMP sidecars; {} have no keyword at this threshold",
+                    report.sidecars_without_keywords
+                ),
                 (None, written) => format!("Wrote {written} XMP sidecars"),
             };
             let outcome = match report.errors.first() {
@@ -424,7 +461,36 @@ impl App {
                 Some(first) => Err(format!("{} files failed; first: {first}", report.errors.len())),
             };
             let _ = tx.send(outcome);
+            // Show the outcome now, not at the next mouse move.
+            ctx.request_repaint();
         });
+    }
+
+    /// Every tagged photo with its labels, in list order.
+    fn tagged_photos(&self) -> impl Iterator<Item = (&Path, &[Label])> {
+        (0..self.photos.len()).filter_map(|i| {
+            let photo = self.photos.photo(i);
+            match &photo.state {
+                PhotoState::Tagged(labels) => Some((photo.path.as_path(), labels.as_slice())),
+                _ => None,
+            }
+        })
+    }
+
+    /// What writing sidecars now would do, for the confirmation.
+    fn sidecar_plan(&self) -> SidecarPlan {
+        let min_prob = self.settings.min_prob;
+        let mut plan = SidecarPlan { photos: 0, min_prob, preview: None, without_keywords: 0 };
+        for (path, labels) in self.tagged_photos() {
+            let keywords = export::keywords(labels, min_prob);
+            plan.photos += 1;
+            plan.without_keywords += usize::from(keywords.is_empty());
+            if plan.preview.is_none() {
+                let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into());
+                plan.preview = Some((name, keywords));
+            }
+        }
+        plan
     }
 
     fn poll_background(&mut self) {
@@ -469,6 +535,7 @@ impl App {
         let status_bar = status::StatusBar {
             model: &self.model_status,
             progress: self.progress,
+            counts: self.photos.counts(),
             busy: self.busy,
             errors: self.errors.len(),
             errors_open: self.show_errors,
@@ -495,6 +562,9 @@ impl App {
             };
             let facts = Facts { running_on, folder: self.options.worker.cache_dir.as_deref(), bytes: self.cache_bytes };
             settings::window(ui.ctx(), &self.settings, &facts, &mut actions);
+        }
+        if let Some(plan) = &self.confirm_sidecars {
+            confirm::sidecars(ui.ctx(), plan, &mut actions);
         }
         actions
     }

@@ -58,6 +58,9 @@ fn photo(ui: &mut egui::Ui, index: usize, photo: &Photo, thumbnails: &mut Thumbn
         PhotoState::Failed(error) => {
             ui.colored_label(ui.visuals().error_fg_color, error);
         }
+        PhotoState::NotTagged => {
+            ui.label("Not tagged yet: the job was cancelled before its turn. Resume tags it.");
+        }
         PhotoState::Tagged(labels) => {
             ui.heading("Labels");
             for label in labels {

@@ -133,6 +133,9 @@ fn tile(
         PhotoState::Failed(_) => {
             caption_line(ui, second_line, caption.width(), "failed", ui.visuals().error_fg_color, true);
         }
+        PhotoState::NotTagged => {
+            caption_line(ui, second_line, caption.width(), "not tagged yet", ui.visuals().weak_text_color(), false);
+        }
     }
     if let PhotoState::Failed(error) = &photo.state {
         response.on_hover_text(error);

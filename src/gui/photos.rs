@@ -17,6 +17,21 @@ pub enum PhotoState {
     Tagged(Vec<Label>),
     /// Could not be tagged; the text names the cause.
     Failed(String),
+    /// Not tagged yet: the job was cancelled before its turn. Resume tags it.
+    NotTagged,
+}
+
+/// How many photos of the list are in each state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counts {
+    /// Every photo in the list.
+    pub total: usize,
+    /// Tagged.
+    pub tagged: usize,
+    /// Failed.
+    pub failed: usize,
+    /// Cancelled before their turn.
+    pub not_tagged: usize,
 }
 
 /// One photo in the list.
@@ -127,14 +142,41 @@ impl PhotoList {
         index
     }
 
-    /// Marks every queued photo as cancelled.
+    /// Marks every queued photo as not tagged yet (a cancel).
     pub fn cancel_queued(&mut self) {
         for photo in &mut self.photos {
             if photo.state == PhotoState::Queued {
-                photo.state = PhotoState::Failed("cancelled".to_owned());
+                photo.state = PhotoState::NotTagged;
             }
         }
         self.stale = true;
+    }
+
+    /// Queues again every photo that a cancel left untagged; returns their paths.
+    pub fn resume_not_tagged(&mut self) -> Vec<PathBuf> {
+        let mut resumed = Vec::new();
+        for photo in &mut self.photos {
+            if photo.state == PhotoState::NotTagged {
+                photo.state = PhotoState::Queued;
+                resumed.push(photo.path.clone());
+            }
+        }
+        self.stale = true;
+        resumed
+    }
+
+    /// How many photos are in each state.
+    pub fn counts(&self) -> Counts {
+        let mut counts = Counts { total: self.photos.len(), ..Counts::default() };
+        for photo in &self.photos {
+            match photo.state {
+                PhotoState::Tagged(_) => counts.tagged += 1,
+                PhotoState::Failed(_) => counts.failed += 1,
+                PhotoState::NotTagged => counts.not_tagged += 1,
+                PhotoState::Queued => {}
+            }
+        }
+        counts
     }
 
     /// The current sort order.
@@ -231,7 +273,12 @@ mod tests {
         assert_eq!(names(&mut lib), ["a.jpg"]);
         lib.set_filter("");
         lib.cancel_queued();
-        assert!(matches!(lib.photo(lib.index_of(Path::new("c.jpg")).unwrap()).state, PhotoState::Failed(_)));
+        let c = lib.index_of(Path::new("c.jpg")).unwrap();
+        assert_eq!(lib.photo(c).state, PhotoState::NotTagged);
+        assert_eq!(lib.counts().not_tagged, 1);
+        assert_eq!(lib.resume_not_tagged(), [PathBuf::from("c.jpg")]);
+        assert_eq!(lib.photo(c).state, PhotoState::Queued);
+        assert_eq!(lib.counts(), Counts { total: 3, tagged: 2, failed: 0, not_tagged: 0 });
     }
 
     #[test]

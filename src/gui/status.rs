@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use crate::worker::{ModelStatus, Progress};
 
 use super::app::Action;
-use super::photos::SortKey;
+use super::photos::{Counts, SortKey};
 use super::settings::human_bytes;
 
 /// What the toolbar shows.
@@ -68,6 +68,8 @@ pub struct StatusBar<'a> {
     pub model: &'a ModelStatus,
     /// The running or last job's progress.
     pub progress: Progress,
+    /// The whole list's photos in each state.
+    pub counts: Counts,
     /// Whether a job is running.
     pub busy: bool,
     /// How many files failed.
@@ -93,11 +95,16 @@ pub fn status_bar(ui: &mut egui::Ui, view: &StatusBar<'_>, actions: &mut Vec<Act
                 if ui.button("Cancel").clicked() {
                     actions.push(Action::Cancel);
                 }
-            } else if p.total > 0 {
-                ui.label(format!(
-                    "{} photos: {} tagged, {} from cache, {} failed",
-                    p.done, p.inferred, p.cached, p.failed
-                ));
+            } else if view.counts.total > 0 {
+                let c = view.counts;
+                let mut text = format!("{} photos: {} tagged, {} failed", c.total, c.tagged, c.failed);
+                if c.not_tagged > 0 {
+                    text.push_str(&format!(", {} not tagged yet", c.not_tagged));
+                }
+                ui.label(text);
+                if c.not_tagged > 0 && ui.button("Resume").clicked() {
+                    actions.push(Action::Resume);
+                }
             } else {
                 ui.label("Drop photos or folders here, or use Open.");
             }

@@ -321,6 +321,11 @@ impl Engine {
                 self.job.progress.total = self.job.found;
                 self.notifier.send(Event::Queued { path, modified });
             }
+            PipeMsg::Skipped { generation, error } if generation == current => {
+                self.job.found += 1;
+                self.job.progress.total = self.job.found;
+                self.finish(error.path.clone(), Err(error));
+            }
             PipeMsg::ScanFinished { generation } if generation == current => {
                 self.job.scans_active = self.job.scans_active.saturating_sub(1);
                 self.job.progress.scanning = self.job.scans_active > 0;

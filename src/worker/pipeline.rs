@@ -31,6 +31,8 @@ pub(super) enum PipeMsg {
     Found { generation: u64, path: PathBuf, modified: Option<SystemTime> },
     /// A scan of one `Add` command is complete.
     ScanFinished { generation: u64 },
+    /// A path the scan found to be no photo file; it is counted and reported, never queued.
+    Skipped { generation: u64, error: PhotoError },
     /// A file is finished without the model (cache hit or error).
     Finished { generation: u64, path: PathBuf, outcome: Result<Hit, PhotoError> },
     /// A file is preprocessed and waits for the model.
@@ -95,18 +97,16 @@ pub(super) fn spawn_scanner(
                 if current.load(Ordering::SeqCst) != generation {
                     return false;
                 }
-                let (path, modified) = match &item {
-                    ScanItem::Image(path) => (path.clone(), std::fs::metadata(path).and_then(|m| m.modified()).ok()),
-                    ScanItem::Problem { path, .. } => (path.clone(), None),
-                };
-                if pipe.send(PipeMsg::Found { generation, path, modified }).is_err() {
-                    return false;
-                }
                 match item {
-                    ScanItem::Image(path) => jobs.send(Job { generation, path }).is_ok(),
+                    ScanItem::Image(path) => {
+                        let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+                        pipe.send(PipeMsg::Found { generation, path: path.clone(), modified }).is_ok()
+                            && jobs.send(Job { generation, path }).is_ok()
+                    }
                     ScanItem::Problem { path, reason } => {
-                        let outcome = Err(PhotoError::file(path.clone(), format!("{}: {reason}", path.display())));
-                        pipe.send(PipeMsg::Finished { generation, path, outcome }).is_ok()
+                        let message = format!("{}: {reason}", path.display());
+                        pipe.send(PipeMsg::Skipped { generation, error: PhotoError::not_a_photo(path, message) })
+                            .is_ok()
                     }
                 }
             });

@@ -186,7 +186,10 @@ pub enum Event {
 /// What kind of problem kept a photo from being tagged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PhotoErrorKind {
-    /// The file is missing, unreadable, not a photo, too large, or damaged.
+    /// The path is no photo file at all: missing, a folder or a pipe named like a photo, a
+    /// link to nowhere or around a loop.
+    NotAPhoto,
+    /// The file is unreadable, not an image, too large, or damaged.
     File,
     /// The model ran and failed on this photo.
     Model,
@@ -213,6 +216,11 @@ impl PhotoError {
     /// A problem with the file itself; `message` already names the file.
     pub fn file(path: PathBuf, message: String) -> Self {
         Self { path, kind: PhotoErrorKind::File, message }
+    }
+
+    /// The path is no photo file; `message` already names it.
+    pub fn not_a_photo(path: PathBuf, message: String) -> Self {
+        Self { path, kind: PhotoErrorKind::NotAPhoto, message }
     }
 
     /// The model failed on this photo.

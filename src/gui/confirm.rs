@@ -1,0 +1,59 @@
+//! The confirmation before XMP sidecars are written beside the photos: how many, at which
+//! threshold, what one sidecar will hold, and which photos would get no keyword.
+
+use super::app::Action;
+
+/// What writing sidecars now would do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SidecarPlan {
+    /// Tagged photos that would get a sidecar.
+    pub photos: usize,
+    /// The probability a label needs to become a keyword.
+    pub min_prob: f32,
+    /// One photo's name and the keywords its sidecar would hold.
+    pub preview: Option<(String, Vec<String>)>,
+    /// Photos whose sidecar would hold no keyword at this threshold.
+    pub without_keywords: usize,
+}
+
+/// Shows the confirmation; "Write" and "Cancel" become actions.
+pub fn sidecars(ctx: &egui::Context, plan: &SidecarPlan, actions: &mut Vec<Action>) {
+    let modal = egui::Modal::new(egui::Id::unique("confirm-sidecars")).show(ctx, |ui| {
+        ui.set_max_width(440.0);
+        ui.heading("Write XMP sidecars?");
+        ui.label(format!(
+            "A sidecar (photo.xmp beside each photo) for {} tagged photos, with the labels at or above {:.0}% \
+             as keywords. The photos themselves are not changed; existing sidecars keep their other fields.",
+            plan.photos,
+            plan.min_prob * 100.0
+        ));
+        if let Some((name, keywords)) = &plan.preview {
+            let shown = if keywords.is_empty() { "no keyword".to_owned() } else { keywords.join(", ") };
+            ui.label(format!("For example, {name}: {shown}"));
+        }
+        if plan.without_keywords > 0 {
+            ui.colored_label(
+                ui.visuals().warn_fg_color,
+                format!(
+                    "{} of the {} photos have no label at or above {:.0}% and get no keyword; lower the minimum \
+                     probability in Settings to include more.",
+                    plan.without_keywords,
+                    plan.photos,
+                    plan.min_prob * 100.0
+                ),
+            );
+        }
+        ui.add_space(8.0);
+        ui.horizontal(|ui| {
+            if ui.button(format!("Write {} sidecars", plan.photos)).clicked() {
+                actions.push(Action::WriteSidecars);
+            }
+            if ui.button("Cancel").clicked() {
+                actions.push(Action::CloseConfirmation);
+            }
+        });
+    });
+    if modal.should_close() && !actions.iter().any(|a| matches!(a, Action::WriteSidecars)) {
+        actions.push(Action::CloseConfirmation);
+    }
+}
