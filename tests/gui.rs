@@ -143,6 +143,24 @@ fn the_filter_box_narrows_the_grid() {
     assert_eq!(harness.state_mut().photos_mut().visible().len(), expected);
     let shown = harness.state().frame_stats().cells_built;
     assert_eq!(shown, expected, "cells on screen after filtering");
+    harness.get_by_label_contains(&format!("{expected} of {} match", copied.len()));
+
+    // File names match as well as labels; a filter nothing matches says so.
+    for _ in 0..label.chars().count() {
+        harness.key_press(egui::Key::Backspace);
+    }
+    harness.get_by_label("Filter").type_text("CAT_LANDSCAPE");
+    harness.step();
+    harness.step();
+    assert_eq!(harness.state_mut().photos_mut().visible().len(), 1);
+    harness.get_by_label("Filter").type_text("-nothing-like-it");
+    harness.step();
+    harness.step();
+    assert!(harness.state_mut().photos_mut().visible().is_empty());
+    let no_match = |node: &egui_kittest::kittest::AccessKitNode<'_>| {
+        node.value().is_some_and(|text| text == "No photos match the filter")
+    };
+    assert!(harness.query_all(egui_kittest::kittest::By::new().predicate(no_match)).next().is_some());
 }
 
 #[test]
@@ -199,6 +217,11 @@ fn settings_show_the_device_and_cpu_kernels_in_use() {
         node.value().is_some_and(|text| text.starts_with("Running on: CPU (") && text.contains(" kernels, "))
     };
     assert!(harness.query_all(egui_kittest::kittest::By::new().predicate(running_on)).next().is_some());
+    // The device menu shows the choice in effect (the command line's), spelled as people do.
+    let cpu_chosen = |node: &egui_kittest::kittest::AccessKitNode<'_>| {
+        node.label().as_deref() == Some("Device") && node.value().as_deref() == Some("CPU")
+    };
+    assert!(harness.query_all(egui_kittest::kittest::By::new().predicate(cpu_chosen)).next().is_some());
 }
 
 #[test]
@@ -220,6 +243,45 @@ fn writing_sidecars_asks_first_and_says_what_it_will_write() {
     harness.get_by_label(&format!("Write {count} sidecars")).click();
     step_until(&mut harness, "the sidecars are written", |_| copied.iter().all(|p| sidecar_of(p).exists()));
     step_until(&mut harness, "the outcome is shown", |app| app.notice().is_some_and(|n| n.starts_with("Wrote")));
+}
+
+#[test]
+fn clearing_the_cache_asks_first_and_shows_the_new_size() {
+    let (photos, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let copied = copy_photos(photos.path());
+    let mut harness = app_harness(cache.path(), vec![photos.path().to_owned()], 4);
+    step_until(&mut harness, "every photo is tagged", |app| all_finished(app, copied.len()) && !app.is_busy());
+    harness.get_by_label("Settings").click();
+    let size_shown = |harness: &Harness<'static, App>| -> Option<String> {
+        let is_size = |node: &egui_kittest::kittest::AccessKitNode<'_>| {
+            node.value().is_some_and(|text| text.starts_with("Size: ") && !text.contains("measuring"))
+        };
+        harness.query_all(egui_kittest::kittest::By::new().predicate(is_size)).next().and_then(|n| n.value())
+    };
+    harness.step();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while size_shown(&harness).is_none() && Instant::now() < deadline {
+        harness.step();
+    }
+    let before = size_shown(&harness).expect("the cache size is shown");
+    harness.get_by_label("Clear cache").click();
+    harness.step();
+    harness.step();
+    harness.get_by_label_contains("Clear the cache?");
+    harness.get_by_label("Cancel").click();
+    harness.step();
+    assert!(harness.query_by_label_contains("Clear the cache?").is_none(), "Cancel closes the question");
+    harness.get_by_label("Clear cache").click();
+    harness.step();
+    harness.step();
+    harness.get_by_label("Clear the cache").click();
+    step_until(&mut harness, "the cache is cleared", |app| app.notice() == Some("The cache is empty."));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while size_shown(&harness).is_none_or(|now| now == before) && Instant::now() < deadline {
+        harness.step();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_ne!(size_shown(&harness).expect("the new size is shown"), before);
 }
 
 #[test]

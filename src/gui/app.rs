@@ -102,8 +102,10 @@ pub enum Action {
     SetMinProb(f32),
     /// Name XMP sidecars this way.
     SetSidecarNaming(SidecarNaming),
-    /// Empty the result and thumbnail caches.
+    /// Ask before emptying the result and thumbnail caches.
     ClearCache,
+    /// Empty them.
+    ConfirmClearCache,
     /// Ask before writing XMP sidecars for every tagged photo.
     ExportSidecars,
     /// Write the sidecars the confirmation showed.
@@ -140,11 +142,15 @@ pub struct App {
     show_errors: bool,
     stats: FrameStats,
     scroll_to_selected: bool,
+    /// Whether the next frame shows the top of the grid.
+    scroll_to_top: bool,
     cache_bytes: Option<u64>,
     cache_size_rx: Option<Receiver<u64>>,
     export_rx: Option<Receiver<ExportOutcome>>,
     /// The sidecar confirmation, while it is open.
     confirm_sidecars: Option<SidecarPlan>,
+    /// Whether the question before clearing the cache is open.
+    confirm_clear_cache: bool,
 }
 
 /// Worker events handled per frame at most, so that a burst never makes a frame slow.
@@ -180,10 +186,12 @@ impl App {
             show_errors: false,
             stats: FrameStats::default(),
             scroll_to_selected: false,
+            scroll_to_top: false,
             cache_bytes: None,
             cache_size_rx: None,
             export_rx: None,
             confirm_sidecars: None,
+            confirm_clear_cache: false,
             options,
         };
         let start = if app.options.paths.is_empty() {
@@ -324,7 +332,12 @@ impl App {
                 }
             }
             Event::CacheCleared(outcome) => match outcome {
-                Ok(()) => self.notices.push("The cache is empty.".to_owned()),
+                Ok(()) => {
+                    self.notices.push("The cache is empty.".to_owned());
+                    // Measured again now that the database has shrunk.
+                    self.cache_bytes = None;
+                    self.cache_size_rx = None;
+                }
                 Err(e) => self.notices.push(format!("The cache could not be cleared: {e}")),
             },
             Event::Idle => self.busy = false,
@@ -370,7 +383,10 @@ impl App {
             Action::OpenImages => self.open_images_dialog(),
             Action::OpenFolder => self.open_folder_dialog(),
             Action::SetSort(sort) => self.photos.set_sort(sort),
-            Action::SetFilter(filter) => self.photos.set_filter(&filter),
+            Action::SetFilter(filter) => {
+                self.photos.set_filter(&filter);
+                self.scroll_to_top = true;
+            }
             Action::ShowSettings(show) => self.show_settings = show,
             Action::ShowErrors(show) => self.show_errors = show,
             Action::ClearErrors => {
@@ -392,7 +408,9 @@ impl App {
             }
             Action::SetMinProb(min_prob) => self.settings.min_prob = min_prob,
             Action::SetSidecarNaming(naming) => self.settings.sidecar_naming = naming,
-            Action::ClearCache => {
+            Action::ClearCache => self.confirm_clear_cache = true,
+            Action::ConfirmClearCache => {
+                self.confirm_clear_cache = false;
                 self.worker.send(Command::ClearCache);
                 if let Some(dir) = &self.options.thumbnail_cache {
                     let _ = std::fs::remove_dir_all(dir);
@@ -405,7 +423,10 @@ impl App {
                 self.confirm_sidecars = None;
                 self.export(ctx, None);
             }
-            Action::CloseConfirmation => self.confirm_sidecars = None,
+            Action::CloseConfirmation => {
+                self.confirm_sidecars = None;
+                self.confirm_clear_cache = false;
+            }
             Action::ExportCsv => {
                 if let Some(file) =
                     rfd::FileDialog::new().add_filter("CSV", &["csv"]).set_file_name("evatag.csv").save_file()
@@ -526,9 +547,12 @@ impl App {
     /// Draws every view from the current state, collecting what they ask for.
     fn views(&mut self, ui: &mut egui::Ui) -> Vec<Action> {
         let mut actions = Vec::new();
+        let matching =
+            (!self.photos.filter().trim().is_empty()).then(|| (self.photos.visible().len(), self.photos.len()));
         let toolbar = status::Toolbar {
             sort: self.photos.sort(),
             filter: self.photos.filter(),
+            matching,
             settings_open: self.show_settings,
         };
         status::toolbar(ui, &toolbar, &mut actions);
@@ -551,8 +575,9 @@ impl App {
         };
         details::panel(ui, &details, &mut self.thumbnails, &mut actions);
         let scroll_to_selected = std::mem::take(&mut self.scroll_to_selected);
+        let scroll_to_top = std::mem::take(&mut self.scroll_to_top);
         let (photos, visible) = self.photos.with_visible();
-        let grid = grid::Grid { photos, visible, selected: self.selected, scroll_to_selected };
+        let grid = grid::Grid { photos, visible, selected: self.selected, scroll_to_selected, scroll_to_top };
         self.stats.cells_built = grid::central(ui, &grid, &mut self.thumbnails, &mut actions);
         if self.show_settings {
             self.measure_cache(ui.ctx());
@@ -560,11 +585,19 @@ impl App {
                 ModelStatus::Loading { device } | ModelStatus::Ready { device, .. } => Some(device.as_str()),
                 _ => None,
             };
-            let facts = Facts { running_on, folder: self.options.worker.cache_dir.as_deref(), bytes: self.cache_bytes };
+            let facts = Facts {
+                device: self.options.worker.device,
+                running_on,
+                folder: self.options.worker.cache_dir.as_deref(),
+                bytes: self.cache_bytes,
+            };
             settings::window(ui.ctx(), &self.settings, &facts, &mut actions);
         }
         if let Some(plan) = &self.confirm_sidecars {
             confirm::sidecars(ui.ctx(), plan, &mut actions);
+        }
+        if self.confirm_clear_cache {
+            confirm::clear_cache(ui.ctx(), self.cache_bytes, &mut actions);
         }
         actions
     }

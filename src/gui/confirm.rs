@@ -1,7 +1,9 @@
-//! The confirmation before XMP sidecars are written beside the photos: how many, at which
-//! threshold, what one sidecar will hold, and which photos would get no keyword.
+//! Questions asked before changes that cannot be undone from the app: writing XMP sidecars
+//! beside the photos (how many, at which threshold, what one will hold, which photos get no
+//! keyword) and clearing the cache.
 
 use super::app::Action;
+use super::settings::human_bytes;
 
 /// What writing sidecars now would do.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +56,31 @@ pub fn sidecars(ctx: &egui::Context, plan: &SidecarPlan, actions: &mut Vec<Actio
         });
     });
     if modal.should_close() && !actions.iter().any(|a| matches!(a, Action::WriteSidecars)) {
+        actions.push(Action::CloseConfirmation);
+    }
+}
+
+/// Asks before the cache is cleared; "Clear the cache" and "Cancel" become actions.
+pub fn clear_cache(ctx: &egui::Context, bytes: Option<u64>, actions: &mut Vec<Action>) {
+    let modal = egui::Modal::new(egui::Id::unique("confirm-clear-cache")).show(ctx, |ui| {
+        ui.set_max_width(440.0);
+        ui.heading("Clear the cache?");
+        let size = bytes.map(|b| format!(" ({})", human_bytes(b))).unwrap_or_default();
+        ui.label(format!(
+            "Every stored result and thumbnail{size} is deleted. Photos are tagged again, by the model, the next \
+             time they are opened. The photos themselves are not touched."
+        ));
+        ui.add_space(8.0);
+        ui.horizontal(|ui| {
+            if ui.button("Clear the cache").clicked() {
+                actions.push(Action::ConfirmClearCache);
+            }
+            if ui.button("Cancel").clicked() {
+                actions.push(Action::CloseConfirmation);
+            }
+        });
+    });
+    if modal.should_close() && !actions.iter().any(|a| matches!(a, Action::ConfirmClearCache)) {
         actions.push(Action::CloseConfirmation);
     }
 }

@@ -23,6 +23,8 @@ pub struct Grid<'a> {
     pub selected: Option<usize>,
     /// Whether to scroll the selected photo into view.
     pub scroll_to_selected: bool,
+    /// Whether to show the top of the grid (the filter changed).
+    pub scroll_to_top: bool,
 }
 
 /// The central area: the grid, or a hint when there are no photos. Returns how many cells
@@ -34,6 +36,10 @@ pub fn central(ui: &mut egui::Ui, view: &Grid<'_>, thumbnails: &mut Thumbnails, 
                 ui.centered_and_justified(|ui| {
                     ui.heading("Drop photos or folders here, or use Open images… / Open folder…");
                 });
+                return 0;
+            }
+            if view.visible.is_empty() {
+                ui.centered_and_justified(|ui| ui.heading("No photos match the filter"));
                 return 0;
             }
             let columns = (((ui.available_width() + GAP) / (TILE + GAP)).floor() as usize).max(1);
@@ -55,7 +61,9 @@ fn grid(
     let row_height = TILE + CAPTION + GAP;
     let mut built = 0;
     let mut scroll = egui::ScrollArea::vertical().auto_shrink([false, false]);
-    if view.scroll_to_selected
+    if view.scroll_to_top {
+        scroll = scroll.vertical_scroll_offset(0.0);
+    } else if view.scroll_to_selected
         && let Some(position) = view.selected.and_then(|s| visible.iter().position(|&i| i == s))
     {
         let row = position / columns;

@@ -219,15 +219,18 @@ impl PhotoList {
         (this, &this.visible)
     }
 
+    /// Whether a photo matches the filter: by a label, its file name or a folder of its path
+    /// (any case).
     fn matches(&self, photo: &Photo) -> bool {
-        if self.filter.trim().is_empty() {
+        let needle = self.filter.trim().to_lowercase();
+        if needle.is_empty() {
             return true;
         }
-        let needle = self.filter.trim().to_lowercase();
-        match &photo.state {
+        let by_label = match &photo.state {
             PhotoState::Tagged(labels) => labels.iter().any(|l| l.label.to_lowercase().contains(&needle)),
             _ => false,
-        }
+        };
+        by_label || photo.path.to_string_lossy().to_lowercase().contains(&needle)
     }
 
     fn recompute(&mut self) {
@@ -271,6 +274,8 @@ mod tests {
         assert_eq!(names(&mut lib), ["b.jpg", "a.jpg", "c.jpg"]);
         lib.set_filter("TABBY");
         assert_eq!(names(&mut lib), ["a.jpg"]);
+        lib.set_filter("C.JPG");
+        assert_eq!(names(&mut lib), ["c.jpg"], "file names match too");
         lib.set_filter("");
         lib.cancel_queued();
         let c = lib.index_of(Path::new("c.jpg")).unwrap();

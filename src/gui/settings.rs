@@ -53,6 +53,8 @@ impl Settings {
 
 /// Facts the settings window shows.
 pub struct Facts<'a> {
+    /// The device choice in effect (the command line's, or the remembered one).
+    pub device: DeviceChoice,
     /// Where the model runs now, with its CPU kernel path, e.g.
     /// `CPU (AVX-512 kernels, 2 threads)`; `None` until it is loading.
     pub running_on: Option<&'a str>,
@@ -77,7 +79,7 @@ pub fn window(ctx: &egui::Context, settings: &Settings, facts: &Facts<'_>, actio
 /// The window's contents.
 fn show(ui: &mut egui::Ui, settings: &Settings, facts: &Facts<'_>, actions: &mut Vec<Action>) {
     ui.heading("Model");
-    let mut device_choice = settings.device;
+    let mut device_choice = facts.device;
     ui.horizontal(|ui| {
         let label = ui.label("Device");
         egui::ComboBox::from_id_salt("device")
@@ -91,7 +93,7 @@ fn show(ui: &mut egui::Ui, settings: &Settings, facts: &Facts<'_>, actions: &mut
             .labelled_by(label.id);
     });
     ui.label(format!("Running on: {}", facts.running_on.unwrap_or("not loaded yet")));
-    if device_choice != settings.device {
+    if device_choice != facts.device {
         actions.push(Action::ChangeDevice(device_choice));
     }
     ui.separator();

@@ -15,6 +15,8 @@ pub struct Toolbar<'a> {
     pub sort: SortKey,
     /// The grid's filter text.
     pub filter: &'a str,
+    /// With a filter: how many photos match it, of how many.
+    pub matching: Option<(usize, usize)>,
     /// Whether the settings window is open.
     pub settings_open: bool,
 }
@@ -48,10 +50,13 @@ pub fn toolbar(ui: &mut egui::Ui, view: &Toolbar<'_>, actions: &mut Vec<Action>)
             let filter_label = ui.label("Filter");
             let mut filter = view.filter.to_owned();
             let edit =
-                ui.add(egui::TextEdit::singleline(&mut filter).hint_text("label, e.g. cat").desired_width(180.0));
+                ui.add(egui::TextEdit::singleline(&mut filter).hint_text("label, name or folder").desired_width(180.0));
             edit.labelled_by(filter_label.id);
             if filter != view.filter {
                 actions.push(Action::SetFilter(filter));
+            }
+            if let Some((shown, total)) = view.matching {
+                ui.label(format!("{shown} of {total} match"));
             }
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                 if ui.button("Settings").clicked() {
