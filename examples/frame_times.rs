@@ -35,6 +35,8 @@ fn main() -> anyhow::Result<()> {
         device_from_command_line: true,
         paths: vec![PathBuf::from(photos.path())],
         thumbnail_cache: Some(cache.path().join("thumbnails")),
+        model_from_command_line: true,
+        library_file: None,
     };
     let mut harness: Harness<'static, App> =
         Harness::builder().with_size(egui::vec2(1440.0, 900.0)).build_eframe(move |cc| App::new(cc, options));

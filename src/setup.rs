@@ -15,6 +15,11 @@ pub fn cache_dir() -> Option<PathBuf> {
     project_dirs().map(|d| d.cache_dir().to_owned())
 }
 
+/// The app's data folder (`~/.local/share/evatag` on Linux): the saved photo list, the log.
+pub fn data_dir() -> Option<PathBuf> {
+    project_dirs().map(|d| d.data_dir().to_owned())
+}
+
 /// Where log lines go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogTo {
@@ -48,7 +53,7 @@ pub fn init_logging(to: LogTo) {
 
 /// The desktop app's log file, opened for appending.
 fn log_file() -> Option<std::fs::File> {
-    let dir = project_dirs()?.data_dir().to_owned();
+    let dir = data_dir()?;
     std::fs::create_dir_all(&dir).ok()?;
     std::fs::OpenOptions::new().create(true).append(true).open(dir.join("evatag.log")).ok()
 }

@@ -15,7 +15,7 @@ use evatag::gui::photos::PhotoState;
 use evatag::gui::{App, AppOptions};
 use evatag::model::device::{DTypeChoice, DeviceChoice};
 use evatag::model::weights::ModelSource;
-use evatag::worker::WorkerConfig;
+use evatag::worker::{ModelStatus, WorkerConfig};
 
 /// A file dropped on the window.
 #[derive(Debug)]
@@ -32,9 +32,14 @@ impl egui::DroppedFile for Dropped {
 }
 
 fn app_harness(cache: &Path, paths: Vec<PathBuf>, batch_size: usize) -> Harness<'static, App> {
-    let options = AppOptions {
+    harness_with(options_for(cache, model_dir("eva_tiny"), paths, batch_size))
+}
+
+/// The app's options with a model folder, a cache and a saved photo list under `cache`.
+fn options_for(cache: &Path, model: PathBuf, paths: Vec<PathBuf>, batch_size: usize) -> AppOptions {
+    AppOptions {
         worker: WorkerConfig {
-            source: ModelSource::Dir(model_dir("eva_tiny")),
+            source: ModelSource::Dir(model),
             device: DeviceChoice::Cpu,
             dtype: DTypeChoice::F32,
             cache_dir: Some(cache.join("results")),
@@ -42,9 +47,14 @@ fn app_harness(cache: &Path, paths: Vec<PathBuf>, batch_size: usize) -> Harness<
             ..WorkerConfig::default()
         },
         device_from_command_line: true,
+        model_from_command_line: true,
         paths,
         thumbnail_cache: Some(cache.join("thumbnails")),
-    };
+        library_file: Some(cache.join("library.json")),
+    }
+}
+
+fn harness_with(options: AppOptions) -> Harness<'static, App> {
     Harness::builder().with_size(egui::vec2(1400.0, 900.0)).build_eframe(move |cc| App::new(cc, options))
 }
 
@@ -207,9 +217,7 @@ fn a_corrupt_file_shows_its_error_and_a_non_photo_is_only_an_error() {
 fn settings_show_the_device_and_cpu_kernels_in_use() {
     let cache = tempfile::tempdir().unwrap();
     let mut harness = app_harness(cache.path(), Vec::new(), 4);
-    step_until(&mut harness, "the model is ready", |app| {
-        matches!(app.model_status(), evatag::worker::ModelStatus::Ready { .. })
-    });
+    step_until(&mut harness, "the model is ready", |app| matches!(app.model_status(), ModelStatus::Ready { .. }));
     harness.get_by_label("Settings").click();
     harness.step();
     harness.step();
@@ -282,6 +290,42 @@ fn clearing_the_cache_asks_first_and_shows_the_new_size() {
         std::thread::sleep(Duration::from_millis(5));
     }
     assert_ne!(size_shown(&harness).expect("the new size is shown"), before);
+}
+
+#[test]
+fn a_relaunch_without_the_model_shows_the_saved_photos_at_once() {
+    let (photos, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let copied = copy_photos(photos.path());
+    let labels_before: Vec<PhotoState> = {
+        let mut harness = app_harness(cache.path(), vec![photos.path().to_owned()], 4);
+        step_until(&mut harness, "every photo is tagged", |app| all_finished(app, copied.len()) && !app.is_busy());
+        // The list is saved as it changes, not only on exit.
+        let saved = cache.path().join("library.json");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let saved_count = || std::fs::read_to_string(&saved).map_or(0, |t| t.matches("\"labels\":[").count());
+        while saved_count() < copied.len() && Instant::now() < deadline {
+            harness.step();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(saved_count(), copied.len(), "every tagged photo is saved");
+        copied
+            .iter()
+            .map(|p| harness.state().photos().photo(harness.state().photos().index_of(p).unwrap()).state.clone())
+            .collect()
+    };
+    // The next day, the model is gone (a folder that no longer exists, an offline machine).
+    let gone = cache.path().join("no-model-here");
+    let mut harness = harness_with(options_for(cache.path(), gone, Vec::new(), 4));
+    harness.step();
+    for (photo, before) in copied.iter().zip(&labels_before) {
+        let list = harness.state().photos();
+        let index = list.index_of(photo).unwrap_or_else(|| panic!("{} is not shown", photo.display()));
+        assert_eq!(&list.photo(index).state, before, "{}", photo.display());
+    }
+    step_until(&mut harness, "the model has failed", |app| matches!(app.model_status(), ModelStatus::Failed(_)));
+    harness.get_by_label("Retry");
+    harness.get_by_label("Details");
+    assert_eq!(harness.state().photos().len(), copied.len(), "the failure adds no tiles");
 }
 
 #[test]

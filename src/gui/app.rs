@@ -1,8 +1,9 @@
 //! The app's state and its event handling: worker events in, commands out, once per frame.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
-use std::time::Instant;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, unbounded};
 
@@ -11,6 +12,7 @@ use crate::library::scan::IMAGE_EXTENSIONS;
 use crate::library::search::Match;
 use crate::model::device::DeviceChoice;
 use crate::model::labels::Label;
+use crate::model::weights::ModelSource;
 use crate::options::Options;
 use crate::worker::{Command, Event, ModelStatus, PhotoErrorKind, Progress, Worker, WorkerConfig};
 
@@ -18,7 +20,7 @@ use super::confirm::{self, SidecarPlan};
 use super::photos::{PhotoList, PhotoState, SortKey};
 use super::settings::{self, Facts, Settings};
 use super::thumbnails::Thumbnails;
-use super::{details, grid, status};
+use super::{details, grid, saved, status};
 
 /// How the app starts.
 #[derive(Debug, Clone)]
@@ -32,6 +34,10 @@ pub struct AppOptions {
     pub paths: Vec<PathBuf>,
     /// Folder for cached thumbnails, if any.
     pub thumbnail_cache: Option<PathBuf>,
+    /// Whether the command line named a model folder (it then wins over the remembered one).
+    pub model_from_command_line: bool,
+    /// Where the photo list is saved between runs, if anywhere.
+    pub library_file: Option<PathBuf>,
 }
 
 impl AppOptions {
@@ -39,7 +45,14 @@ impl AppOptions {
     pub fn new(options: &Options, paths: Vec<PathBuf>) -> Self {
         let worker = WorkerConfig::new(options, 4, 5);
         let thumbnail_cache = worker.cache_dir.as_ref().map(|d| d.join("thumbnails"));
-        Self { device_from_command_line: options.device.is_some(), worker, paths, thumbnail_cache }
+        Self {
+            device_from_command_line: options.device.is_some(),
+            model_from_command_line: matches!(options.source, ModelSource::Dir(_)),
+            worker,
+            paths,
+            thumbnail_cache,
+            library_file: crate::setup::data_dir().map(|d| d.join("library.json")),
+        }
     }
 }
 
@@ -96,6 +109,12 @@ pub enum Action {
     SelectPath(PathBuf),
     /// Ask for the photos most similar to the one at this index.
     FindSimilar(usize),
+    /// Load the model again (after a failure).
+    RetryModel,
+    /// Pick a local model folder and load the model from it.
+    ChooseModelFolder,
+    /// Download the model from the Hub instead of a local folder.
+    UseHubModel,
     /// Reload the model on another device.
     ChangeDevice(DeviceChoice),
     /// Leave labels below this probability out of exported tags.
@@ -151,7 +170,23 @@ pub struct App {
     confirm_sidecars: Option<SidecarPlan>,
     /// Whether the question before clearing the cache is open.
     confirm_clear_cache: bool,
+    /// When the photo list was last saved, and whether it changed since.
+    library_saved: LibrarySaved,
 }
+
+/// The saved photo list's state.
+#[derive(Default)]
+struct LibrarySaved {
+    /// The list changed since it was last saved.
+    dirty: bool,
+    /// When it was last saved.
+    at: Option<Instant>,
+    /// A save runs on a background thread now.
+    writing: Arc<AtomicBool>,
+}
+
+/// How often the photo list is saved while it changes.
+const SAVE_EVERY: Duration = Duration::from_secs(2);
 
 /// Worker events handled per frame at most, so that a burst never makes a frame slow.
 const EVENTS_PER_FRAME: usize = 4000;
@@ -162,14 +197,25 @@ impl App {
     /// Creates the app, restoring settings and starting the worker.
     pub fn new(cc: &eframe::CreationContext<'_>, mut options: AppOptions) -> Self {
         let settings: Settings = cc.storage.and_then(|s| eframe::get_value(s, eframe::APP_KEY)).unwrap_or_default();
+        let mut settings = settings;
         if !options.device_from_command_line {
             options.worker.device = settings.device;
+        }
+        // A model folder given on the command line is remembered; without one, the
+        // remembered folder is used.
+        match (&options.worker.source, &settings.model_dir) {
+            (ModelSource::Dir(dir), _) if options.model_from_command_line => settings.model_dir = Some(dir.clone()),
+            (_, Some(dir)) if !options.model_from_command_line => options.worker.source = ModelSource::Dir(dir.clone()),
+            _ => {}
         }
         let ctx = cc.egui_ctx.clone();
         let worker = spawn_worker(&ctx, options.worker.clone());
         let thumbnails = Thumbnails::new(&ctx, options.thumbnail_cache.clone(), options.worker.max_megapixels, 600);
         let mut photos = PhotoList::default();
         photos.set_sort(settings.sort);
+        for saved in options.library_file.as_deref().map(saved::read).unwrap_or_default() {
+            photos.restore(saved.path, saved.labels);
+        }
         let mut app = Self {
             worker,
             photos,
@@ -192,6 +238,7 @@ impl App {
             export_rx: None,
             confirm_sidecars: None,
             confirm_clear_cache: false,
+            library_saved: LibrarySaved::default(),
             options,
         };
         let start = if app.options.paths.is_empty() {
@@ -291,6 +338,7 @@ impl App {
         while handled < EVENTS_PER_FRAME {
             let Ok(event) = self.worker.events().try_recv() else { break };
             handled += 1;
+            self.library_saved.dirty |= matches!(event, Event::Image { .. } | Event::Queued { .. });
             self.handle(event);
         }
         if handled == EVENTS_PER_FRAME {
@@ -318,6 +366,14 @@ impl App {
                         return;
                     }
                     Err(error) if error.kind == PhotoErrorKind::Cancelled => PhotoState::NotTagged,
+                    Err(error) if error.kind == PhotoErrorKind::ModelUnavailable => {
+                        // The status bar says why once; a photo already listed waits for a
+                        // retry, and a folder that could not be scanned is no tile.
+                        if self.photos.index_of(&path).is_some() {
+                            self.photos.finish(&path, PhotoState::NotTagged);
+                        }
+                        return;
+                    }
                     Err(error) => {
                         self.errors.push((path.clone(), error.to_string()));
                         PhotoState::Failed(error.to_string())
@@ -401,6 +457,19 @@ impl App {
             }
             Action::SelectPath(path) => self.select_path(&path),
             Action::FindSimilar(index) => self.find_similar(index),
+            Action::RetryModel => self.retry_model(ctx),
+            Action::ChooseModelFolder => {
+                if let Some(dir) = rfd::FileDialog::new().set_title("Choose the model folder").pick_folder() {
+                    self.settings.model_dir = Some(dir.clone());
+                    self.options.worker.source = ModelSource::Dir(dir);
+                    self.retry_model(ctx);
+                }
+            }
+            Action::UseHubModel => {
+                self.settings.model_dir = None;
+                self.options.worker.source = ModelSource::default_hub(false);
+                self.retry_model(ctx);
+            }
             Action::ChangeDevice(device) => {
                 self.settings.device = device;
                 self.options.worker.device = device;
@@ -450,6 +519,50 @@ impl App {
         if !queued.is_empty() {
             self.busy = true;
             self.worker.send(Command::Add(queued));
+        }
+    }
+
+    /// Starts the model again, then scans the remembered folders and tags what is waiting.
+    fn retry_model(&mut self, ctx: &egui::Context) {
+        self.restart_worker(ctx);
+        let roots: Vec<PathBuf> = self.settings.last_paths.iter().filter(|p| p.exists()).cloned().collect();
+        self.resume();
+        if !roots.is_empty() {
+            self.busy = true;
+            self.worker.send(Command::Add(roots));
+        }
+    }
+
+    /// Saves the photo list when it changed and the last save is old enough, or `now`; the
+    /// file is written on a background thread.
+    fn save_library(&mut self, now: bool) {
+        let Some(file) = self.options.library_file.clone() else { return };
+        let saved = &mut self.library_saved;
+        let due = saved.at.is_none_or(|at| at.elapsed() >= SAVE_EVERY);
+        if now {
+            // A save still being written is older than what is about to be written.
+            while saved.writing.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        if !saved.dirty || !(due || now) || saved.writing.load(Ordering::SeqCst) {
+            return;
+        }
+        saved.dirty = false;
+        saved.at = Some(Instant::now());
+        let photos = saved::snapshot(&self.photos);
+        let writing = Arc::clone(&saved.writing);
+        writing.store(true, Ordering::SeqCst);
+        let write = move || {
+            if let Err(e) = saved::write(&file, &photos) {
+                tracing::warn!("{}: the photo list could not be saved: {e}", file.display());
+            }
+            writing.store(false, Ordering::SeqCst);
+        };
+        if now {
+            write();
+        } else {
+            std::thread::spawn(write);
         }
     }
 
@@ -585,8 +698,13 @@ impl App {
                 ModelStatus::Loading { device } | ModelStatus::Ready { device, .. } => Some(device.as_str()),
                 _ => None,
             };
+            let model_dir = match &self.options.worker.source {
+                ModelSource::Dir(dir) => Some(dir.as_path()),
+                ModelSource::Hub { .. } => None,
+            };
             let facts = Facts {
                 device: self.options.worker.device,
+                model_dir,
                 running_on,
                 folder: self.options.worker.cache_dir.as_deref(),
                 bytes: self.cache_bytes,
@@ -640,6 +758,7 @@ impl eframe::App for App {
         self.handle_events(ctx);
         self.handle_dropped_files(ctx);
         self.poll_background();
+        self.save_library(false);
         self.thumbnails.begin_frame(ctx);
     }
 
@@ -655,5 +774,6 @@ impl eframe::App for App {
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         self.settings.sort = self.photos.sort();
         eframe::set_value(storage, eframe::APP_KEY, &self.settings);
+        self.save_library(true);
     }
 }

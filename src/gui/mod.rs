@@ -9,6 +9,7 @@ mod confirm;
 mod details;
 mod grid;
 pub mod photos;
+mod saved;
 mod settings;
 mod status;
 mod thumbnails;

@@ -142,6 +142,12 @@ impl PhotoList {
         index
     }
 
+    /// Adds a photo known from an earlier run: tagged with `labels`, or not tagged yet.
+    pub fn restore(&mut self, path: PathBuf, labels: Option<Vec<Label>>) {
+        let index = self.queue(path, None);
+        self.photos[index].state = labels.map_or(PhotoState::NotTagged, PhotoState::Tagged);
+    }
+
     /// Marks every queued photo as not tagged yet (a cancel).
     pub fn cancel_queued(&mut self) {
         for photo in &mut self.photos {

@@ -22,6 +22,8 @@ pub struct Settings {
     pub sort: SortKey,
     /// Files and folders added last time, reopened at start.
     pub last_paths: Vec<PathBuf>,
+    /// The local model folder chosen last (here or with `--model-dir`); `None` uses the Hub.
+    pub model_dir: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -32,6 +34,7 @@ impl Default for Settings {
             sidecar_naming: SidecarNaming::Appended,
             sort: SortKey::Name,
             last_paths: Vec::new(),
+            model_dir: None,
         }
     }
 }
@@ -55,6 +58,8 @@ impl Settings {
 pub struct Facts<'a> {
     /// The device choice in effect (the command line's, or the remembered one).
     pub device: DeviceChoice,
+    /// The local model folder in use; `None` when the model comes from the Hub.
+    pub model_dir: Option<&'a std::path::Path>,
     /// Where the model runs now, with its CPU kernel path, e.g.
     /// `CPU (AVX-512 kernels, 2 threads)`; `None` until it is loading.
     pub running_on: Option<&'a str>,
@@ -79,6 +84,18 @@ pub fn window(ctx: &egui::Context, settings: &Settings, facts: &Facts<'_>, actio
 /// The window's contents.
 fn show(ui: &mut egui::Ui, settings: &Settings, facts: &Facts<'_>, actions: &mut Vec<Action>) {
     ui.heading("Model");
+    match facts.model_dir {
+        Some(dir) => ui.label(format!("From the folder {}", dir.display())),
+        None => ui.label("Downloaded from the Hugging Face Hub"),
+    };
+    ui.horizontal(|ui| {
+        if ui.button("Choose model folder…").clicked() {
+            actions.push(Action::ChooseModelFolder);
+        }
+        if facts.model_dir.is_some() && ui.button("Use the Hub").clicked() {
+            actions.push(Action::UseHubModel);
+        }
+    });
     let mut device_choice = facts.device;
     ui.horizontal(|ui| {
         let label = ui.label("Device");

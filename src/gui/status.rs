@@ -89,7 +89,7 @@ pub struct StatusBar<'a> {
 pub fn status_bar(ui: &mut egui::Ui, view: &StatusBar<'_>, actions: &mut Vec<Action>) {
     egui::Panel::bottom("status").show(ui, |ui| {
         ui.horizontal(|ui| {
-            model_state(ui, view.model);
+            model_state(ui, view.model, actions);
             ui.separator();
             let p = view.progress;
             if view.busy {
@@ -126,7 +126,7 @@ pub fn status_bar(ui: &mut egui::Ui, view: &StatusBar<'_>, actions: &mut Vec<Act
     });
 }
 
-fn model_state(ui: &mut egui::Ui, status: &ModelStatus) {
+fn model_state(ui: &mut egui::Ui, status: &ModelStatus, actions: &mut Vec<Action>) {
     match status {
         ModelStatus::Locating => {
             ui.spinner();
@@ -146,9 +146,14 @@ fn model_state(ui: &mut egui::Ui, status: &ModelStatus) {
             ui.label(format!("Model ready on the {device}"));
         }
         ModelStatus::Failed(reason) => {
-            let first_line = reason.lines().next().unwrap_or(reason);
-            ui.colored_label(ui.visuals().error_fg_color, format!("Model unavailable: {first_line}"))
-                .on_hover_text(reason);
+            // One short line: the whole reason is in the errors panel, behind Details.
+            ui.colored_label(ui.visuals().error_fg_color, "Model unavailable").on_hover_text(reason);
+            if ui.button("Details").clicked() {
+                actions.push(Action::ShowErrors(true));
+            }
+            if ui.button("Retry").clicked() {
+                actions.push(Action::RetryModel);
+            }
         }
     }
 }

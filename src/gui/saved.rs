@@ -1,0 +1,86 @@
+//! The photo list saved between runs, so that a relaunch shows every photo with its labels at
+//! once, before (and without) the model. Written atomically (a temporary file renamed into
+//! place), so a crash or a kill leaves the previous list or the new one.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::model::labels::Label;
+
+use super::photos::{PhotoList, PhotoState};
+
+/// One photo as saved: where it is and, once tagged, its labels.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SavedPhoto {
+    /// Where it is.
+    pub path: PathBuf,
+    /// Its labels, best first; `None` when it was not tagged (yet).
+    pub labels: Option<Vec<Label>>,
+}
+
+/// The list as it is now: tagged photos with their labels, every other photo untagged.
+/// Failures are not saved; the next scan finds them again.
+pub fn snapshot(photos: &PhotoList) -> Vec<SavedPhoto> {
+    (0..photos.len())
+        .map(|i| photos.photo(i))
+        .filter(|photo| !matches!(photo.state, PhotoState::Failed(_)))
+        .map(|photo| SavedPhoto {
+            path: photo.path.clone(),
+            labels: match &photo.state {
+                PhotoState::Tagged(labels) => Some(labels.clone()),
+                _ => None,
+            },
+        })
+        .collect()
+}
+
+/// Writes the list to `file`, replacing the previous one in one step.
+pub fn write(file: &Path, photos: &[SavedPhoto]) -> std::io::Result<()> {
+    let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut temp = tempfile::Builder::new().prefix(".library-").suffix(".tmp").tempfile_in(dir)?;
+    serde_json::to_writer(std::io::BufWriter::new(temp.as_file_mut()), photos)?;
+    temp.as_file_mut().flush()?;
+    temp.persist(file).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// The list saved in `file`; empty when there is none or it cannot be read (a damaged file
+/// costs only the instant display: the folders are scanned again anyway).
+pub fn read(file: &Path) -> Vec<SavedPhoto> {
+    let Ok(text) = std::fs::read(file) else { return Vec::new() };
+    serde_json::from_slice(&text).unwrap_or_else(|e| {
+        tracing::warn!("{}: the saved photo list could not be read ({e}); it is rebuilt", file.display());
+        Vec::new()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_list_survives_a_round_trip_and_a_damaged_file_reads_as_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sub/library.json");
+        let mut photos = PhotoList::default();
+        photos.queue("/p/a.jpg".into(), None);
+        photos.queue("/p/b.jpg".into(), None);
+        photos.queue("/p/c.jpg".into(), None);
+        let labels = vec![Label { class: 281, label: "tabby, tabby cat".into(), prob: 0.5 }];
+        photos.finish(Path::new("/p/a.jpg"), PhotoState::Tagged(labels.clone()));
+        photos.finish(Path::new("/p/c.jpg"), PhotoState::Failed("broken".into()));
+        write(&file, &snapshot(&photos)).unwrap();
+        let back = read(&file);
+        assert_eq!(
+            back,
+            [
+                SavedPhoto { path: "/p/a.jpg".into(), labels: Some(labels) },
+                SavedPhoto { path: "/p/b.jpg".into(), labels: None },
+            ]
+        );
+        std::fs::write(&file, b"{ not json").unwrap();
+        assert!(read(&file).is_empty());
+        assert!(read(&dir.path().join("missing.json")).is_empty());
+    }
+}
