@@ -338,7 +338,8 @@ impl App {
         while handled < EVENTS_PER_FRAME {
             let Ok(event) = self.worker.events().try_recv() else { break };
             handled += 1;
-            self.library_saved.dirty |= matches!(event, Event::Image { .. } | Event::Queued { .. });
+            self.library_saved.dirty |=
+                matches!(event, Event::Image { .. } | Event::Queued { .. } | Event::Listed { .. });
             self.handle(event);
         }
         if handled == EVENTS_PER_FRAME {
@@ -357,6 +358,7 @@ impl App {
             Event::Queued { path, modified } => {
                 self.photos.queue(path, modified);
             }
+            Event::Listed { path, modified } => self.photos.list_untagged(path, modified),
             Event::Image { path, outcome } => {
                 let state = match outcome {
                     Ok(tagged) => PhotoState::Tagged(tagged.labels),
@@ -365,10 +367,11 @@ impl App {
                         self.errors.push((path, error.to_string()));
                         return;
                     }
-                    Err(error) if error.kind == PhotoErrorKind::Cancelled => PhotoState::NotTagged,
-                    Err(error) if error.kind == PhotoErrorKind::ModelUnavailable => {
-                        // The status bar says why once; a photo already listed waits for a
-                        // retry, and a folder that could not be scanned is no tile.
+                    Err(error)
+                        if matches!(error.kind, PhotoErrorKind::Cancelled | PhotoErrorKind::ModelUnavailable) =>
+                    {
+                        // Not a failure of the photo: one already listed waits for Resume or
+                        // Retry, and a folder that was never scanned is no tile.
                         if self.photos.index_of(&path).is_some() {
                             self.photos.finish(&path, PhotoState::NotTagged);
                         }

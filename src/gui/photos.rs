@@ -142,6 +142,16 @@ impl PhotoList {
         index
     }
 
+    /// Adds a photo found after a cancel as not tagged yet; a photo already listed keeps its
+    /// state.
+    pub fn list_untagged(&mut self, path: PathBuf, modified: Option<SystemTime>) {
+        if self.by_path.contains_key(&path) {
+            return;
+        }
+        let index = self.queue(path, modified);
+        self.photos[index].state = PhotoState::NotTagged;
+    }
+
     /// Adds a photo known from an earlier run: tagged with `labels`, or not tagged yet.
     pub fn restore(&mut self, path: PathBuf, labels: Option<Vec<Label>>) {
         let index = self.queue(path, None);

@@ -321,6 +321,7 @@ impl Engine {
                 self.job.progress.total = self.job.found;
                 self.notifier.send(Event::Queued { path, modified });
             }
+            PipeMsg::Listed { path, modified } => self.notifier.send(Event::Listed { path, modified }),
             PipeMsg::Skipped { generation, error } if generation == current => {
                 self.job.found += 1;
                 self.job.progress.total = self.job.found;
@@ -337,6 +338,8 @@ impl Engine {
                 self.finish(path, outcome);
             }
             PipeMsg::Ready { generation, item } if generation == current => self.batch.push(item),
+            // Found before a cancel and read after it: listed all the same.
+            PipeMsg::Found { path, modified, .. } => self.notifier.send(Event::Listed { path, modified }),
             _ => {}
         }
     }

@@ -31,6 +31,8 @@ pub(super) enum PipeMsg {
     Found { generation: u64, path: PathBuf, modified: Option<SystemTime> },
     /// A scan of one `Add` command is complete.
     ScanFinished { generation: u64 },
+    /// A photo found by a scan whose job was cancelled: listed, not queued.
+    Listed { path: PathBuf, modified: Option<SystemTime> },
     /// A path the scan found to be no photo file; it is counted and reported, never queued.
     Skipped { generation: u64, error: PhotoError },
     /// A file is finished without the model (cache hit or error).
@@ -81,8 +83,8 @@ pub(super) struct DecodeContext {
 }
 
 /// Walks `roots` on a thread of its own: each photo found is announced to the worker and
-/// queued for the decoders; each problem is reported as a finished file. Stops early when
-/// the job's generation moves on (a cancel).
+/// queued for the decoders; each problem is reported as a finished file. When the job's
+/// generation moves on (a cancel), the rest of the walk only lists photos.
 pub(super) fn spawn_scanner(
     roots: Vec<PathBuf>,
     generation: u64,
@@ -94,10 +96,15 @@ pub(super) fn spawn_scanner(
         .name("evatag-scan".into())
         .spawn(move || {
             scan::scan(&roots, |item| {
-                if current.load(Ordering::SeqCst) != generation {
-                    return false;
-                }
+                let cancelled = current.load(Ordering::SeqCst) != generation;
                 match item {
+                    // After a cancel the folders are still listed in full, but nothing more
+                    // is queued for the model.
+                    ScanItem::Image(path) if cancelled => {
+                        let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+                        pipe.send(PipeMsg::Listed { path, modified }).is_ok()
+                    }
+                    ScanItem::Problem { .. } if cancelled => true,
                     ScanItem::Image(path) => {
                         let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
                         pipe.send(PipeMsg::Found { generation, path: path.clone(), modified }).is_ok()

@@ -161,6 +161,13 @@ pub enum Event {
         /// Its modification time, when it could be read.
         modified: Option<SystemTime>,
     },
+    /// A photo found after its job was cancelled: it waits, untagged, for a new command.
+    Listed {
+        /// The file.
+        path: PathBuf,
+        /// Its modification time, when it could be read.
+        modified: Option<SystemTime>,
+    },
     /// One file is finished: tagged, or an error naming the file and the cause.
     Image {
         /// The file.
