@@ -196,6 +196,46 @@ fn arrow_keys_move_the_selection_through_the_grid() {
 }
 
 #[test]
+fn keyboard_home_end_escape_delete_and_ctrl_f() {
+    let (photos, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let copied = copy_photos(photos.path());
+    let mut harness = app_harness(cache.path(), vec![photos.path().to_owned()], 4);
+    step_until(&mut harness, "every photo is tagged", |app| all_finished(app, copied.len()));
+    let order: Vec<PathBuf> = {
+        let list = harness.state_mut().photos_mut();
+        let visible = list.visible().to_vec();
+        visible.iter().map(|&i| list.photo(i).path.clone()).collect()
+    };
+    harness.key_press(egui::Key::End);
+    harness.step();
+    assert_eq!(harness.state().selected_path(), order.last().map(PathBuf::as_path));
+    harness.key_press(egui::Key::Home);
+    harness.step();
+    assert_eq!(harness.state().selected_path(), Some(order[0].as_path()));
+    harness.key_press(egui::Key::Escape);
+    harness.step();
+    assert_eq!(harness.state().selected_path(), None);
+
+    // Delete takes the photo out of the list, never off the disk.
+    harness.key_press(egui::Key::Home);
+    harness.step();
+    harness.key_press(egui::Key::Delete);
+    harness.step();
+    assert_eq!(harness.state().photos().len(), copied.len() - 1);
+    assert!(harness.state().photos().index_of(&order[0]).is_none());
+    assert!(order[0].exists(), "the file is kept");
+
+    // Ctrl+F puts the keyboard in the filter box.
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::F);
+    harness.step();
+    harness.step();
+    harness.event(egui::Event::Text("coffee".into()));
+    harness.step();
+    harness.step();
+    assert_eq!(harness.state().photos().filter(), "coffee");
+}
+
+#[test]
 fn a_corrupt_file_shows_its_error_and_a_non_photo_is_only_an_error() {
     let (photos, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     copy_photos(photos.path());

@@ -105,6 +105,12 @@ pub enum Action {
         /// Whether the grid scrolls to bring it into view.
         scroll: bool,
     },
+    /// Take the selected photo out of the list (never off the disk).
+    RemoveSelected,
+    /// Forget the selection.
+    ClearSelection,
+    /// Put the keyboard focus in the filter box.
+    FocusFilter,
     /// Select a photo by path, adding it to the list if it is not there yet.
     SelectPath(PathBuf),
     /// Ask for the photos most similar to the one at this index.
@@ -163,6 +169,8 @@ pub struct App {
     scroll_to_selected: bool,
     /// Whether the next frame shows the top of the grid.
     scroll_to_top: bool,
+    /// Whether the next frame puts the keyboard focus in the filter box.
+    focus_filter: bool,
     cache_bytes: Option<u64>,
     cache_size_rx: Option<Receiver<u64>>,
     export_rx: Option<Receiver<ExportOutcome>>,
@@ -233,6 +241,7 @@ impl App {
             stats: FrameStats::default(),
             scroll_to_selected: false,
             scroll_to_top: false,
+            focus_filter: false,
             cache_bytes: None,
             cache_size_rx: None,
             export_rx: None,
@@ -459,6 +468,19 @@ impl App {
                 self.scroll_to_selected |= scroll;
             }
             Action::SelectPath(path) => self.select_path(&path),
+            Action::RemoveSelected => {
+                if let Some(index) = self.selected.take() {
+                    let photo = self.photos.remove(index);
+                    self.similar = None;
+                    self.library_saved.dirty = true;
+                    self.notices.push(format!("Removed {} from the list (the file is kept)", photo.name));
+                }
+            }
+            Action::ClearSelection => {
+                self.selected = None;
+                self.similar = None;
+            }
+            Action::FocusFilter => self.focus_filter = true,
             Action::FindSimilar(index) => self.find_similar(index),
             Action::RetryModel => self.retry_model(ctx),
             Action::ChooseModelFolder => {
@@ -660,15 +682,40 @@ impl App {
         });
     }
 
+    /// The keyboard shortcuts that act on the whole window.
+    fn shortcuts(&self, ctx: &egui::Context, actions: &mut Vec<Action>) {
+        let typing = ctx.egui_wants_keyboard_input();
+        let dialog_open = self.confirm_sidecars.is_some() || self.confirm_clear_cache;
+        ctx.input_mut(|i| {
+            if i.consume_key(egui::Modifiers::COMMAND, egui::Key::O) {
+                actions.push(Action::OpenImages);
+            }
+            if i.consume_key(egui::Modifiers::COMMAND, egui::Key::F) {
+                actions.push(Action::FocusFilter);
+            }
+            if typing || dialog_open {
+                return;
+            }
+            if i.consume_key(egui::Modifiers::NONE, egui::Key::Escape) {
+                actions.push(if self.show_settings { Action::ShowSettings(false) } else { Action::ClearSelection });
+            }
+            if self.selected.is_some() && i.consume_key(egui::Modifiers::NONE, egui::Key::Delete) {
+                actions.push(Action::RemoveSelected);
+            }
+        });
+    }
+
     /// Draws every view from the current state, collecting what they ask for.
     fn views(&mut self, ui: &mut egui::Ui) -> Vec<Action> {
         let mut actions = Vec::new();
+        self.shortcuts(ui.ctx(), &mut actions);
         let matching =
             (!self.photos.filter().trim().is_empty()).then(|| (self.photos.visible().len(), self.photos.len()));
         let toolbar = status::Toolbar {
             sort: self.photos.sort(),
             filter: self.photos.filter(),
             matching,
+            focus_filter: std::mem::take(&mut self.focus_filter),
             settings_open: self.show_settings,
         };
         status::toolbar(ui, &toolbar, &mut actions);

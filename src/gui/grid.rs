@@ -171,8 +171,10 @@ fn move_selection_with_keys(ui: &egui::Ui, view: &Grid<'_>, columns: usize, acti
     if ui.ctx().egui_wants_keyboard_input() {
         return;
     }
+    let row_height = TILE + CAPTION + GAP;
+    let page = columns * ((ui.available_height() / row_height).floor() as usize).max(1);
+    let (columns, page, last) = (columns as isize, page as isize, view.visible.len() as isize);
     let step: isize = ui.input(|i| {
-        let columns = columns as isize;
         if i.key_pressed(egui::Key::ArrowRight) {
             1
         } else if i.key_pressed(egui::Key::ArrowLeft) {
@@ -181,6 +183,14 @@ fn move_selection_with_keys(ui: &egui::Ui, view: &Grid<'_>, columns: usize, acti
             columns
         } else if i.key_pressed(egui::Key::ArrowUp) {
             -columns
+        } else if i.key_pressed(egui::Key::PageDown) {
+            page
+        } else if i.key_pressed(egui::Key::PageUp) {
+            -page
+        } else if i.key_pressed(egui::Key::End) {
+            last
+        } else if i.key_pressed(egui::Key::Home) {
+            -last
         } else {
             0
         }
@@ -189,9 +199,11 @@ fn move_selection_with_keys(ui: &egui::Ui, view: &Grid<'_>, columns: usize, acti
     if step == 0 || visible.is_empty() {
         return;
     }
+    // Without a selection any key selects the first photo, End the last.
     let current = view.selected.and_then(|s| visible.iter().position(|&i| i == s));
     let next = match current {
-        Some(position) => (position as isize + step).clamp(0, visible.len() as isize - 1) as usize,
+        Some(position) => (position as isize + step).clamp(0, last - 1) as usize,
+        None if step == last => visible.len() - 1,
         None => 0,
     };
     actions.push(Action::Select { index: visible[next], scroll: true });

@@ -142,6 +142,14 @@ impl PhotoList {
         index
     }
 
+    /// Takes the photo at `index` out of the list (never off the disk).
+    pub fn remove(&mut self, index: usize) -> Photo {
+        let photo = self.photos.remove(index);
+        self.by_path = self.photos.iter().enumerate().map(|(i, p)| (p.path.clone(), i)).collect();
+        self.stale = true;
+        photo
+    }
+
     /// Adds a photo found after a cancel as not tagged yet; a photo already listed keeps its
     /// state.
     pub fn list_untagged(&mut self, path: PathBuf, modified: Option<SystemTime>) {

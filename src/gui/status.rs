@@ -17,6 +17,8 @@ pub struct Toolbar<'a> {
     pub filter: &'a str,
     /// With a filter: how many photos match it, of how many.
     pub matching: Option<(usize, usize)>,
+    /// Whether the filter box takes the keyboard focus now (Ctrl+F).
+    pub focus_filter: bool,
     /// Whether the settings window is open.
     pub settings_open: bool,
 }
@@ -51,6 +53,9 @@ pub fn toolbar(ui: &mut egui::Ui, view: &Toolbar<'_>, actions: &mut Vec<Action>)
             let mut filter = view.filter.to_owned();
             let edit =
                 ui.add(egui::TextEdit::singleline(&mut filter).hint_text("label, name or folder").desired_width(180.0));
+            if view.focus_filter {
+                edit.request_focus();
+            }
             edit.labelled_by(filter_label.id);
             if filter != view.filter {
                 actions.push(Action::SetFilter(filter));
