@@ -196,6 +196,45 @@ fn arrow_keys_move_the_selection_through_the_grid() {
 }
 
 #[test]
+fn the_viewer_opens_steps_through_the_grid_and_closes() {
+    let (photos, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let copied = copy_photos(photos.path());
+    let mut harness = app_harness(cache.path(), vec![photos.path().to_owned()], 4);
+    step_until(&mut harness, "every photo is tagged", |app| all_finished(app, copied.len()));
+    let order: Vec<String> = {
+        let list = harness.state_mut().photos_mut();
+        let visible = list.visible().to_vec();
+        visible.iter().map(|&i| list.photo(i).name.clone()).collect()
+    };
+    let count = order.len();
+    // Enter opens the selected photo; the arrows step through the grid's order.
+    harness.key_press(egui::Key::Home);
+    harness.step();
+    harness.key_press(egui::Key::Enter);
+    harness.step();
+    harness.step();
+    harness.get_by_label_contains(&format!("1 of {count}: {}", order[0]));
+    harness.key_press(egui::Key::ArrowRight);
+    harness.step();
+    harness.step();
+    harness.get_by_label_contains(&format!("2 of {count}: {}", order[1]));
+    harness.get_by_label("Open with the system viewer");
+    harness.get_by_label("Show in folder");
+    harness.key_press(egui::Key::Escape);
+    harness.step();
+    harness.step();
+    assert!(harness.query_by_label("Show in folder").is_none(), "Escape closes the viewer");
+    assert_eq!(harness.state().selected_path().and_then(|p| p.file_name()).and_then(|n| n.to_str()), Some(&*order[1]));
+    // Space opens the selected photo too.
+    harness.key_press(egui::Key::ArrowRight);
+    harness.step();
+    harness.key_press(egui::Key::Space);
+    harness.step();
+    harness.step();
+    harness.get_by_label_contains(&format!("3 of {count}: {}", order[2]));
+}
+
+#[test]
 fn keyboard_home_end_escape_delete_and_ctrl_f() {
     let (photos, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let copied = copy_photos(photos.path());

@@ -20,7 +20,7 @@ use super::confirm::{self, SidecarPlan};
 use super::photos::{PhotoList, PhotoState, SortKey};
 use super::settings::{self, Facts, Settings};
 use super::thumbnails::Thumbnails;
-use super::{details, grid, saved, status};
+use super::{details, grid, saved, status, viewer};
 
 /// How the app starts.
 #[derive(Debug, Clone)]
@@ -105,6 +105,20 @@ pub enum Action {
         /// Whether the grid scrolls to bring it into view.
         scroll: bool,
     },
+    /// Show the photo at this index in the viewer.
+    OpenViewer(usize),
+    /// Close the viewer.
+    CloseViewer,
+    /// Show the photo this many places on in the grid's order.
+    ViewerStep(isize),
+    /// Magnify the viewer's photo to this factor of the fitted size.
+    ViewerZoom(f32),
+    /// Multiply the viewer's magnification by this factor.
+    ViewerZoomBy(f32),
+    /// Open a photo with the desktop's own viewer.
+    OpenExternally(PathBuf),
+    /// Open the folder that holds a photo.
+    ShowInFolder(PathBuf),
     /// Take the selected photo out of the list (never off the disk).
     RemoveSelected,
     /// Forget the selection.
@@ -171,6 +185,10 @@ pub struct App {
     scroll_to_top: bool,
     /// Whether the next frame puts the keyboard focus in the filter box.
     focus_filter: bool,
+    /// The photo the viewer shows, while it is open.
+    viewer: Option<usize>,
+    /// The viewer's magnification over the fitted size.
+    viewer_zoom: f32,
     cache_bytes: Option<u64>,
     cache_size_rx: Option<Receiver<u64>>,
     export_rx: Option<Receiver<ExportOutcome>>,
@@ -242,6 +260,8 @@ impl App {
             scroll_to_selected: false,
             scroll_to_top: false,
             focus_filter: false,
+            viewer: None,
+            viewer_zoom: 1.0,
             cache_bytes: None,
             cache_size_rx: None,
             export_rx: None,
@@ -310,6 +330,25 @@ impl App {
         self.worker.send(Command::Cancel);
         self.photos.cancel_queued();
         self.busy = false;
+    }
+
+    /// Moves the viewer `step` photos on in the grid's order (clamped to its ends).
+    fn step_viewer(&mut self, step: isize) {
+        let Some(current) = self.viewer else { return };
+        let visible = self.photos.visible();
+        let Some(position) = visible.iter().position(|&i| i == current) else { return };
+        let next = (position as isize + step).clamp(0, visible.len() as isize - 1) as usize;
+        let index = visible[next];
+        self.viewer = Some(index);
+        self.selected = Some(index);
+        self.viewer_zoom = 1.0;
+    }
+
+    /// Opens a file or folder with the desktop's own program; a failure is shown as a notice.
+    fn open_externally(&mut self, path: &Path) {
+        if let Err(e) = opener::open(path) {
+            self.notices.push(format!("{} could not be opened: {e}", path.display()));
+        }
     }
 
     /// Tags the photos a cancel left untagged.
@@ -468,6 +507,20 @@ impl App {
                 self.scroll_to_selected |= scroll;
             }
             Action::SelectPath(path) => self.select_path(&path),
+            Action::OpenViewer(index) => {
+                self.viewer = Some(index);
+                self.selected = Some(index);
+                self.viewer_zoom = 1.0;
+            }
+            Action::CloseViewer => {
+                self.viewer = None;
+                self.scroll_to_selected = true;
+            }
+            Action::ViewerStep(step) => self.step_viewer(step),
+            Action::ViewerZoom(zoom) => self.viewer_zoom = zoom.clamp(0.1, 16.0),
+            Action::ViewerZoomBy(factor) => self.viewer_zoom = (self.viewer_zoom * factor).clamp(0.1, 16.0),
+            Action::OpenExternally(path) => self.open_externally(&path),
+            Action::ShowInFolder(path) => self.open_externally(path.parent().unwrap_or(&path)),
             Action::RemoveSelected => {
                 if let Some(index) = self.selected.take() {
                     let photo = self.photos.remove(index);
@@ -693,8 +746,14 @@ impl App {
             if i.consume_key(egui::Modifiers::COMMAND, egui::Key::F) {
                 actions.push(Action::FocusFilter);
             }
-            if typing || dialog_open {
+            if typing || dialog_open || self.viewer.is_some() {
                 return;
+            }
+            if let Some(index) = self.selected
+                && (i.consume_key(egui::Modifiers::NONE, egui::Key::Enter)
+                    || i.consume_key(egui::Modifiers::NONE, egui::Key::Space))
+            {
+                actions.push(Action::OpenViewer(index));
             }
             if i.consume_key(egui::Modifiers::NONE, egui::Key::Escape) {
                 actions.push(if self.show_settings { Action::ShowSettings(false) } else { Action::ClearSelection });
@@ -732,16 +791,24 @@ impl App {
         if self.show_errors {
             status::errors_panel(ui, &self.errors, &self.model_status, &mut actions);
         }
-        let details = details::Details {
-            selected: self.selected.map(|index| (index, self.photos.photo(index))),
-            similar: self.similar.as_ref(),
-        };
-        details::panel(ui, &details, &mut self.thumbnails, &mut actions);
-        let scroll_to_selected = std::mem::take(&mut self.scroll_to_selected);
-        let scroll_to_top = std::mem::take(&mut self.scroll_to_top);
-        let (photos, visible) = self.photos.with_visible();
-        let grid = grid::Grid { photos, visible, selected: self.selected, scroll_to_selected, scroll_to_top };
-        self.stats.cells_built = grid::central(ui, &grid, &mut self.thumbnails, &mut actions);
+        if let Some(index) = self.viewer.filter(|&i| i < self.photos.len()) {
+            let (photos, visible) = self.photos.with_visible();
+            let position = (visible.iter().position(|&i| i == index).unwrap_or(0), visible.len());
+            let view = viewer::Viewer { photo: photos.photo(index), position, zoom: self.viewer_zoom };
+            viewer::show(ui, &view, &mut self.thumbnails, &mut actions);
+            self.stats.cells_built = 0;
+        } else {
+            let details = details::Details {
+                selected: self.selected.map(|index| (index, self.photos.photo(index))),
+                similar: self.similar.as_ref(),
+            };
+            details::panel(ui, &details, &mut self.thumbnails, &mut actions);
+            let scroll_to_selected = std::mem::take(&mut self.scroll_to_selected);
+            let scroll_to_top = std::mem::take(&mut self.scroll_to_top);
+            let (photos, visible) = self.photos.with_visible();
+            let grid = grid::Grid { photos, visible, selected: self.selected, scroll_to_selected, scroll_to_top };
+            self.stats.cells_built = grid::central(ui, &grid, &mut self.thumbnails, &mut actions);
+        }
         if self.show_settings {
             self.measure_cache(ui.ctx());
             let running_on = match &self.model_status {

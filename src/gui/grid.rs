@@ -100,6 +100,9 @@ fn tile(
     if response.clicked() {
         actions.push(Action::Select { index, scroll: false });
     }
+    if response.double_clicked() {
+        actions.push(Action::OpenViewer(index));
+    }
     if !ui.is_rect_visible(rect) {
         return;
     }

@@ -13,6 +13,7 @@ mod saved;
 mod settings;
 mod status;
 mod thumbnails;
+mod viewer;
 
 use std::path::PathBuf;
 

@@ -21,6 +21,8 @@ pub enum Size {
     Thumb,
     /// The details pane.
     Preview,
+    /// The viewer, large enough for any screen.
+    Full,
 }
 
 impl Size {
@@ -28,6 +30,7 @@ impl Size {
         match self {
             Size::Thumb => 256,
             Size::Preview => 1280,
+            Size::Full => 4096,
         }
     }
 }
