@@ -11,8 +11,9 @@
 #   4. makes the window fill the screen, waits until every photo is tagged (the screen
 #      stops changing), clicks a tile of the grid so that the details panel shows the
 #      photo with its five labels, then clicks "Find similar";
-#   5. saves a screenshot of the whole screen, reduced to a 256-colour PNG, and closes
-#      the app and the X server.
+#   5. saves a screenshot of the whole screen, reduced to a 256-colour PNG, then double-
+#      clicks the photo to open it in the viewer and saves that as OUT-viewer.png;
+#      closes the app and the X server.
 #
 # The test model has random weights: the labels it gives are real ImageNet classes, with
 # real probabilities, but they do not describe the photos.
@@ -203,14 +204,27 @@ fi
 xdotool mousemove $((width / 2)) $((height - 60))
 settle 1 2 5
 
-# --- 5. The screenshot -------------------------------------------------------------------
-mkdir -p "$(dirname "$out")"
-shot "$tmp/full.png"
-if command -v pngquant >/dev/null; then
-    pngquant --force --speed 1 --quality 70-95 --output "$out" -- "$tmp/full.png" ||
-        convert "$tmp/full.png" -colors 256 -strip "PNG8:$out"
-else
-    convert "$tmp/full.png" -colors 256 -strip "PNG8:$out"
-fi
+# --- 5. The screenshots ------------------------------------------------------------------
+# Reduced to 256 colours (pngquant when installed).
+save() { # FROM TO
+    mkdir -p "$(dirname "$2")"
+    if command -v pngquant >/dev/null; then
+        pngquant --force --speed 1 --quality 70-95 --output "$2" -- "$1" ||
+            convert "$1" -colors 256 -strip "PNG8:$2"
+    else
+        convert "$1" -colors 256 -strip "PNG8:$2"
+    fi
+}
 
-echo "screenshot.sh: ${out#"$root"/} ($count photos, ${width}x${height}, $(du -k "$out" | cut -f1) KiB, $((SECONDS - started)) s)"
+shot "$tmp/full.png"
+save "$tmp/full.png" "$out"
+
+# The viewer: a double click on the tile opens the photo as large as the window allows.
+viewer_out="${out%.png}-viewer.png"
+xdotool mousemove "$tile_x" "$tile_y" click --repeat 2 --delay 120 1
+xdotool mousemove $((width / 2)) $((height - 60))
+settle 1 2 10
+shot "$tmp/viewer.png"
+save "$tmp/viewer.png" "$viewer_out"
+
+echo "screenshot.sh: ${out#"$root"/} and ${viewer_out#"$root"/} ($count photos, ${width}x${height}, $(du -k "$out" | cut -f1) KiB, $((SECONDS - started)) s)"
