@@ -261,7 +261,11 @@ impl PhotoList {
         let mut visible: Vec<usize> = (0..self.photos.len()).filter(|&i| self.matches(&self.photos[i])).collect();
         let photos = &self.photos;
         match self.sort {
-            SortKey::Name => visible.sort_by(|&a, &b| photos[a].name.cmp(&photos[b].name).then(a.cmp(&b))),
+            SortKey::Name => {
+                // Natural and case-insensitive, as file managers sort: img2 before img10.
+                let keys: HashMap<usize, String> = visible.iter().map(|&i| (i, photos[i].name.to_lowercase())).collect();
+                visible.sort_by(|&a, &b| alphanumeric_sort::compare_str(&keys[&a], &keys[&b]).then(a.cmp(&b)));
+            }
             SortKey::Date => visible.sort_by(|&a, &b| photos[b].modified.cmp(&photos[a].modified).then(a.cmp(&b))),
             SortKey::Confidence => visible.sort_by(|&a, &b| {
                 let prob = |i: usize| photos[i].top_label().map_or(-1.0, |l| l.prob);
@@ -308,6 +312,17 @@ mod tests {
         assert_eq!(lib.resume_not_tagged(), [PathBuf::from("c.jpg")]);
         assert_eq!(lib.photo(c).state, PhotoState::Queued);
         assert_eq!(lib.counts(), Counts { total: 3, tagged: 2, failed: 0, not_tagged: 0 });
+    }
+
+    #[test]
+    fn names_sort_naturally_and_ignoring_case() {
+        let mut lib = PhotoList::default();
+        for name in ["img10.jpg", "IMG2.jpg", "img1.jpg", "Beach.jpg", "apple.jpg"] {
+            lib.queue(name.into(), None);
+        }
+        let visible = lib.visible().to_vec();
+        let names: Vec<&str> = visible.iter().map(|&i| lib.photo(i).name.as_str()).collect();
+        assert_eq!(names, ["apple.jpg", "Beach.jpg", "img1.jpg", "IMG2.jpg", "img10.jpg"]);
     }
 
     #[test]
