@@ -235,6 +235,21 @@ fn the_viewer_opens_steps_through_the_grid_and_closes() {
 }
 
 #[test]
+fn the_size_slider_resizes_the_tiles() {
+    let (photos, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let copied = copy_photos(photos.path());
+    let mut harness = app_harness(cache.path(), vec![photos.path().to_owned()], 4);
+    step_until(&mut harness, "every photo is tagged", |app| all_finished(app, copied.len()));
+    let name = copied[0].file_name().unwrap().to_str().unwrap().to_owned();
+    let before = harness.get_by_label(&name).rect().width();
+    harness.get_by_label("Size").set_value_accesskit(320.0);
+    harness.step();
+    harness.step();
+    let after = harness.get_by_label(&name).rect().width();
+    assert!((before - 150.0).abs() < 1.0 && (after - 320.0).abs() < 1.0, "{before} then {after}");
+}
+
+#[test]
 fn keyboard_home_end_escape_delete_and_ctrl_f() {
     let (photos, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let copied = copy_photos(photos.path());

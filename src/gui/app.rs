@@ -137,6 +137,8 @@ pub enum Action {
     UseHubModel,
     /// Reload the model on another device.
     ChangeDevice(DeviceChoice),
+    /// Draw the grid's tiles this many points wide.
+    SetTileSize(f32),
     /// Leave labels below this probability out of exported tags.
     SetMinProb(f32),
     /// Name XMP sidecars this way.
@@ -159,7 +161,7 @@ impl Action {
     /// Whether the action changes what views other than its own widget show, so that the
     /// frame has to be drawn again to show it.
     fn changes_views(&self) -> bool {
-        !matches!(self, Action::SetMinProb(_) | Action::SetSidecarNaming(_))
+        !matches!(self, Action::SetMinProb(_) | Action::SetSidecarNaming(_) | Action::SetTileSize(_))
     }
 }
 
@@ -554,6 +556,9 @@ impl App {
                 self.restart_worker(ctx);
             }
             Action::SetMinProb(min_prob) => self.settings.min_prob = min_prob,
+            Action::SetTileSize(side) => {
+                self.settings.tile_size = side.clamp(*grid::TILE_SIZES.start(), *grid::TILE_SIZES.end())
+            }
             Action::SetSidecarNaming(naming) => self.settings.sidecar_naming = naming,
             Action::ClearCache => self.confirm_clear_cache = true,
             Action::ConfirmClearCache => {
@@ -775,6 +780,7 @@ impl App {
             filter: self.photos.filter(),
             matching,
             focus_filter: std::mem::take(&mut self.focus_filter),
+            tile_size: self.settings.tile_size,
             settings_open: self.show_settings,
         };
         status::toolbar(ui, &toolbar, &mut actions);
@@ -806,7 +812,8 @@ impl App {
             let scroll_to_selected = std::mem::take(&mut self.scroll_to_selected);
             let scroll_to_top = std::mem::take(&mut self.scroll_to_top);
             let (photos, visible) = self.photos.with_visible();
-            let grid = grid::Grid { photos, visible, selected: self.selected, scroll_to_selected, scroll_to_top };
+            let tile = self.settings.tile_size.clamp(*grid::TILE_SIZES.start(), *grid::TILE_SIZES.end());
+            let grid = grid::Grid { photos, visible, selected: self.selected, scroll_to_selected, scroll_to_top, tile };
             self.stats.cells_built = grid::central(ui, &grid, &mut self.thumbnails, &mut actions);
         }
         if self.show_settings {

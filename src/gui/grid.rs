@@ -6,8 +6,10 @@ use super::app::Action;
 use super::photos::{Photo, PhotoList, PhotoState};
 use super::thumbnails::{Size, Thumbnails};
 
-/// Side of a tile's image area, in points.
-const TILE: f32 = 150.0;
+/// The smallest and largest side of a tile's image area, in points (the size slider's range).
+pub const TILE_SIZES: std::ops::RangeInclusive<f32> = 100.0..=400.0;
+/// Thumbnails are loaded at this many pixels at most; larger tiles use the preview size.
+const THUMB_PIXELS: f32 = 256.0;
 /// Height of the caption under the image.
 const CAPTION: f32 = 36.0;
 /// Space between tiles.
@@ -25,6 +27,8 @@ pub struct Grid<'a> {
     pub scroll_to_selected: bool,
     /// Whether to show the top of the grid (the filter changed).
     pub scroll_to_top: bool,
+    /// Side of a tile's image area, in points.
+    pub tile: f32,
 }
 
 /// The central area: the grid, or a hint when there are no photos. Returns how many cells
@@ -42,7 +46,7 @@ pub fn central(ui: &mut egui::Ui, view: &Grid<'_>, thumbnails: &mut Thumbnails, 
                 ui.centered_and_justified(|ui| ui.heading("No photos match the filter"));
                 return 0;
             }
-            let columns = (((ui.available_width() + GAP) / (TILE + GAP)).floor() as usize).max(1);
+            let columns = (((ui.available_width() + GAP) / (view.tile + GAP)).floor() as usize).max(1);
             move_selection_with_keys(ui, view, columns, actions);
             grid(ui, view, columns, thumbnails, actions)
         })
@@ -58,7 +62,7 @@ fn grid(
 ) -> usize {
     let visible = view.visible;
     let rows = visible.len().div_ceil(columns);
-    let row_height = TILE + CAPTION + GAP;
+    let row_height = view.tile + CAPTION + GAP;
     let mut built = 0;
     let mut scroll = egui::ScrollArea::vertical().auto_shrink([false, false]);
     if view.scroll_to_top {
@@ -77,7 +81,7 @@ fn grid(
                 ui.spacing_mut().item_spacing.x = GAP;
                 for &index in visible.iter().skip(row * columns).take(columns) {
                     let selected = view.selected == Some(index);
-                    tile(ui, index, view.photos.photo(index), selected, thumbnails, actions);
+                    tile(ui, index, view.photos.photo(index), (selected, view.tile), thumbnails, actions);
                     built += 1;
                 }
             });
@@ -91,11 +95,12 @@ fn tile(
     ui: &mut egui::Ui,
     index: usize,
     photo: &Photo,
-    selected: bool,
+    (selected, side): (bool, f32),
     thumbnails: &mut Thumbnails,
     actions: &mut Vec<Action>,
 ) {
-    let (rect, response) = ui.allocate_exact_size(Vec2::new(TILE, TILE + CAPTION), Sense::click());
+    let size = if side * ui.ctx().pixels_per_point() > THUMB_PIXELS { Size::Preview } else { Size::Thumb };
+    let (rect, response) = ui.allocate_exact_size(Vec2::new(side, side + CAPTION), Sense::click());
     response.widget_info(|| egui::WidgetInfo::selected(egui::Role::Button, true, selected, &photo.name));
     if response.clicked() {
         actions.push(Action::Select { index, scroll: false });
@@ -107,10 +112,10 @@ fn tile(
         return;
     }
     let visuals = ui.visuals();
-    let image_rect = Rect::from_min_size(rect.min, Vec2::splat(TILE));
+    let image_rect = Rect::from_min_size(rect.min, Vec2::splat(side));
     let background = if selected { visuals.selection.bg_fill } else { visuals.extreme_bg_color };
     ui.painter().rect_filled(rect, 4.0, background);
-    match thumbnails.get(&photo.path, Size::Thumb) {
+    match thumbnails.get(&photo.path, size) {
         Some(texture) => {
             let fitted = fit(texture.size_vec2(), image_rect.shrink(4.0));
             ui.painter().image(
@@ -120,7 +125,7 @@ fn tile(
                 Color32::WHITE,
             );
         }
-        None if matches!(photo.state, PhotoState::Failed(_)) || thumbnails.failed(&photo.path, Size::Thumb) => {}
+        None if matches!(photo.state, PhotoState::Failed(_)) || thumbnails.failed(&photo.path, size) => {}
         None => {
             ui.painter().rect_filled(image_rect.shrink(4.0), 2.0, visuals.faint_bg_color);
         }
@@ -174,7 +179,7 @@ fn move_selection_with_keys(ui: &egui::Ui, view: &Grid<'_>, columns: usize, acti
     if ui.ctx().egui_wants_keyboard_input() {
         return;
     }
-    let row_height = TILE + CAPTION + GAP;
+    let row_height = view.tile + CAPTION + GAP;
     let page = columns * ((ui.available_height() / row_height).floor() as usize).max(1);
     let (columns, page, last) = (columns as isize, page as isize, view.visible.len() as isize);
     let step: isize = ui.input(|i| {

@@ -263,7 +263,8 @@ impl PhotoList {
         match self.sort {
             SortKey::Name => {
                 // Natural and case-insensitive, as file managers sort: img2 before img10.
-                let keys: HashMap<usize, String> = visible.iter().map(|&i| (i, photos[i].name.to_lowercase())).collect();
+                let keys: HashMap<usize, String> =
+                    visible.iter().map(|&i| (i, photos[i].name.to_lowercase())).collect();
                 visible.sort_by(|&a, &b| alphanumeric_sort::compare_str(&keys[&a], &keys[&b]).then(a.cmp(&b)));
             }
             SortKey::Date => visible.sort_by(|&a, &b| photos[b].modified.cmp(&photos[a].modified).then(a.cmp(&b))),

@@ -22,6 +22,8 @@ pub struct Settings {
     pub sort: SortKey,
     /// Files and folders added last time, reopened at start.
     pub last_paths: Vec<PathBuf>,
+    /// Side of the grid's tiles, in points.
+    pub tile_size: f32,
     /// The local model folder chosen last (here or with `--model-dir`); `None` uses the Hub.
     pub model_dir: Option<PathBuf>,
 }
@@ -35,6 +37,7 @@ impl Default for Settings {
             sort: SortKey::Name,
             last_paths: Vec::new(),
             model_dir: None,
+            tile_size: 150.0,
         }
     }
 }

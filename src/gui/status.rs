@@ -19,6 +19,8 @@ pub struct Toolbar<'a> {
     pub matching: Option<(usize, usize)>,
     /// Whether the filter box takes the keyboard focus now (Ctrl+F).
     pub focus_filter: bool,
+    /// Side of the grid's tiles, in points.
+    pub tile_size: f32,
     /// Whether the settings window is open.
     pub settings_open: bool,
 }
@@ -62,6 +64,14 @@ pub fn toolbar(ui: &mut egui::Ui, view: &Toolbar<'_>, actions: &mut Vec<Action>)
             }
             if let Some((shown, total)) = view.matching {
                 ui.label(format!("{shown} of {total} match"));
+            }
+            ui.separator();
+            let mut tile_size = view.tile_size;
+            let size_label = ui.label("Size");
+            ui.add(egui::Slider::new(&mut tile_size, super::grid::TILE_SIZES).show_value(false))
+                .labelled_by(size_label.id);
+            if tile_size != view.tile_size {
+                actions.push(Action::SetTileSize(tile_size));
             }
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                 if ui.button("Settings").clicked() {
