@@ -813,7 +813,16 @@ impl App {
             let scroll_to_top = std::mem::take(&mut self.scroll_to_top);
             let (photos, visible) = self.photos.with_visible();
             let tile = self.settings.tile_size.clamp(*grid::TILE_SIZES.start(), *grid::TILE_SIZES.end());
-            let grid = grid::Grid { photos, visible, selected: self.selected, scroll_to_selected, scroll_to_top, tile };
+            let filter = photos.filter().trim().to_lowercase();
+            let grid = grid::Grid {
+                photos,
+                visible,
+                selected: self.selected,
+                scroll_to_selected,
+                scroll_to_top,
+                tile,
+                filter: &filter,
+            };
             self.stats.cells_built = grid::central(ui, &grid, &mut self.thumbnails, &mut actions);
         }
         if self.show_settings {

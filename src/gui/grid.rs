@@ -29,6 +29,8 @@ pub struct Grid<'a> {
     pub scroll_to_top: bool,
     /// Side of a tile's image area, in points.
     pub tile: f32,
+    /// The filter text, lower case; a tile shows the label that matched it.
+    pub filter: &'a str,
 }
 
 /// The central area: the grid, or a hint when there are no photos. Returns how many cells
@@ -81,7 +83,8 @@ fn grid(
                 ui.spacing_mut().item_spacing.x = GAP;
                 for &index in visible.iter().skip(row * columns).take(columns) {
                     let selected = view.selected == Some(index);
-                    tile(ui, index, view.photos.photo(index), (selected, view.tile), thumbnails, actions);
+                    let look = Look { selected, side: view.tile, filter: view.filter };
+                    tile(ui, index, view.photos.photo(index), &look, thumbnails, actions);
                     built += 1;
                 }
             });
@@ -91,14 +94,22 @@ fn grid(
 }
 
 /// One tile: thumbnail, name, and the top label, a spinner while queued, or a failure mark.
+/// How one tile is drawn.
+struct Look<'a> {
+    selected: bool,
+    side: f32,
+    filter: &'a str,
+}
+
 fn tile(
     ui: &mut egui::Ui,
     index: usize,
     photo: &Photo,
-    (selected, side): (bool, f32),
+    look: &Look<'_>,
     thumbnails: &mut Thumbnails,
     actions: &mut Vec<Action>,
 ) {
+    let (selected, side) = (look.selected, look.side);
     let size = if side * ui.ctx().pixels_per_point() > THUMB_PIXELS { Size::Preview } else { Size::Thumb };
     let (rect, response) = ui.allocate_exact_size(Vec2::new(side, side + CAPTION), Sense::click());
     response.widget_info(|| egui::WidgetInfo::selected(egui::Role::Button, true, selected, &photo.name));
@@ -141,8 +152,12 @@ fn tile(
             caption_line(ui, second_line + Vec2::new(16.0, 0.0), caption.width() - 16.0, "queued", text_color, false);
         }
         PhotoState::Tagged(labels) => {
-            if let Some(top) = labels.first() {
-                let text = format!("{} {:.0}%", top.keyword(), top.prob * 100.0);
+            // With a filter, the label that matched it; otherwise the most probable one.
+            let matched = (!look.filter.is_empty())
+                .then(|| labels.iter().find(|l| l.label.to_lowercase().contains(look.filter)))
+                .flatten();
+            if let Some(shown) = matched.or(labels.first()) {
+                let text = format!("{} {:.0}%", shown.keyword(), shown.prob * 100.0);
                 caption_line(ui, second_line, caption.width(), &text, ui.visuals().strong_text_color(), true);
             }
         }
@@ -153,8 +168,15 @@ fn tile(
             caption_line(ui, second_line, caption.width(), "not tagged yet", ui.visuals().weak_text_color(), false);
         }
     }
-    if let PhotoState::Failed(error) = &photo.state {
-        response.on_hover_text(error);
+    match &photo.state {
+        PhotoState::Failed(error) => {
+            response.on_hover_text(error);
+        }
+        PhotoState::Tagged(labels) => {
+            let all: Vec<String> = labels.iter().map(|l| format!("{} {:.1}%", l.label, l.prob * 100.0)).collect();
+            response.on_hover_text(all.join("\n"));
+        }
+        PhotoState::Queued | PhotoState::NotTagged => {}
     }
 }
 
