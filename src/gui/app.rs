@@ -616,8 +616,8 @@ impl App {
         }
     }
 
-    /// Saves the photo list when it changed and the last save is old enough, or `now`; the
-    /// file is written on a background thread.
+    /// Saves the photo list when it changed and the last save is old enough, on a background
+    /// thread; with `now` (at exit), at once and on this thread.
     fn save_library(&mut self, now: bool) {
         let Some(file) = self.options.library_file.clone() else { return };
         let saved = &mut self.library_saved;
@@ -907,6 +907,10 @@ impl eframe::App for App {
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         self.settings.sort = self.photos.sort();
         eframe::set_value(storage, eframe::APP_KEY, &self.settings);
+        self.save_library(false);
+    }
+
+    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
         self.save_library(true);
     }
 }
