@@ -96,7 +96,7 @@ pub fn decode(bytes: &[u8], path: &Path, max_megapixels: u64) -> Result<DynamicI
     }
     let mut decoder = reader.into_decoder().map_err(broken)?;
     let (width, height) = decoder.dimensions();
-    if u64::from(width) * u64::from(height) > max_megapixels * 1_000_000 {
+    if u64::from(width) * u64::from(height) > max_megapixels.saturating_mul(1_000_000) {
         return Err(PreprocessError::TooLarge { path: path.to_owned(), width, height, limit_mp: max_megapixels });
     }
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);

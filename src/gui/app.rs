@@ -211,6 +211,8 @@ struct LibrarySaved {
     at: Option<Instant>,
     /// A save runs on a background thread now.
     writing: Arc<AtomicBool>,
+    /// The last save failed, so the list is saved again.
+    failed: Arc<AtomicBool>,
 }
 
 /// How often the photo list is saved while it changes.
@@ -400,7 +402,14 @@ impl App {
 
     fn handle(&mut self, event: Event) {
         match event {
-            Event::Model(status) => self.model_status = status,
+            Event::Model(status) => {
+                if matches!(status, ModelStatus::Failed(_)) {
+                    // Nothing more will be tagged until Retry: queued photos wait, untagged.
+                    self.photos.cancel_queued();
+                    self.busy = false;
+                }
+                self.model_status = status;
+            }
             Event::Warning(warning) => {
                 tracing::warn!("{warning}");
                 self.notices.push(warning);
@@ -628,6 +637,8 @@ impl App {
                 std::thread::sleep(Duration::from_millis(5));
             }
         }
+        // A save that failed is tried again.
+        saved.dirty |= saved.failed.swap(false, Ordering::SeqCst);
         if !saved.dirty || !(due || now) || saved.writing.load(Ordering::SeqCst) {
             return;
         }
@@ -636,9 +647,11 @@ impl App {
         let photos = saved::snapshot(&self.photos);
         let writing = Arc::clone(&saved.writing);
         writing.store(true, Ordering::SeqCst);
+        let failed = Arc::clone(&saved.failed);
         let write = move || {
             if let Err(e) = saved::write(&file, &photos) {
                 tracing::warn!("{}: the photo list could not be saved: {e}", file.display());
+                failed.store(true, Ordering::SeqCst);
             }
             writing.store(false, Ordering::SeqCst);
         };

@@ -24,7 +24,7 @@ pub fn sidecars(ctx: &egui::Context, plan: &SidecarPlan, actions: &mut Vec<Actio
         ui.set_max_width(440.0);
         ui.heading("Write XMP sidecars?");
         ui.label(format!(
-            "A sidecar (photo.xmp beside each photo) for {} tagged photos, with the labels at or above {:.0}% \
+            "An XMP sidecar beside each of {} tagged photos, with the labels at or above {:.0}% \
              as keywords. The photos themselves are not changed; existing sidecars keep their other fields.",
             plan.photos,
             plan.min_prob * 100.0

@@ -39,8 +39,11 @@ pub fn write(file: &Path, photos: &[SavedPhoto]) -> std::io::Result<()> {
     let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let mut temp = tempfile::Builder::new().prefix(".library-").suffix(".tmp").tempfile_in(dir)?;
-    serde_json::to_writer(std::io::BufWriter::new(temp.as_file_mut()), photos)?;
-    temp.as_file_mut().flush()?;
+    let mut out = std::io::BufWriter::new(temp.as_file_mut());
+    serde_json::to_writer(&mut out, photos)?;
+    out.flush()?;
+    drop(out);
+    temp.as_file().sync_all()?;
     temp.persist(file).map_err(|e| e.error)?;
     Ok(())
 }

@@ -240,6 +240,17 @@ impl Engine {
             ModelState::Located { waiting_queries, .. } => (Vec::new(), waiting_queries),
             ModelState::Ready(_) | ModelState::Failed => (Vec::new(), Vec::new()),
         };
+        // A job started while the weights were loading stops: what waits for the model is
+        // reported as not tagged, and the rest of the pipeline is dropped.
+        if self.job.busy() || !self.batch.is_empty() {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+            for item in std::mem::take(&mut self.batch) {
+                let error = PhotoError::model_unavailable(item.path.clone());
+                self.notifier.send(Event::Image { path: item.path, outcome: Err(error) });
+            }
+            self.job = JobCounters::default();
+            self.notifier.send(Event::Idle);
+        }
         for paths in paths {
             self.fail_unscanned(paths);
         }
@@ -354,7 +365,7 @@ impl Engine {
     }
 
     fn accept_hit(&mut self, path: &Path, hit: Hit) -> Tagged {
-        if let (Some(stamp), Some(cache)) = (hit.record, self.cache.as_mut())
+        if let (Some(stamp), Some(cache)) = (hit.record, self.cache.as_mut().filter(|_| !self.job.cache_locked))
             && let Err(e) = cache.remember_file(path, stamp, &hit.hash)
         {
             self.warn_cache_write(&e);
