@@ -382,15 +382,16 @@ fn remove_stale_temp_files(dir: &Path) {
 mod tests {
     use super::*;
 
-    fn label(class: usize, label: &str, prob: f32) -> Label {
+    pub(super) fn label(class: usize, label: &str, prob: f32) -> Label {
         Label { class, label: label.to_owned(), prob }
     }
 
-    fn strings(items: &[&str]) -> Vec<String> {
+    pub(super) fn strings(items: &[&str]) -> Vec<String> {
         items.iter().map(|s| (*s).to_owned()).collect()
     }
 
-    fn photo_in(dir: &Path, name: &str) -> PathBuf {
+    /// A file named like a photo, with bytes that start like a JPEG.
+    pub(super) fn photo_in(dir: &Path, name: &str) -> PathBuf {
         let photo = dir.join(name);
         fs::write(&photo, b"\xff\xd8\xff\xe0 not really a JPEG").unwrap();
         photo

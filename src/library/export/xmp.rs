@@ -590,15 +590,11 @@ impl<'a, 'p> Merger<'a, 'p> {
 #[cfg(test)]
 mod tests {
     use std::fs;
-    use std::path::{Path, PathBuf};
 
     use super::*;
+    use crate::library::export::tests::{label, photo_in, strings};
     use crate::library::export::{ExportError, SidecarNaming, write_xmp_sidecar};
     use crate::model::labels::Label;
-
-    fn label(class: usize, label: &str, prob: f32) -> Label {
-        Label { class, label: label.to_owned(), prob }
-    }
 
     /// The `rdf:li` texts of `dc:subject` and of `lr:hierarchicalSubject`, read by plain
     /// prefixed names; the reader also checks that the document is well-formed.
@@ -633,16 +629,6 @@ mod tests {
             }
         }
         (subject, hierarchy)
-    }
-
-    fn strings(items: &[&str]) -> Vec<String> {
-        items.iter().map(|s| (*s).to_owned()).collect()
-    }
-
-    fn photo_in(dir: &Path, name: &str) -> PathBuf {
-        let photo = dir.join(name);
-        fs::write(&photo, b"\xff\xd8\xff\xe0 not really a JPEG").unwrap();
-        photo
     }
 
     /// A sidecar as digiKam writes it: a rating, a date, its own tags, a title and keywords.
