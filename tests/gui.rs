@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 use evatag::gui::photos::PhotoState;
 use evatag::gui::{App, AppOptions};
 use evatag::model::device::{DTypeChoice, DeviceChoice};
@@ -483,4 +483,181 @@ fn a_grid_of_50000_photos_builds_only_the_visible_cells() {
     assert!(built < 200, "{built} cells built for one frame");
     harness.get_by_label("photo00000.jpg");
     assert!(harness.query_by_label("photo49999.jpg").is_none());
+}
+
+/// The grid's photos in display order.
+fn grid_order(harness: &mut Harness<'static, App>) -> Vec<PathBuf> {
+    let list = harness.state_mut().photos_mut();
+    let visible = list.visible().to_vec();
+    visible.iter().map(|&i| list.photo(i).path.clone()).collect()
+}
+
+fn name_of(path: &Path) -> &str {
+    path.file_name().and_then(|n| n.to_str()).unwrap()
+}
+
+fn selected_set(harness: &Harness<'static, App>) -> std::collections::BTreeSet<PathBuf> {
+    harness.state().selected_paths().into_iter().map(Path::to_owned).collect()
+}
+
+#[test]
+fn ctrl_and_shift_clicks_select_several_and_the_menu_acts_on_them() {
+    let (photos, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let copied = copy_photos(photos.path());
+    assert!(copied.len() >= 4, "the test needs four photos");
+    let mut harness = app_harness(cache.path(), vec![photos.path().to_owned()], 4);
+    step_until(&mut harness, "every photo is tagged", |app| all_finished(app, copied.len()) && !app.is_busy());
+    let order = grid_order(&mut harness);
+    let set = |paths: &[&PathBuf]| paths.iter().map(|p| (*p).clone()).collect::<std::collections::BTreeSet<_>>();
+
+    harness.get_by_label(name_of(&order[0])).click();
+    harness.step();
+    harness.get_by_label(name_of(&order[2])).click_modifiers(egui::Modifiers::COMMAND);
+    harness.step();
+    assert_eq!(selected_set(&harness), set(&[&order[0], &order[2]]), "Ctrl-click adds");
+    harness.get_by_label(name_of(&order[3])).click_modifiers(egui::Modifiers::SHIFT);
+    harness.step();
+    assert_eq!(selected_set(&harness), set(&[&order[2], &order[3]]), "Shift-click extends from the last click");
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    harness.step();
+    assert_eq!(selected_set(&harness).len(), copied.len(), "Ctrl+A selects every photo");
+
+    // The right-click menu acts on the whole selection.
+    harness.get_by_label(name_of(&order[1])).click_secondary();
+    harness.step();
+    harness.step();
+    harness.get_by_label(&format!("Copy {} paths", copied.len())).click();
+    harness.step();
+    let copied_text = harness.output().platform_output.commands.iter().find_map(|c| match c {
+        egui::OutputCommand::CopyText(text) => Some(text.clone()),
+        _ => None,
+    });
+    let copied_text = copied_text.expect("the paths are put on the clipboard");
+    assert_eq!(copied_text.lines().count(), copied.len());
+    assert!(order.iter().all(|p| copied_text.lines().any(|l| Path::new(l) == p)));
+
+    // Export writes sidecars for the selected photos only.
+    harness.get_by_label(name_of(&order[0])).click();
+    harness.step();
+    harness.get_by_label(name_of(&order[1])).click_modifiers(egui::Modifiers::COMMAND);
+    harness.step();
+    harness.get_by_label(name_of(&order[1])).click_secondary();
+    harness.step();
+    harness.step();
+    harness.get_by_label("Write XMP sidecars for 2 photos…").click();
+    harness.step();
+    harness.step();
+    harness.get_by_label_contains("each of the 2 selected photos");
+    harness.get_by_label("Write 2 sidecars").click();
+    let sidecar_of = |photo: &Path| PathBuf::from(format!("{}.xmp", photo.display()));
+    step_until(&mut harness, "the sidecars are written", |app| app.notice().is_some_and(|n| n.starts_with("Wrote")));
+    assert!(sidecar_of(&order[0]).exists() && sidecar_of(&order[1]).exists());
+    assert!(order[2..].iter().all(|p| !sidecar_of(p).exists()), "photos outside the selection get no sidecar");
+
+    // Delete takes the selected photos out of the library, never off the disk.
+    harness.key_press(egui::Key::Delete);
+    harness.step();
+    assert_eq!(harness.state().photos().len(), copied.len() - 2);
+    assert!(harness.state().selected_paths().is_empty());
+    assert!(order[0].exists() && order[1].exists(), "the files are kept");
+}
+
+#[test]
+fn similar_photos_show_in_a_strip_that_fits_a_small_window() {
+    let (photos, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let copied = copy_photos(photos.path());
+    let mut harness = app_harness(cache.path(), vec![photos.path().to_owned()], 4);
+    harness.set_size(egui::vec2(800.0, 600.0));
+    step_until(&mut harness, "every photo is tagged", |app| all_finished(app, copied.len()) && !app.is_busy());
+    let order = grid_order(&mut harness);
+    harness.get_by_label(name_of(&order[0])).click();
+    harness.step();
+    harness.step();
+    harness.get_by_label("Find similar").click();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while harness.query_by_label_contains("1. ").is_none() {
+        assert!(Instant::now() < deadline, "the similar photos are shown");
+        harness.step();
+    }
+    harness.step();
+    harness.get_by_label_contains(&format!("Similar to {}", name_of(&order[0])));
+    // Every result is one card in a single row, on screen at 800x600.
+    let first = harness.get_by_label_contains("1. ").rect();
+    let screen = egui::Rect::from_min_size(egui::Pos2::ZERO, egui::vec2(800.0, 600.0));
+    assert!(screen.contains_rect(first), "{first:?}");
+    let second = harness.get_by_label_contains("2. ").rect();
+    assert!((second.top() - first.top()).abs() < 1.0, "the results run along one row");
+    // A result clicked is selected, and the strip stays for the next one.
+    let result_name = harness.get_by_label_contains("1. ").accesskit_node().label().unwrap();
+    harness.get_by_label_contains("1. ").click();
+    harness.step();
+    harness.step();
+    let picked = harness.state().selected_path().unwrap().to_owned();
+    assert!(result_name.ends_with(name_of(&picked)), "{result_name} selects {}", picked.display());
+    harness.get_by_label_contains(&format!("Similar to {}", name_of(&order[0])));
+    // Selecting another photo in the grid clears results that are not its own.
+    let grid_top = harness.get_by_label("Open images…").rect().bottom() + 40.0;
+    let on_screen = |p: &&PathBuf| {
+        let tile = harness.get_by_label(name_of(p)).rect();
+        tile.top() > grid_top && tile.bottom() < first.top()
+    };
+    let other = order.iter().filter(on_screen).find(|p| **p != order[0] && **p != picked).unwrap();
+    harness.get_by_label(name_of(other)).click();
+    harness.step();
+    harness.step();
+    assert_eq!(harness.state().selected_path(), Some(other.as_path()));
+    assert!(harness.query_by_label_contains("Similar to").is_none(), "the old results are cleared");
+}
+
+#[test]
+fn the_settings_window_leaves_the_toolbar_in_view() {
+    let cache = tempfile::tempdir().unwrap();
+    let mut harness = app_harness(cache.path(), Vec::new(), 4);
+    harness.set_size(egui::vec2(800.0, 600.0));
+    harness.step();
+    let toolbar_bottom = harness.get_by_label("Open images…").rect().bottom();
+    harness.get_by_label("Settings").click();
+    harness.step();
+    harness.step();
+    let window_top = harness.get_by_label("Choose model folder…").rect().top();
+    assert!(window_top > toolbar_bottom, "window at {window_top}, toolbar down to {toolbar_bottom}");
+    // The toolbar's buttons still take clicks: Open images… is not under the window.
+    let open = harness.get_by_label("Open images…").rect();
+    let clear = harness.get_by_label("Choose model folder…").rect();
+    assert!(!open.intersects(clear));
+}
+
+#[test]
+fn without_a_system_file_picker_the_path_is_asked_in_the_window() {
+    let has_zenity = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("zenity").is_file()));
+    if has_zenity || std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some() {
+        eprintln!("this system has a file picker; the fallback is not reachable here");
+        return;
+    }
+    let (photos, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let copied = copy_photos(photos.path());
+    let mut harness = app_harness(cache.path(), Vec::new(), 4);
+    harness.step();
+    harness.get_by_label("Open folder…").click();
+    harness.step();
+    harness.step();
+    harness.get_by_label("No file picker on this system");
+    let entry = harness.get_by_label("Folders to add (one path per line)");
+    entry.focus();
+    entry.type_text(&photos.path().join("missing").display().to_string());
+    harness.step();
+    harness.get_by_label("Use").click();
+    harness.step();
+    harness.step();
+    harness.get_by_label_contains("does not exist");
+    harness.get_by_label("Folders to add (one path per line)").focus();
+    harness.step();
+    for _ in 0.."missing".len() {
+        harness.key_press(egui::Key::Backspace);
+    }
+    harness.step();
+    harness.get_by_label("Use").click();
+    step_until(&mut harness, "the typed folder is tagged", |app| all_finished(app, copied.len()));
+    assert!(harness.query_by_label("No file picker on this system").is_none());
 }

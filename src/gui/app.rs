@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, unbounded};
 
 use crate::library::export::{self, ExportRequest, PhotoTags, SidecarNaming};
-use crate::library::scan::IMAGE_EXTENSIONS;
 use crate::library::search::Match;
 use crate::model::device::DeviceChoice;
 use crate::model::labels::Label;
@@ -18,9 +17,11 @@ use crate::worker::{Command, Event, ModelStatus, PhotoErrorKind, Progress, Worke
 
 use super::confirm::{self, SidecarPlan};
 use super::photos::{PhotoList, PhotoState, SortKey};
+use super::picker::{self, PathEntry, Picked};
+use super::selection::{Pick, Selection};
 use super::settings::{self, Facts, Settings};
 use super::thumbnails::Thumbnails;
-use super::{details, grid, saved, status, viewer};
+use super::{details, grid, saved, similar_strip, status, viewer};
 
 /// How the app starts.
 #[derive(Debug, Clone)]
@@ -65,7 +66,7 @@ pub struct FrameStats {
     pub events_handled: usize,
 }
 
-/// The similarity results shown under the selected photo.
+/// The similarity results shown in the strip under the grid.
 pub struct SimilarView {
     /// The query photo.
     pub query: PathBuf,
@@ -98,13 +99,20 @@ pub enum Action {
     Cancel,
     /// Tag the photos a cancel left untagged.
     Resume,
-    /// Select the photo at this index, scrolling the grid to it if `scroll`.
+    /// Change the selection as a click on the photo at this index does, scrolling the grid
+    /// to it if `scroll`.
     Select {
         /// The photo's index in the list.
         index: usize,
+        /// How the click changes the selection.
+        pick: Pick,
         /// Whether the grid scrolls to bring it into view.
         scroll: bool,
     },
+    /// Select every photo the grid shows.
+    SelectAll,
+    /// Put the selected photos' paths on the clipboard, one per line.
+    CopyPaths,
     /// Show the photo at this index in the viewer.
     OpenViewer(usize),
     /// Close the viewer.
@@ -119,7 +127,7 @@ pub enum Action {
     OpenExternally(PathBuf),
     /// Open the folder that holds a photo.
     ShowInFolder(PathBuf),
-    /// Take the selected photo out of the list (never off the disk).
+    /// Take the selected photos out of the list (never off the disk).
     RemoveSelected,
     /// Forget the selection.
     ClearSelection,
@@ -129,6 +137,8 @@ pub enum Action {
     SelectPath(PathBuf),
     /// Ask for the photos most similar to the one at this index.
     FindSimilar(usize),
+    /// Hide the similar photos.
+    CloseSimilar,
     /// Load the model again (after a failure).
     RetryModel,
     /// Pick a local model folder and load the model from it.
@@ -147,13 +157,19 @@ pub enum Action {
     ClearCache,
     /// Empty them.
     ConfirmClearCache,
-    /// Ask before writing XMP sidecars for every tagged photo.
+    /// Ask before writing XMP sidecars for the selected tagged photos, or every tagged photo
+    /// when none is selected.
     ExportSidecars,
     /// Write the sidecars the confirmation showed.
     WriteSidecars,
     /// Close the confirmation without writing anything.
     CloseConfirmation,
-    /// Write a CSV of every tagged photo, to a file the user picks.
+    /// Change the text of the in-window path entry.
+    TypePath(String),
+    /// Use the paths typed in the in-window path entry.
+    UseTypedPath,
+    /// Write a CSV of the selected tagged photos (every tagged photo when none is selected),
+    /// to a file the user picks.
     ExportCsv,
 }
 
@@ -176,7 +192,7 @@ pub struct App {
     busy: bool,
     errors: Vec<(PathBuf, String)>,
     notices: Vec<String>,
-    selected: Option<usize>,
+    selection: Selection,
     similar: Option<SimilarView>,
     settings: Settings,
     show_settings: bool,
@@ -198,6 +214,8 @@ pub struct App {
     confirm_sidecars: Option<SidecarPlan>,
     /// Whether the question before clearing the cache is open.
     confirm_clear_cache: bool,
+    /// The app's own path entry, open where the system has no file picker.
+    path_entry: Option<PathEntry>,
     /// When the photo list was last saved, and whether it changed since.
     library_saved: LibrarySaved,
 }
@@ -255,7 +273,7 @@ impl App {
             busy: false,
             errors: Vec::new(),
             notices: Vec::new(),
-            selected: None,
+            selection: Selection::default(),
             similar: None,
             settings,
             show_settings: false,
@@ -271,6 +289,7 @@ impl App {
             export_rx: None,
             confirm_sidecars: None,
             confirm_clear_cache: false,
+            path_entry: None,
             library_saved: LibrarySaved::default(),
             options,
         };
@@ -304,9 +323,14 @@ impl App {
         &mut self.photos
     }
 
-    /// The selected photo's path, if any.
+    /// The path of the selected photo with the focus, if any.
     pub fn selected_path(&self) -> Option<&Path> {
-        self.selected.map(|i| self.photos.photo(i).path.as_path())
+        self.selection.focus().map(|i| self.photos.photo(i).path.as_path())
+    }
+
+    /// The paths of every selected photo, in list order.
+    pub fn selected_paths(&self) -> Vec<&Path> {
+        self.selection.indices().map(|i| self.photos.photo(i).path.as_path()).collect()
     }
 
     /// Costs of the last frame.
@@ -344,7 +368,7 @@ impl App {
         let next = (position as isize + step).clamp(0, visible.len() as isize - 1) as usize;
         let index = visible[next];
         self.viewer = Some(index);
-        self.selected = Some(index);
+        self.selection.pick(index, Pick::Only, &[]);
         self.viewer_zoom = 1.0;
     }
 
@@ -381,7 +405,9 @@ impl App {
                 index
             }
         };
-        self.selected = Some(index);
+        if self.selection.focus() != Some(index) {
+            self.selection.pick(index, Pick::Only, &[]);
+        }
         self.scroll_to_selected = true;
     }
 
@@ -467,16 +493,35 @@ impl App {
         self.add_paths(dropped);
     }
 
-    /// Opens the system dialog for picking images.
-    fn open_images_dialog(&mut self) {
-        let picked = rfd::FileDialog::new().add_filter("Images", IMAGE_EXTENSIONS).pick_files();
-        self.add_paths(picked.unwrap_or_default());
+    /// Asks for paths with the system's picker, or with the app's own entry where the system
+    /// has none.
+    fn pick(&mut self, ctx: &egui::Context, pick: picker::Pick) {
+        match picker::show(pick) {
+            Picked::Paths(paths) => self.use_picked(ctx, pick, paths),
+            Picked::Cancelled => {}
+            Picked::Unavailable => {
+                tracing::warn!("no system file picker could be shown; asking for the path in the window");
+                self.path_entry = Some(PathEntry::new(pick));
+            }
+        }
     }
 
-    /// Opens the system dialog for picking folders.
-    fn open_folder_dialog(&mut self) {
-        let picked = rfd::FileDialog::new().pick_folders();
-        self.add_paths(picked.unwrap_or_default());
+    /// Does what the picked paths were asked for.
+    fn use_picked(&mut self, ctx: &egui::Context, pick: picker::Pick, mut paths: Vec<PathBuf>) {
+        match pick {
+            picker::Pick::Images | picker::Pick::Folders => self.add_paths(paths),
+            picker::Pick::ModelFolder => {
+                let Some(dir) = paths.pop() else { return };
+                self.settings.model_dir = Some(dir.clone());
+                self.options.worker.source = ModelSource::Dir(dir);
+                self.retry_model(ctx);
+            }
+            picker::Pick::CsvFile => {
+                if let Some(file) = paths.pop() {
+                    self.export(ctx, Some(file));
+                }
+            }
+        }
     }
 
     /// Applies the actions the views returned this frame, in order. When one of them changed
@@ -498,8 +543,26 @@ impl App {
 
     fn apply_one(&mut self, ctx: &egui::Context, action: Action) {
         match action {
-            Action::OpenImages => self.open_images_dialog(),
-            Action::OpenFolder => self.open_folder_dialog(),
+            Action::OpenImages => self.pick(ctx, picker::Pick::Images),
+            Action::OpenFolder => self.pick(ctx, picker::Pick::Folders),
+            Action::TypePath(text) => {
+                if let Some(entry) = &mut self.path_entry {
+                    entry.text = text;
+                    entry.error = None;
+                }
+            }
+            Action::UseTypedPath => {
+                if let Some(entry) = &mut self.path_entry {
+                    match picker::parse_typed(entry.pick, &entry.text) {
+                        Ok(paths) => {
+                            let pick = entry.pick;
+                            self.path_entry = None;
+                            self.use_picked(ctx, pick, paths);
+                        }
+                        Err(error) => entry.error = Some(error),
+                    }
+                }
+            }
             Action::SetSort(sort) => self.photos.set_sort(sort),
             Action::SetFilter(filter) => {
                 self.photos.set_filter(&filter);
@@ -513,14 +576,33 @@ impl App {
             }
             Action::Cancel => self.cancel(),
             Action::Resume => self.resume(),
-            Action::Select { index, scroll } => {
-                self.selected = Some(index);
+            Action::Select { index, pick, scroll } => {
+                let visible = self.photos.visible();
+                self.selection.pick(index, pick, visible);
+                // Results for another photo would read as this one's.
+                if self.similar.as_ref().is_some_and(|s| Some(s.query.as_path()) != self.selected_path()) {
+                    self.similar = None;
+                }
                 self.scroll_to_selected |= scroll;
+            }
+            Action::SelectAll => {
+                let visible = self.photos.visible();
+                self.selection.select_all(visible);
+            }
+            Action::CopyPaths => {
+                let paths: Vec<String> = self.selected_paths().iter().map(|p| p.display().to_string()).collect();
+                ctx.copy_text(paths.join("\n"));
+                self.notices.push(match paths.len() {
+                    1 => "Copied the path".to_owned(),
+                    n => format!("Copied {n} paths"),
+                });
             }
             Action::SelectPath(path) => self.select_path(&path),
             Action::OpenViewer(index) => {
                 self.viewer = Some(index);
-                self.selected = Some(index);
+                if !self.selection.contains(index) {
+                    self.selection.pick(index, Pick::Only, &[]);
+                }
                 self.viewer_zoom = 1.0;
             }
             Action::CloseViewer => {
@@ -533,27 +615,27 @@ impl App {
             Action::OpenExternally(path) => self.open_externally(&path),
             Action::ShowInFolder(path) => self.open_externally(path.parent().unwrap_or(&path)),
             Action::RemoveSelected => {
-                if let Some(index) = self.selected.take() {
-                    let photo = self.photos.remove(index);
-                    self.similar = None;
-                    self.library_saved.dirty = true;
-                    self.notices.push(format!("Removed {} from the list (the file is kept)", photo.name));
+                let removed = self.photos.remove(self.selection.indices());
+                self.selection.clear();
+                self.similar = None;
+                self.library_saved.dirty = true;
+                match removed.as_slice() {
+                    [] => {}
+                    [photo] => self.notices.push(format!("Removed {} from the library (the file is kept)", photo.name)),
+                    many => self
+                        .notices
+                        .push(format!("Removed {} photos from the library (the files are kept)", many.len())),
                 }
             }
             Action::ClearSelection => {
-                self.selected = None;
+                self.selection.clear();
                 self.similar = None;
             }
             Action::FocusFilter => self.focus_filter = true,
             Action::FindSimilar(index) => self.find_similar(index),
+            Action::CloseSimilar => self.similar = None,
             Action::RetryModel => self.retry_model(ctx),
-            Action::ChooseModelFolder => {
-                if let Some(dir) = rfd::FileDialog::new().set_title("Choose the model folder").pick_folder() {
-                    self.settings.model_dir = Some(dir.clone());
-                    self.options.worker.source = ModelSource::Dir(dir);
-                    self.retry_model(ctx);
-                }
-            }
+            Action::ChooseModelFolder => self.pick(ctx, picker::Pick::ModelFolder),
             Action::UseHubModel => {
                 self.settings.model_dir = None;
                 self.options.worker.source = ModelSource::default_hub(false);
@@ -587,14 +669,9 @@ impl App {
             Action::CloseConfirmation => {
                 self.confirm_sidecars = None;
                 self.confirm_clear_cache = false;
+                self.path_entry = None;
             }
-            Action::ExportCsv => {
-                if let Some(file) =
-                    rfd::FileDialog::new().add_filter("CSV", &["csv"]).set_file_name("evatag.csv").save_file()
-                {
-                    self.export(ctx, Some(file));
-                }
-            }
+            Action::ExportCsv => self.pick(ctx, picker::Pick::CsvFile),
         }
     }
 
@@ -665,7 +742,7 @@ impl App {
     /// Writes XMP sidecars (no `csv`) or one CSV file, on a background thread.
     fn export(&mut self, ctx: &egui::Context, csv: Option<PathBuf>) {
         let tagged: Vec<(PathBuf, Vec<Label>)> =
-            self.tagged_photos().map(|(path, labels)| (path.to_owned(), labels.to_vec())).collect();
+            self.export_targets().map(|(path, labels)| (path.to_owned(), labels.to_vec())).collect();
         let ctx = ctx.clone();
         let request = ExportRequest {
             sidecars: csv.is_none().then_some(self.settings.sidecar_naming),
@@ -696,9 +773,12 @@ impl App {
         });
     }
 
-    /// Every tagged photo with its labels, in list order.
-    fn tagged_photos(&self) -> impl Iterator<Item = (&Path, &[Label])> {
-        (0..self.photos.len()).filter_map(|i| {
+    /// The photos an export writes, with their labels, in list order: the selected tagged
+    /// photos, or every tagged photo when none is selected.
+    fn export_targets(&self) -> impl Iterator<Item = (&Path, &[Label])> {
+        let indices: Box<dyn Iterator<Item = usize>> =
+            if self.selection.is_empty() { Box::new(0..self.photos.len()) } else { Box::new(self.selection.indices()) };
+        indices.filter_map(|i| {
             let photo = self.photos.photo(i);
             match &photo.state {
                 PhotoState::Tagged(labels) => Some((photo.path.as_path(), labels.as_slice())),
@@ -710,8 +790,14 @@ impl App {
     /// What writing sidecars now would do, for the confirmation.
     fn sidecar_plan(&self) -> SidecarPlan {
         let min_prob = self.settings.min_prob;
-        let mut plan = SidecarPlan { photos: 0, min_prob, preview: None, without_keywords: 0 };
-        for (path, labels) in self.tagged_photos() {
+        let mut plan = SidecarPlan {
+            photos: 0,
+            selected: !self.selection.is_empty(),
+            min_prob,
+            preview: None,
+            without_keywords: 0,
+        };
+        for (path, labels) in self.export_targets() {
             let keywords = export::keywords(labels, min_prob);
             plan.photos += 1;
             plan.without_keywords += usize::from(keywords.is_empty());
@@ -756,7 +842,7 @@ impl App {
     /// The keyboard shortcuts that act on the whole window.
     fn shortcuts(&self, ctx: &egui::Context, actions: &mut Vec<Action>) {
         let typing = ctx.egui_wants_keyboard_input();
-        let dialog_open = self.confirm_sidecars.is_some() || self.confirm_clear_cache;
+        let dialog_open = self.confirm_sidecars.is_some() || self.confirm_clear_cache || self.path_entry.is_some();
         ctx.input_mut(|i| {
             if i.consume_key(egui::Modifiers::COMMAND, egui::Key::O) {
                 actions.push(Action::OpenImages);
@@ -767,7 +853,10 @@ impl App {
             if typing || dialog_open || self.viewer.is_some() {
                 return;
             }
-            if let Some(index) = self.selected
+            if i.consume_key(egui::Modifiers::COMMAND, egui::Key::A) {
+                actions.push(Action::SelectAll);
+            }
+            if let Some(index) = self.selection.focus()
                 && (i.consume_key(egui::Modifiers::NONE, egui::Key::Enter)
                     || i.consume_key(egui::Modifiers::NONE, egui::Key::Space))
             {
@@ -776,7 +865,7 @@ impl App {
             if i.consume_key(egui::Modifiers::NONE, egui::Key::Escape) {
                 actions.push(if self.show_settings { Action::ShowSettings(false) } else { Action::ClearSelection });
             }
-            if self.selected.is_some() && i.consume_key(egui::Modifiers::NONE, egui::Key::Delete) {
+            if !self.selection.is_empty() && i.consume_key(egui::Modifiers::NONE, egui::Key::Delete) {
                 actions.push(Action::RemoveSelected);
             }
         });
@@ -797,6 +886,7 @@ impl App {
             settings_open: self.show_settings,
         };
         status::toolbar(ui, &toolbar, &mut actions);
+        let under_toolbar = ui.available_rect_before_wrap();
         let status_bar = status::StatusBar {
             model: &self.model_status,
             progress: self.progress,
@@ -817,9 +907,12 @@ impl App {
             viewer::show(ui, &view, &mut self.thumbnails, &mut actions);
             self.stats.cells_built = 0;
         } else {
+            if let Some(similar) = &self.similar {
+                similar_strip::strip(ui, similar, &mut self.thumbnails, &mut actions);
+            }
             let details = details::Details {
-                selected: self.selected.map(|index| (index, self.photos.photo(index))),
-                similar: self.similar.as_ref(),
+                selected: self.selection.focus().map(|index| (index, self.photos.photo(index))),
+                selected_count: self.selection.len(),
             };
             details::panel(ui, &details, &mut self.thumbnails, &mut actions);
             let scroll_to_selected = std::mem::take(&mut self.scroll_to_selected);
@@ -830,7 +923,7 @@ impl App {
             let grid = grid::Grid {
                 photos,
                 visible,
-                selected: self.selected,
+                selection: &self.selection,
                 scroll_to_selected,
                 scroll_to_top,
                 tile,
@@ -855,13 +948,16 @@ impl App {
                 folder: self.options.worker.cache_dir.as_deref(),
                 bytes: self.cache_bytes,
             };
-            settings::window(ui.ctx(), &self.settings, &facts, &mut actions);
+            settings::window(ui.ctx(), under_toolbar, &self.settings, &facts, &mut actions);
         }
         if let Some(plan) = &self.confirm_sidecars {
             confirm::sidecars(ui.ctx(), plan, &mut actions);
         }
         if self.confirm_clear_cache {
             confirm::clear_cache(ui.ctx(), self.cache_bytes, &mut actions);
+        }
+        if let Some(entry) = &self.path_entry {
+            picker::entry(ui.ctx(), entry, &mut actions);
         }
         actions
     }

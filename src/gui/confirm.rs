@@ -10,6 +10,8 @@ use super::settings::human_bytes;
 pub struct SidecarPlan {
     /// Tagged photos that would get a sidecar.
     pub photos: usize,
+    /// Whether they are the selected photos rather than every tagged photo.
+    pub selected: bool,
     /// The probability a label needs to become a keyword.
     pub min_prob: f32,
     /// One photo's name and the keywords its sidecar would hold.
@@ -23,8 +25,16 @@ pub fn sidecars(ctx: &egui::Context, plan: &SidecarPlan, actions: &mut Vec<Actio
     let modal = egui::Modal::new(egui::Id::unique("confirm-sidecars")).show(ctx, |ui| {
         ui.set_max_width(440.0);
         ui.heading("Write XMP sidecars?");
+        if plan.photos == 0 {
+            ui.label("None of the selected photos is tagged yet, so there is nothing to write.");
+            if ui.button("Close").clicked() {
+                actions.push(Action::CloseConfirmation);
+            }
+            return;
+        }
+        let which = if plan.selected { "selected" } else { "tagged" };
         ui.label(format!(
-            "An XMP sidecar beside each of {} tagged photos, with the labels at or above {:.0}% \
+            "An XMP sidecar beside each of the {} {which} photos, with the labels at or above {:.0}% \
              as keywords. The photos themselves are not changed; existing sidecars keep their other fields.",
             plan.photos,
             plan.min_prob * 100.0

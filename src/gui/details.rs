@@ -1,18 +1,17 @@
-//! The details pane: the selected photo large, its path, its labels with probability bars,
-//! and photos that look like it.
+//! The details pane: the selected photo large, its path and its labels with probability bars.
 
 use egui::Vec2;
 
-use super::app::{Action, SimilarView};
+use super::app::Action;
 use super::photos::{Photo, PhotoState};
 use super::thumbnails::{Size, Thumbnails};
 
 /// What the details pane shows.
 pub struct Details<'a> {
-    /// The selected photo and its index, if any.
+    /// The selected photo with the focus and its index, if any.
     pub selected: Option<(usize, &'a Photo)>,
-    /// The last "Find similar" query and its results, if any.
-    pub similar: Option<&'a SimilarView>,
+    /// How many photos are selected.
+    pub selected_count: usize,
 }
 
 /// The right-hand panel.
@@ -23,11 +22,12 @@ pub fn panel(ui: &mut egui::Ui, view: &Details<'_>, thumbnails: &mut Thumbnails,
                 ui.label("Select a photo to see its labels.");
                 return;
             };
-            photo(ui, index, selected, thumbnails, actions);
-            ui.separator();
-            if let Some(similar_view) = view.similar {
-                similar(ui, similar_view, thumbnails, actions);
+            if view.selected_count > 1 {
+                ui.strong(format!("{} photos selected", view.selected_count));
+                ui.label("Right-click one of them for what can be done with all of them.");
+                ui.separator();
             }
+            photo(ui, index, selected, thumbnails, actions);
         });
     });
 }
@@ -73,41 +73,5 @@ fn photo(ui: &mut egui::Ui, index: usize, photo: &Photo, thumbnails: &mut Thumbn
                 actions.push(Action::FindSimilar(index));
             }
         }
-    }
-}
-
-fn similar(ui: &mut egui::Ui, view: &SimilarView, thumbnails: &mut Thumbnails, actions: &mut Vec<Action>) {
-    let query_name = view.query.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    ui.heading(format!("Similar to {query_name}"));
-    let results = match &view.results {
-        None => {
-            ui.spinner();
-            return;
-        }
-        Some(Err(e)) => {
-            ui.colored_label(ui.visuals().error_fg_color, e);
-            return;
-        }
-        Some(Ok(results)) => results,
-    };
-    if results.is_empty() {
-        ui.label("No other tagged photos yet.");
-    }
-    for (rank, m) in results.iter().enumerate() {
-        let name = m.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        ui.horizontal(|ui| {
-            // A fixed square slot keeps the list aligned whatever the photos' shapes.
-            let (slot, _) = ui.allocate_exact_size(Vec2::splat(56.0), egui::Sense::hover());
-            if let Some(texture) = thumbnails.get(&m.path, Size::Thumb) {
-                let size = texture.size_vec2();
-                let fitted = egui::Rect::from_center_size(slot.center(), size * (56.0 / size.x.max(size.y)));
-                let uv = egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0));
-                ui.painter().image(texture.id(), fitted, uv, egui::Color32::WHITE);
-            }
-            let text = format!("{}. {name}  ({:.3})", rank + 1, m.score);
-            if ui.button(text).on_hover_text(m.path.display().to_string()).clicked() {
-                actions.push(Action::SelectPath(m.path.clone()));
-            }
-        });
     }
 }

@@ -4,6 +4,7 @@ use egui::{Color32, Rect, Sense, Vec2};
 
 use super::app::Action;
 use super::photos::{Photo, PhotoList, PhotoState};
+use super::selection::{Pick, Selection};
 use super::thumbnails::{Size, Thumbnails};
 
 /// The smallest and largest side of a tile's image area, in points (the size slider's range).
@@ -21,8 +22,8 @@ pub struct Grid<'a> {
     pub photos: &'a PhotoList,
     /// Indices of the photos to show, in display order.
     pub visible: &'a [usize],
-    /// The selected photo's index.
-    pub selected: Option<usize>,
+    /// The selected photos.
+    pub selection: &'a Selection,
     /// Whether to scroll the selected photo into view.
     pub scroll_to_selected: bool,
     /// Whether to show the top of the grid (the filter changed).
@@ -70,7 +71,7 @@ fn grid(
     if view.scroll_to_top {
         scroll = scroll.vertical_scroll_offset(0.0);
     } else if view.scroll_to_selected
-        && let Some(position) = view.selected.and_then(|s| visible.iter().position(|&i| i == s))
+        && let Some(position) = view.selection.focus().and_then(|s| visible.iter().position(|&i| i == s))
     {
         let row = position / columns;
         let target = row as f32 * (row_height + ui.spacing().item_spacing.y);
@@ -82,8 +83,9 @@ fn grid(
             ui.horizontal(|ui| {
                 ui.spacing_mut().item_spacing.x = GAP;
                 for &index in visible.iter().skip(row * columns).take(columns) {
-                    let selected = view.selected == Some(index);
-                    let look = Look { selected, side: view.tile, filter: view.filter };
+                    let selected = view.selection.contains(index);
+                    let look =
+                        Look { selected, selected_count: view.selection.len(), side: view.tile, filter: view.filter };
                     tile(ui, index, view.photos.photo(index), &look, thumbnails, actions);
                     built += 1;
                 }
@@ -93,14 +95,18 @@ fn grid(
     built
 }
 
-/// One tile: thumbnail, name, and the top label, a spinner while queued, or a failure mark.
 /// How one tile is drawn.
 struct Look<'a> {
     selected: bool,
+    /// How many photos are selected, for the context menu's wording.
+    selected_count: usize,
     side: f32,
     filter: &'a str,
 }
 
+/// One tile: thumbnail, name, and the top label, a spinner while queued, or a failure mark.
+/// A click selects it (Ctrl adds, Shift extends), a double click opens it, a right click
+/// opens the menu of what can be done with the selection.
 fn tile(
     ui: &mut egui::Ui,
     index: usize,
@@ -114,11 +120,18 @@ fn tile(
     let (rect, response) = ui.allocate_exact_size(Vec2::new(side, side + CAPTION), Sense::click());
     response.widget_info(|| egui::WidgetInfo::selected(egui::Role::Button, true, selected, &photo.name));
     if response.clicked() {
-        actions.push(Action::Select { index, scroll: false });
+        let pick = Pick::from_modifiers(ui.input(|i| i.modifiers));
+        actions.push(Action::Select { index, pick, scroll: false });
     }
     if response.double_clicked() {
         actions.push(Action::OpenViewer(index));
     }
+    if response.secondary_clicked() && !selected {
+        // The menu acts on the selection, so a right click outside it selects this photo.
+        actions.push(Action::Select { index, pick: Pick::Only, scroll: false });
+    }
+    let count = if selected { look.selected_count.max(1) } else { 1 };
+    response.context_menu(|ui| context_menu(ui, index, photo, count, actions));
     if !ui.is_rect_visible(rect) {
         return;
     }
@@ -180,6 +193,37 @@ fn tile(
     }
 }
 
+/// What can be done with the selected photos; `index` is the tile right-clicked, and `count`
+/// how many photos the selection holds.
+fn context_menu(ui: &mut egui::Ui, index: usize, photo: &Photo, count: usize, actions: &mut Vec<Action>) {
+    let mut item = |ui: &mut egui::Ui, text: &str, shortcut: &str, action: Action| {
+        let button = egui::Button::new(text);
+        let button = if shortcut.is_empty() { button } else { button.shortcut_text(shortcut) };
+        if ui.add(button).clicked() {
+            actions.push(action);
+            ui.close();
+        }
+    };
+    item(ui, "Open", "Enter", Action::OpenViewer(index));
+    item(ui, "Open with the system viewer", "", Action::OpenExternally(photo.path.clone()));
+    item(ui, "Show in folder", "", Action::ShowInFolder(photo.path.clone()));
+    if matches!(photo.state, PhotoState::Tagged(_)) {
+        item(ui, "Find similar", "", Action::FindSimilar(index));
+    }
+    ui.separator();
+    let (sidecars, paths, remove) = match count {
+        1 => ("Write XMP sidecar…".to_owned(), "Copy path".to_owned(), "Remove from library".to_owned()),
+        n => (
+            format!("Write XMP sidecars for {n} photos…"),
+            format!("Copy {n} paths"),
+            format!("Remove {n} photos from library"),
+        ),
+    };
+    item(ui, &sidecars, "", Action::ExportSidecars);
+    item(ui, &paths, "", Action::CopyPaths);
+    item(ui, &remove, "Delete", Action::RemoveSelected);
+}
+
 /// One line of caption text, cut with an ellipsis to `width`. Painted, not a widget, so the
 /// tile itself is the one accessible element and carries the photo's name.
 fn caption_line(ui: &egui::Ui, at: egui::Pos2, width: f32, text: &str, color: Color32, strong: bool) {
@@ -230,11 +274,13 @@ fn move_selection_with_keys(ui: &egui::Ui, view: &Grid<'_>, columns: usize, acti
         return;
     }
     // Without a selection any key selects the first photo, End the last.
-    let current = view.selected.and_then(|s| visible.iter().position(|&i| i == s));
+    let current = view.selection.focus().and_then(|s| visible.iter().position(|&i| i == s));
     let next = match current {
         Some(position) => (position as isize + step).clamp(0, last - 1) as usize,
         None if step == last => visible.len() - 1,
         None => 0,
     };
-    actions.push(Action::Select { index: visible[next], scroll: true });
+    // Shift with the keys extends the selection, as it does with a click.
+    let pick = if ui.input(|i| i.modifiers.shift) { Pick::Range } else { Pick::Only };
+    actions.push(Action::Select { index: visible[next], pick, scroll: true });
 }

@@ -142,12 +142,19 @@ impl PhotoList {
         index
     }
 
-    /// Takes the photo at `index` out of the list (never off the disk).
-    pub fn remove(&mut self, index: usize) -> Photo {
-        let photo = self.photos.remove(index);
+    /// Takes the photos at `indices` out of the list (never off the disk) and returns them;
+    /// the other photos' indices change.
+    pub fn remove(&mut self, indices: impl IntoIterator<Item = usize>) -> Vec<Photo> {
+        let doomed: std::collections::BTreeSet<usize> = indices.into_iter().filter(|&i| i < self.len()).collect();
+        let mut removed = Vec::with_capacity(doomed.len());
+        let mut kept = Vec::with_capacity(self.photos.len() - doomed.len());
+        for (index, photo) in std::mem::take(&mut self.photos).into_iter().enumerate() {
+            if doomed.contains(&index) { removed.push(photo) } else { kept.push(photo) }
+        }
+        self.photos = kept;
         self.by_path = self.photos.iter().enumerate().map(|(i, p)| (p.path.clone(), i)).collect();
         self.stale = true;
-        photo
+        removed
     }
 
     /// Adds a photo found after a cancel as not tagged yet; a photo already listed keeps its
@@ -324,6 +331,21 @@ mod tests {
         let visible = lib.visible().to_vec();
         let names: Vec<&str> = visible.iter().map(|&i| lib.photo(i).name.as_str()).collect();
         assert_eq!(names, ["apple.jpg", "Beach.jpg", "img1.jpg", "IMG2.jpg", "img10.jpg"]);
+    }
+
+    #[test]
+    fn removing_several_keeps_the_others_findable() {
+        let mut lib = PhotoList::default();
+        for name in ["a.jpg", "b.jpg", "c.jpg", "d.jpg"] {
+            lib.queue(name.into(), None);
+        }
+        let removed = lib.remove([3, 1, 99]);
+        let names: Vec<&str> = removed.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["b.jpg", "d.jpg"]);
+        assert_eq!(lib.len(), 2);
+        assert_eq!(lib.photo(lib.index_of(Path::new("c.jpg")).unwrap()).name, "c.jpg");
+        assert!(lib.index_of(Path::new("d.jpg")).is_none());
+        assert_eq!(lib.visible().len(), 2);
     }
 
     #[test]

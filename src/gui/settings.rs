@@ -73,12 +73,27 @@ pub struct Facts<'a> {
 }
 
 /// The settings window: shows `settings` and `facts`, and returns what the user changed or
-/// asked for as actions, closing included.
-pub fn window(ctx: &egui::Context, settings: &Settings, facts: &Facts<'_>, actions: &mut Vec<Action>) {
+/// asked for as actions, closing included. It opens at the top right of `area` (the space
+/// under the toolbar) and stays inside it, so the toolbar is never covered.
+pub fn window(
+    ctx: &egui::Context,
+    area: egui::Rect,
+    settings: &Settings,
+    facts: &Facts<'_>,
+    actions: &mut Vec<Action>,
+) {
     let mut open = true;
-    egui::Window::new("Settings").open(&mut open).resizable(false).show(ctx, |ui| {
-        show(ui, settings, facts, actions);
-    });
+    egui::Window::new("Settings")
+        .open(&mut open)
+        .resizable(false)
+        .constrain_to(area)
+        .pivot(egui::Align2::RIGHT_TOP)
+        .default_pos(area.right_top() + egui::vec2(-8.0, 8.0))
+        .show(ctx, |ui| {
+            egui::ScrollArea::vertical().max_height(area.height() - 48.0).show(ui, |ui| {
+                show(ui, settings, facts, actions);
+            });
+        });
     if !open {
         actions.push(Action::ShowSettings(false));
     }
