@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use evatag::library::cache::{self, Cache, FileStamp, NewResult};
+use evatag::library::photo_info::PhotoInfo;
 use evatag::library::search::SimilarityIndex;
 use evatag::model::ClassProb;
 use evatag::model::device::{DTypeChoice, DeviceChoice, place};
@@ -92,6 +93,7 @@ fn cache_lookup() -> anyhow::Result<()> {
         let stamp = FileStamp::of(&std::fs::metadata(&path)?);
         paths.push((path, stamp, cache::hash_bytes(&bytes)));
     }
+    let no_info = PhotoInfo::default();
     for chunk in paths.chunks(500) {
         batch.clear();
         batch.extend(chunk.iter().map(|(path, stamp, hash)| NewResult {
@@ -100,6 +102,7 @@ fn cache_lookup() -> anyhow::Result<()> {
             hash: *hash,
             labels: &labels,
             embedding: &embedding,
+            info: &no_info,
         }));
         cache.store_batch(&model_id, &batch)?;
     }

@@ -596,16 +596,15 @@ fn similar_photos_show_in_a_strip_that_fits_a_small_window() {
     assert!(result_name.ends_with(name_of(&picked)), "{result_name} selects {}", picked.display());
     harness.get_by_label_contains(&format!("Similar to {}", name_of(&order[0])));
     // Selecting another photo in the grid clears results that are not its own.
-    let grid_top = harness.get_by_label("Open images…").rect().bottom() + 40.0;
-    let on_screen = |p: &&PathBuf| {
-        let tile = harness.get_by_label(name_of(p)).rect();
-        tile.top() > grid_top && tile.bottom() < first.top()
-    };
-    let other = order.iter().filter(on_screen).find(|p| **p != order[0] && **p != picked).unwrap();
-    harness.get_by_label(name_of(other)).click();
+    harness.key_press(egui::Key::End);
     harness.step();
+    if harness.state().selected_path() == Some(picked.as_path()) {
+        harness.key_press(egui::Key::ArrowUp);
+        harness.step();
+    }
     harness.step();
-    assert_eq!(harness.state().selected_path(), Some(other.as_path()));
+    let other = harness.state().selected_path().unwrap().to_owned();
+    assert!(other != order[0] && other != picked);
     assert!(harness.query_by_label_contains("Similar to").is_none(), "the old results are cleared");
 }
 
@@ -660,4 +659,81 @@ fn without_a_system_file_picker_the_path_is_asked_in_the_window() {
     harness.get_by_label("Use").click();
     step_until(&mut harness, "the typed folder is tagged", |app| all_finished(app, copied.len()));
     assert!(harness.query_by_label("No file picker on this system").is_none());
+}
+
+#[test]
+fn the_folder_sidebar_narrows_the_grid_scans_again_and_removes_a_folder() {
+    let (library, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (trip, garden) = (library.path().join("trip"), library.path().join("garden"));
+    std::fs::create_dir_all(&trip).unwrap();
+    std::fs::create_dir_all(&garden).unwrap();
+    let names = photo_names();
+    for (i, name) in names.iter().enumerate() {
+        let folder = if i < 3 { &trip } else { &garden };
+        std::fs::copy(fixtures().join("photos").join(name), folder.join(name)).unwrap();
+    }
+    let (in_trip, in_garden) = (3, names.len() - 3);
+    let mut harness = app_harness(cache.path(), vec![trip.clone(), garden.clone()], 4);
+    step_until(&mut harness, "every photo is tagged", |app| all_finished(app, names.len()) && !app.is_busy());
+    harness.get_by_label(&format!("All photos ({})", names.len()));
+    harness.get_by_label(&format!("garden ({in_garden})"));
+    harness.get_by_label(&format!("trip ({in_trip})")).click();
+    harness.step();
+    harness.step();
+    assert_eq!(harness.state_mut().photos_mut().visible().len(), in_trip, "only the folder's photos are shown");
+
+    // A photo deleted on disk and one added: scanning again follows both.
+    let deleted = trip.join(&names[0]);
+    std::fs::remove_file(&deleted).unwrap();
+    std::fs::copy(fixtures().join("photos").join(&names[4]), trip.join("new.jpg")).unwrap();
+    harness.get_by_label("Scan again").click();
+    step_until(&mut harness, "the new photo is tagged", |app| {
+        app.photos().index_of(&trip.join("new.jpg")).is_some() && !app.is_busy()
+    });
+    assert!(harness.state().photos().index_of(&deleted).is_none(), "a photo gone from the disk leaves the list");
+    harness.get_by_label(&format!("trip ({in_trip})"));
+
+    // Removing the folder takes its photos out of the library, never off the disk.
+    harness.get_by_label("Remove from library").click();
+    harness.step();
+    harness.step();
+    assert_eq!(harness.state().photos().len(), in_garden);
+    assert!(trip.join("new.jpg").exists() && trip.join(&names[1]).exists(), "the files are kept");
+    harness.get_by_label(&format!("All photos ({in_garden})"));
+    assert!(harness.query_by_label_contains("trip (").is_none());
+    assert_eq!(harness.state_mut().photos_mut().visible().len(), in_garden, "the grid shows the rest again");
+}
+
+#[test]
+fn photos_sort_by_date_taken_both_ways_and_show_their_camera() {
+    let (photos, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    for name in ["dated_offset.jpg", "dated_local.jpg"] {
+        std::fs::copy(fixtures().join("exif").join(name), photos.path().join(name)).unwrap();
+    }
+    // No EXIF date: the file's time (now) stands in, which is later than both.
+    std::fs::copy(fixtures().join("photos/camera_landscape.png"), photos.path().join("undated.png")).unwrap();
+    let mut harness = app_harness(cache.path(), vec![photos.path().to_owned()], 4);
+    step_until(&mut harness, "every photo is tagged", |app| all_finished(app, 3) && !app.is_busy());
+    let names = |harness: &mut Harness<'static, App>| -> Vec<String> {
+        grid_order(harness).iter().map(|p| name_of(p).to_owned()).collect()
+    };
+    harness.get_by_role_and_label(egui::accesskit::Role::ComboBox, "Sort by").click();
+    harness.step();
+    harness.step();
+    harness.get_by_label("Date taken, oldest first").click();
+    harness.step();
+    harness.step();
+    assert_eq!(names(&mut harness), ["dated_local.jpg", "dated_offset.jpg", "undated.png"]);
+    harness.get_by_role_and_label(egui::accesskit::Role::ComboBox, "Sort by").click();
+    harness.step();
+    harness.step();
+    harness.get_by_label("Date taken, newest first").click();
+    harness.step();
+    harness.step();
+    assert_eq!(names(&mut harness), ["undated.png", "dated_offset.jpg", "dated_local.jpg"]);
+    harness.get_by_label("dated_offset.jpg").click();
+    harness.step();
+    harness.step();
+    harness.get_by_label_contains("Canon EOS R5");
+    harness.get_by_label_contains("Taken 2021-07-1");
 }

@@ -21,7 +21,7 @@ use super::picker::{self, PathEntry, Picked};
 use super::selection::{Pick, Selection};
 use super::settings::{self, Facts, Settings};
 use super::thumbnails::Thumbnails;
-use super::{details, grid, saved, similar_strip, status, viewer};
+use super::{details, grid, saved, sidebar, similar_strip, status, viewer};
 
 /// How the app starts.
 #[derive(Debug, Clone)]
@@ -89,6 +89,12 @@ pub enum Action {
     SetSort(SortKey),
     /// Show only photos with a label containing this text; empty shows all.
     SetFilter(String),
+    /// Show only the photos under this folder; `None` shows every photo.
+    ShowFolder(Option<PathBuf>),
+    /// Scan a file or folder of the library again: new photos are added, deleted ones go.
+    RescanFolder(PathBuf),
+    /// Take a file or folder out of the library, with its photos (never off the disk).
+    RemoveFolder(PathBuf),
     /// Show or hide the settings window.
     ShowSettings(bool),
     /// Show or hide the errors panel.
@@ -238,6 +244,8 @@ const SAVE_EVERY: Duration = Duration::from_secs(2);
 
 /// Worker events handled per frame at most, so that a burst never makes a frame slow.
 const EVENTS_PER_FRAME: usize = 4000;
+/// The shortest a scrollbar's handle gets, in points.
+pub const SCROLL_HANDLE_MIN: f32 = 32.0;
 /// Photos compared in "Find similar".
 const SIMILAR_COUNT: usize = 24;
 
@@ -257,12 +265,14 @@ impl App {
             _ => {}
         }
         let ctx = cc.egui_ctx.clone();
+        // A scrollbar over tens of thousands of photos keeps a handle big enough to grab.
+        ctx.all_styles_mut(|style| style.spacing.scroll.handle_min_length = SCROLL_HANDLE_MIN);
         let worker = spawn_worker(&ctx, options.worker.clone());
         let thumbnails = Thumbnails::new(&ctx, options.thumbnail_cache.clone(), options.worker.max_megapixels, 600);
         let mut photos = PhotoList::default();
         photos.set_sort(settings.sort);
         for saved in options.library_file.as_deref().map(saved::read).unwrap_or_default() {
-            photos.restore(saved.path, saved.labels);
+            photos.restore(saved.path, saved.modified, saved.info, saved.labels);
         }
         let mut app = Self {
             worker,
@@ -379,6 +389,44 @@ impl App {
         }
     }
 
+    /// Whether `path` belongs to one of the library's files or folders. Photos of a folder
+    /// taken out of the library while it was being scanned are not shown again.
+    fn in_library(&self, path: &Path) -> bool {
+        self.settings.last_paths.iter().any(|root| path.starts_with(root))
+    }
+
+    /// Scans a root again: its photos whose files are gone leave the list, new ones join.
+    fn rescan(&mut self, root: &Path) {
+        let gone: Vec<usize> =
+            self.photos.under(root).into_iter().filter(|&i| !self.photos.photo(i).path.exists()).collect();
+        if !gone.is_empty() {
+            self.selection.clear();
+            let removed = self.photos.remove(gone);
+            self.library_saved.dirty = true;
+            self.notices.push(format!("{} photos of {} are gone from the disk", removed.len(), root.display()));
+        }
+        self.add_paths(vec![root.to_owned()]);
+    }
+
+    /// Takes a root and its photos out of the library (never off the disk).
+    fn remove_root(&mut self, root: &Path) {
+        self.settings.last_paths.retain(|p| p != root);
+        let doomed: Vec<usize> =
+            self.photos.under(root).into_iter().filter(|&i| !self.in_library(&self.photos.photo(i).path)).collect();
+        self.selection.clear();
+        self.similar = None;
+        let removed = self.photos.remove(doomed);
+        if self.photos.folder() == Some(root) {
+            self.photos.set_folder(None);
+        }
+        self.library_saved.dirty = true;
+        self.notices.push(format!(
+            "Removed {} and its {} photos from the library (the files are kept)",
+            root.display(),
+            removed.len()
+        ));
+    }
+
     /// Tags the photos a cancel left untagged.
     fn resume(&mut self) {
         let paths = self.photos.resume_not_tagged();
@@ -427,6 +475,13 @@ impl App {
     }
 
     fn handle(&mut self, event: Event) {
+        let path = match &event {
+            Event::Queued { path, .. } | Event::Listed { path, .. } | Event::Image { path, .. } => Some(path),
+            _ => None,
+        };
+        if path.is_some_and(|path| !self.in_library(path)) {
+            return;
+        }
         match event {
             Event::Model(status) => {
                 if matches!(status, ModelStatus::Failed(_)) {
@@ -446,7 +501,11 @@ impl App {
             Event::Listed { path, modified } => self.photos.list_untagged(path, modified),
             Event::Image { path, outcome } => {
                 let state = match outcome {
-                    Ok(tagged) => PhotoState::Tagged(tagged.labels),
+                    Ok(tagged) => {
+                        self.photos.finish(&path, PhotoState::Tagged(tagged.labels));
+                        self.photos.set_info(&path, tagged.info);
+                        return;
+                    }
                     Err(error) if error.kind == PhotoErrorKind::NotAPhoto => {
                         // Not a photo: listed under Errors only, never as a tile.
                         self.errors.push((path, error.to_string()));
@@ -568,6 +627,12 @@ impl App {
                 self.photos.set_filter(&filter);
                 self.scroll_to_top = true;
             }
+            Action::ShowFolder(folder) => {
+                self.photos.set_folder(folder);
+                self.scroll_to_top = true;
+            }
+            Action::RescanFolder(root) => self.rescan(&root),
+            Action::RemoveFolder(root) => self.remove_root(&root),
             Action::ShowSettings(show) => self.show_settings = show,
             Action::ShowErrors(show) => self.show_errors = show,
             Action::ClearErrors => {
@@ -910,6 +975,16 @@ impl App {
             if let Some(similar) = &self.similar {
                 similar_strip::strip(ui, similar, &mut self.thumbnails, &mut actions);
             }
+            self.photos.set_roots(&self.settings.last_paths);
+            let total = self.photos.len();
+            let folder = self.photos.folder().map(Path::to_owned);
+            let sidebar = sidebar::Sidebar {
+                roots: &self.settings.last_paths,
+                counts: self.photos.root_counts(),
+                total,
+                folder: folder.as_deref(),
+            };
+            sidebar::panel(ui, &sidebar, &mut actions);
             let details = details::Details {
                 selected: self.selection.focus().map(|index| (index, self.photos.photo(index))),
                 selected_count: self.selection.len(),

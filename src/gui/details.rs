@@ -2,6 +2,8 @@
 
 use egui::Vec2;
 
+use crate::library::photo_info;
+
 use super::app::Action;
 use super::photos::{Photo, PhotoState};
 use super::thumbnails::{Size, Thumbnails};
@@ -16,7 +18,7 @@ pub struct Details<'a> {
 
 /// The right-hand panel.
 pub fn panel(ui: &mut egui::Ui, view: &Details<'_>, thumbnails: &mut Thumbnails, actions: &mut Vec<Action>) {
-    egui::Panel::right("details").resizable(true).default_size(380.0).min_size(260.0).show(ui, |ui| {
+    egui::Panel::right("details").resizable(true).default_size(340.0).min_size(240.0).show(ui, |ui| {
         egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| {
             let Some((index, selected)) = view.selected else {
                 ui.label("Select a photo to see its labels.");
@@ -48,6 +50,11 @@ fn photo(ui: &mut egui::Ui, index: usize, photo: &Photo, thumbnails: &mut Thumbn
         }
     }
     ui.add(egui::Label::new(egui::RichText::new(photo.path.display().to_string()).weak()).wrap());
+    let taken = photo.info.taken.map(|t| format!("Taken {}", photo_info::local_time(t)));
+    let facts: Vec<String> = taken.into_iter().chain(photo.info.camera.clone()).collect();
+    if !facts.is_empty() {
+        ui.label(facts.join(" · "));
+    }
     match &photo.state {
         PhotoState::Queued => {
             ui.horizontal(|ui| {

@@ -13,6 +13,7 @@ mod picker;
 mod saved;
 mod selection;
 mod settings;
+mod sidebar;
 mod similar_strip;
 mod status;
 mod thumbnails;

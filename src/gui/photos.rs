@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use crate::library::photo_info::PhotoInfo;
 use crate::model::labels::Label;
 
 /// Where a photo stands.
@@ -41,13 +42,25 @@ pub struct Photo {
     pub path: PathBuf,
     /// Its file name, for display.
     pub name: String,
-    /// Modification time, for sorting by date.
+    /// Modification time: the date of a photo without a date taken.
     pub modified: Option<SystemTime>,
+    /// Its date taken and camera, once read.
+    pub info: PhotoInfo,
     /// Its tags or status.
     pub state: PhotoState,
 }
 
 impl Photo {
+    /// When it was taken, in seconds since the Unix epoch: the EXIF date, else the file's
+    /// modification time.
+    pub fn date(&self) -> Option<i64> {
+        let modified = || {
+            let since_epoch = self.modified?.duration_since(SystemTime::UNIX_EPOCH).ok()?;
+            i64::try_from(since_epoch.as_secs()).ok()
+        };
+        self.info.taken.or_else(modified)
+    }
+
     /// The most probable label, once tagged.
     pub fn top_label(&self) -> Option<&Label> {
         match &self.state {
@@ -63,21 +76,30 @@ pub enum SortKey {
     /// By file name.
     #[default]
     Name,
-    /// Newest first.
-    Date,
+    /// By date taken (the file's time without one), newest first.
+    #[serde(alias = "Date")]
+    Newest,
+    /// By date taken (the file's time without one), oldest first.
+    Oldest,
     /// Most confident top label first.
     Confidence,
 }
 
 impl SortKey {
     /// Every key, for menus.
-    pub const ALL: [SortKey; 3] = [SortKey::Name, SortKey::Date, SortKey::Confidence];
+    pub const ALL: [SortKey; 4] = [SortKey::Name, SortKey::Newest, SortKey::Oldest, SortKey::Confidence];
+
+    /// Whether the order depends on the dates.
+    fn by_date(self) -> bool {
+        matches!(self, SortKey::Newest | SortKey::Oldest)
+    }
 
     /// A short name for menus.
     pub fn name(self) -> &'static str {
         match self {
             SortKey::Name => "Name",
-            SortKey::Date => "Date",
+            SortKey::Newest => "Date taken, newest first",
+            SortKey::Oldest => "Date taken, oldest first",
             SortKey::Confidence => "Confidence",
         }
     }
@@ -90,6 +112,11 @@ pub struct PhotoList {
     by_path: HashMap<PathBuf, usize>,
     sort: SortKey,
     filter: String,
+    /// Only photos under this folder are shown, when set.
+    folder: Option<PathBuf>,
+    /// The files and folders the library is made of, and how many photos each holds.
+    roots: Vec<PathBuf>,
+    root_counts: Vec<usize>,
     visible: Vec<usize>,
     stale: bool,
 }
@@ -129,7 +156,7 @@ impl PhotoList {
         let name = path.file_name().map_or_else(|| path.to_string_lossy(), |n| n.to_string_lossy()).into_owned();
         let index = self.photos.len();
         self.by_path.insert(path.clone(), index);
-        self.photos.push(Photo { path, name, modified, state: PhotoState::Queued });
+        self.photos.push(Photo { path, name, modified, info: PhotoInfo::default(), state: PhotoState::Queued });
         self.stale = true;
         index
     }
@@ -168,9 +195,25 @@ impl PhotoList {
     }
 
     /// Adds a photo known from an earlier run: tagged with `labels`, or not tagged yet.
-    pub fn restore(&mut self, path: PathBuf, labels: Option<Vec<Label>>) {
-        let index = self.queue(path, None);
-        self.photos[index].state = labels.map_or(PhotoState::NotTagged, PhotoState::Tagged);
+    pub fn restore(
+        &mut self,
+        path: PathBuf,
+        modified: Option<SystemTime>,
+        info: PhotoInfo,
+        labels: Option<Vec<Label>>,
+    ) {
+        let index = self.queue(path, modified);
+        let photo = &mut self.photos[index];
+        photo.info = info;
+        photo.state = labels.map_or(PhotoState::NotTagged, PhotoState::Tagged);
+    }
+
+    /// Records a photo's date taken and camera.
+    pub fn set_info(&mut self, path: &Path, info: PhotoInfo) {
+        if let Some(index) = self.index_of(path) {
+            self.photos[index].info = info;
+            self.stale |= self.sort.by_date();
+        }
     }
 
     /// Marks every queued photo as not tagged yet (a cancel).
@@ -236,6 +279,41 @@ impl PhotoList {
         }
     }
 
+    /// The folder the grid is narrowed to, if any.
+    pub fn folder(&self) -> Option<&Path> {
+        self.folder.as_deref()
+    }
+
+    /// Shows only the photos under `folder`; `None` shows every photo.
+    pub fn set_folder(&mut self, folder: Option<PathBuf>) {
+        if folder != self.folder {
+            self.folder = folder;
+            self.stale = true;
+        }
+    }
+
+    /// Sets the files and folders the library is made of, whose photos [`Self::root_counts`]
+    /// counts.
+    pub fn set_roots(&mut self, roots: &[PathBuf]) {
+        if roots != self.roots {
+            self.roots = roots.to_vec();
+            self.stale = true;
+        }
+    }
+
+    /// How many photos each root holds, in the order of [`Self::set_roots`].
+    pub fn root_counts(&mut self) -> &[usize] {
+        if self.stale {
+            self.recompute();
+        }
+        &self.root_counts
+    }
+
+    /// Indices of the photos under `root`.
+    pub fn under(&self, root: &Path) -> Vec<usize> {
+        (0..self.photos.len()).filter(|&i| self.photos[i].path.starts_with(root)).collect()
+    }
+
     /// Indices of the visible photos in display order, recomputed when something changed.
     pub fn visible(&mut self) -> &[usize] {
         self.with_visible().1
@@ -253,6 +331,9 @@ impl PhotoList {
     /// Whether a photo matches the filter: by a label, its file name or a folder of its path
     /// (any case).
     fn matches(&self, photo: &Photo) -> bool {
+        if self.folder.as_ref().is_some_and(|folder| !photo.path.starts_with(folder)) {
+            return false;
+        }
         let needle = self.filter.trim().to_lowercase();
         if needle.is_empty() {
             return true;
@@ -265,6 +346,8 @@ impl PhotoList {
     }
 
     fn recompute(&mut self) {
+        self.root_counts =
+            self.roots.iter().map(|root| self.photos.iter().filter(|p| p.path.starts_with(root)).count()).collect();
         let mut visible: Vec<usize> = (0..self.photos.len()).filter(|&i| self.matches(&self.photos[i])).collect();
         let photos = &self.photos;
         match self.sort {
@@ -274,7 +357,11 @@ impl PhotoList {
                     visible.iter().map(|&i| (i, photos[i].name.to_lowercase())).collect();
                 visible.sort_by(|&a, &b| alphanumeric_sort::compare_str(&keys[&a], &keys[&b]).then(a.cmp(&b)));
             }
-            SortKey::Date => visible.sort_by(|&a, &b| photos[b].modified.cmp(&photos[a].modified).then(a.cmp(&b))),
+            // Undated photos last either way.
+            SortKey::Newest => {
+                visible.sort_by_key(|&i| (photos[i].date().is_none(), std::cmp::Reverse(photos[i].date()), i))
+            }
+            SortKey::Oldest => visible.sort_by_key(|&i| (photos[i].date().is_none(), photos[i].date(), i)),
             SortKey::Confidence => visible.sort_by(|&a, &b| {
                 let prob = |i: usize| photos[i].top_label().map_or(-1.0, |l| l.prob);
                 prob(b).total_cmp(&prob(a)).then(a.cmp(&b))
@@ -346,6 +433,30 @@ mod tests {
         assert_eq!(lib.photo(lib.index_of(Path::new("c.jpg")).unwrap()).name, "c.jpg");
         assert!(lib.index_of(Path::new("d.jpg")).is_none());
         assert_eq!(lib.visible().len(), 2);
+    }
+
+    #[test]
+    fn dates_taken_sort_both_ways_and_file_times_stand_in() {
+        let at = |secs: u64| Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs));
+        let mut lib = PhotoList::default();
+        lib.queue("exif_old.jpg".into(), at(900));
+        lib.queue("file_only.png".into(), at(500));
+        lib.queue("exif_new.jpg".into(), at(100));
+        lib.queue("undated.jpg".into(), None);
+        // The EXIF date wins over the file's time.
+        lib.set_info(Path::new("exif_old.jpg"), PhotoInfo { taken: Some(200), camera: None });
+        lib.set_info(Path::new("exif_new.jpg"), PhotoInfo { taken: Some(800), camera: None });
+        let names = |lib: &mut PhotoList| -> Vec<String> {
+            let visible = lib.visible().to_vec();
+            visible.iter().map(|&i| lib.photo(i).name.clone()).collect()
+        };
+        lib.set_sort(SortKey::Newest);
+        assert_eq!(names(&mut lib), ["exif_new.jpg", "file_only.png", "exif_old.jpg", "undated.jpg"]);
+        lib.set_sort(SortKey::Oldest);
+        assert_eq!(names(&mut lib), ["exif_old.jpg", "file_only.png", "exif_new.jpg", "undated.jpg"]);
+        // A date read later moves the photo.
+        lib.set_info(Path::new("undated.jpg"), PhotoInfo { taken: Some(1), camera: None });
+        assert_eq!(names(&mut lib)[0], "undated.jpg");
     }
 
     #[test]

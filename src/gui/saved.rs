@@ -5,6 +5,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::library::photo_info::PhotoInfo;
 use crate::model::labels::Label;
 
 use super::photos::{PhotoList, PhotoState};
@@ -14,6 +15,12 @@ use super::photos::{PhotoList, PhotoState};
 pub struct SavedPhoto {
     /// Where it is.
     pub path: PathBuf,
+    /// Its modification time when last seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modified: Option<std::time::SystemTime>,
+    /// Its date taken and camera.
+    #[serde(default)]
+    pub info: PhotoInfo,
     /// Its labels, best first; `None` when it was not tagged (yet).
     pub labels: Option<Vec<Label>>,
 }
@@ -26,6 +33,8 @@ pub fn snapshot(photos: &PhotoList) -> Vec<SavedPhoto> {
         .filter(|photo| !matches!(photo.state, PhotoState::Failed(_)))
         .map(|photo| SavedPhoto {
             path: photo.path.clone(),
+            modified: photo.modified,
+            info: photo.info.clone(),
             labels: match &photo.state {
                 PhotoState::Tagged(labels) => Some(labels.clone()),
                 _ => None,
@@ -67,21 +76,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("sub/library.json");
         let mut photos = PhotoList::default();
-        photos.queue("/p/a.jpg".into(), None);
+        let modified = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        photos.queue("/p/a.jpg".into(), Some(modified));
         photos.queue("/p/b.jpg".into(), None);
         photos.queue("/p/c.jpg".into(), None);
         let labels = vec![Label { class: 281, label: "tabby, tabby cat".into(), prob: 0.5 }];
         photos.finish(Path::new("/p/a.jpg"), PhotoState::Tagged(labels.clone()));
+        let info = PhotoInfo { taken: Some(1_600_000_000), camera: Some("NIKON Z 6".into()) };
+        photos.set_info(Path::new("/p/a.jpg"), info.clone());
         photos.finish(Path::new("/p/c.jpg"), PhotoState::Failed("broken".into()));
         write(&file, &snapshot(&photos)).unwrap();
         let back = read(&file);
         assert_eq!(
             back,
             [
-                SavedPhoto { path: "/p/a.jpg".into(), labels: Some(labels) },
-                SavedPhoto { path: "/p/b.jpg".into(), labels: None },
+                SavedPhoto { path: "/p/a.jpg".into(), modified: Some(modified), info, labels: Some(labels) },
+                SavedPhoto { path: "/p/b.jpg".into(), modified: None, info: PhotoInfo::default(), labels: None },
             ]
         );
+        // A list saved before dates were saved still reads.
+        std::fs::write(&file, br#"[{"path":"/p/old.jpg","labels":null}]"#).unwrap();
+        assert_eq!(read(&file)[0].info, PhotoInfo::default());
         std::fs::write(&file, b"{ not json").unwrap();
         assert!(read(&file).is_empty());
         assert!(read(&dir.path().join("missing.json")).is_empty());

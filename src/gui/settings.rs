@@ -20,7 +20,8 @@ pub struct Settings {
     pub sidecar_naming: SidecarNaming,
     /// Grid order.
     pub sort: SortKey,
-    /// Files and folders added last time, reopened at start.
+    /// The files and folders the library is made of, in the order they were added; scanned
+    /// again at start.
     pub last_paths: Vec<PathBuf>,
     /// Side of the grid's tiles, in points.
     pub tile_size: f32,
@@ -43,17 +44,14 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// Most paths remembered.
-    pub const MAX_LAST_PATHS: usize = 32;
-
-    /// Remembers paths the user added, most recent last, without duplicates.
+    /// Adds paths to the library's files and folders, keeping each once, in the order first
+    /// added.
     pub fn remember(&mut self, paths: &[PathBuf]) {
         for path in paths {
-            self.last_paths.retain(|p| p != path);
-            self.last_paths.push(path.clone());
+            if !self.last_paths.contains(path) {
+                self.last_paths.push(path.clone());
+            }
         }
-        let excess = self.last_paths.len().saturating_sub(Self::MAX_LAST_PATHS);
-        self.last_paths.drain(..excess);
     }
 }
 
@@ -185,15 +183,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn remembered_paths_are_unique_and_bounded() {
+    fn remembered_paths_are_unique_and_all_kept() {
         let mut s = Settings::default();
         s.remember(&["/a".into(), "/b".into()]);
         s.remember(&["/a".into()]);
-        assert_eq!(s.last_paths, vec![PathBuf::from("/b"), PathBuf::from("/a")]);
-        let many: Vec<PathBuf> = (0..40).map(|i| PathBuf::from(format!("/p{i}"))).collect();
+        assert_eq!(s.last_paths, vec![PathBuf::from("/a"), PathBuf::from("/b")]);
+        let many: Vec<PathBuf> = (0..100).map(|i| PathBuf::from(format!("/p{i}"))).collect();
         s.remember(&many);
-        assert_eq!(s.last_paths.len(), Settings::MAX_LAST_PATHS);
-        assert_eq!(s.last_paths.last().unwrap(), &PathBuf::from("/p39"));
+        assert_eq!(s.last_paths.len(), 102, "no folder of the library is forgotten");
     }
 
     #[test]

@@ -12,8 +12,35 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
 use crate::model::ClassProb;
 
-/// Version of the table layout; a database with another version is set aside and rebuilt.
-pub const SCHEMA_VERSION: i64 = 1;
+use super::photo_info::PhotoInfo;
+
+/// Version of the table layout; a database of an older version this one knows is upgraded in
+/// place, any other is set aside and rebuilt.
+pub const SCHEMA_VERSION: i64 = 2;
+/// The oldest layout that is upgraded rather than set aside (version 1 lacked the `photos`
+/// table of dates taken and cameras).
+const OLDEST_UPGRADABLE: i64 = 1;
+/// The tables of the current layout, created in one transaction.
+const CREATE_TABLES: &str = "
+    CREATE TABLE IF NOT EXISTS results (
+        hash BLOB NOT NULL,
+        model TEXT NOT NULL,
+        labels TEXT NOT NULL,
+        embedding BLOB NOT NULL,
+        PRIMARY KEY (hash, model)
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS files (
+        path BLOB PRIMARY KEY,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        hash BLOB NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS files_by_hash ON files(hash);
+    CREATE TABLE IF NOT EXISTS photos (
+        hash BLOB PRIMARY KEY,
+        taken INTEGER,
+        camera TEXT
+    ) WITHOUT ROWID;";
 /// How many of the most probable classes are stored per photo.
 pub const CACHED_TOP_K: usize = 25;
 /// File name of the database inside the cache folder.
@@ -141,6 +168,8 @@ pub struct NewResult<'a> {
     pub labels: &'a [ClassProb],
     /// Its embedding.
     pub embedding: &'a [f32],
+    /// Its date taken and camera.
+    pub info: &'a PhotoInfo,
 }
 
 /// An open cache database.
@@ -218,7 +247,7 @@ impl Cache {
         // Reading the schema makes SQLite parse the header: random bytes fail here.
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
-        if tables > 0 && version != SCHEMA_VERSION {
+        if tables > 0 && !(OLDEST_UPGRADABLE..=SCHEMA_VERSION).contains(&version) {
             return Err(OpenFailure::Foreign(format!("schema version {version}, expected {SCHEMA_VERSION}")));
         }
         let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
@@ -232,23 +261,11 @@ impl Cache {
             conn.pragma_update(None, "journal_mode", "WAL")?;
         }
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        if tables == 0 {
+        if tables == 0 || version < SCHEMA_VERSION {
+            // One transaction: a second process creating or upgrading the same database at
+            // the same moment waits for this one, then finds the tables there.
             conn.execute_batch(&format!(
-                "CREATE TABLE IF NOT EXISTS results (
-                    hash BLOB NOT NULL,
-                    model TEXT NOT NULL,
-                    labels TEXT NOT NULL,
-                    embedding BLOB NOT NULL,
-                    PRIMARY KEY (hash, model)
-                ) WITHOUT ROWID;
-                CREATE TABLE IF NOT EXISTS files (
-                    path BLOB PRIMARY KEY,
-                    size INTEGER NOT NULL,
-                    mtime_ns INTEGER NOT NULL,
-                    hash BLOB NOT NULL
-                );
-                CREATE INDEX IF NOT EXISTS files_by_hash ON files(hash);
-                PRAGMA user_version = {SCHEMA_VERSION};"
+                "BEGIN IMMEDIATE; {CREATE_TABLES} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             ))?;
         }
         Ok(Self { path: path.to_owned(), conn, writable: true })
@@ -261,7 +278,7 @@ impl Cache {
             other => OpenFailure::Foreign(other.to_string()),
         })?;
         let version: i64 = cache.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        if version != SCHEMA_VERSION {
+        if !(OLDEST_UPGRADABLE..=SCHEMA_VERSION).contains(&version) {
             return Err(OpenFailure::Foreign(format!("schema version {version}, expected {SCHEMA_VERSION}")));
         }
         Ok(cache)
@@ -320,6 +337,31 @@ impl Cache {
             })
     }
 
+    /// The date taken and camera stored for content `hash`; `None` when they were never read
+    /// (a result stored by an older version, or a database of the older layout opened
+    /// read-only).
+    pub fn photo_info(&self, hash: &ContentHash) -> Option<PhotoInfo> {
+        self.conn
+            .prepare_cached("SELECT taken, camera FROM photos WHERE hash = ?1")
+            .and_then(|mut s| {
+                s.query_row(params![&hash[..]], |r| Ok(PhotoInfo { taken: r.get(0)?, camera: r.get(1)? })).optional()
+            })
+            .ok()
+            .flatten()
+    }
+
+    /// Stores the date taken and camera read for content `hash` (nothing when read-only).
+    pub fn remember_info(&mut self, hash: &ContentHash, info: &PhotoInfo) -> Result<(), CacheError> {
+        if !self.writable {
+            return Ok(());
+        }
+        self.conn
+            .prepare_cached("INSERT OR REPLACE INTO photos (hash, taken, camera) VALUES (?1, ?2, ?3)")
+            .and_then(|mut s| s.execute(params![&hash[..], info.taken, info.camera]))
+            .map(drop)
+            .map_err(self.sqlite())
+    }
+
     /// Records where a file is and what it hashes to, without a result (a cache hit under a
     /// new name).
     pub fn remember_file(&mut self, path: &Path, stamp: FileStamp, hash: &ContentHash) -> Result<(), CacheError> {
@@ -351,7 +393,11 @@ impl Cache {
             let mut put_file = tx
                 .prepare_cached("INSERT OR REPLACE INTO files (path, size, mtime_ns, hash) VALUES (?1, ?2, ?3, ?4)")
                 .map_err(sqlite)?;
+            let mut put_info = tx
+                .prepare_cached("INSERT OR REPLACE INTO photos (hash, taken, camera) VALUES (?1, ?2, ?3)")
+                .map_err(sqlite)?;
             for r in batch {
+                put_info.execute(params![&r.hash[..], r.info.taken, r.info.camera]).map_err(sqlite)?;
                 let labels = serde_json::to_string(r.labels).expect("labels serialise");
                 put_result.execute(params![&r.hash[..], model, labels, encode_f32(r.embedding)]).map_err(sqlite)?;
                 put_file
@@ -400,7 +446,9 @@ impl Cache {
 
     /// Deletes every stored result and path.
     pub fn clear(&mut self) -> Result<(), CacheError> {
-        self.conn.execute_batch("DELETE FROM results; DELETE FROM files; VACUUM;").map_err(self.sqlite())
+        self.conn
+            .execute_batch("DELETE FROM results; DELETE FROM files; DELETE FROM photos; VACUUM;")
+            .map_err(self.sqlite())
     }
 }
 
@@ -577,7 +625,17 @@ mod tests {
         let hash = hash_bytes(b"photo");
         let path = Path::new("/photos/cat.jpg");
         cache
-            .store_batch("m1", &[NewResult { path, stamp, hash, labels: &labels(), embedding: &[1.0, -2.5] }])
+            .store_batch(
+                "m1",
+                &[NewResult {
+                    path,
+                    stamp,
+                    hash,
+                    labels: &labels(),
+                    embedding: &[1.0, -2.5],
+                    info: &PhotoInfo::default(),
+                }],
+            )
             .unwrap();
         assert_eq!(cache.known_hash(path, stamp).unwrap(), Some(hash));
         assert_eq!(cache.known_hash(path, FileStamp { size: 10, mtime_ns: 6 }).unwrap(), None);
@@ -597,7 +655,12 @@ mod tests {
         let path = Path::new(std::ffi::OsStr::from_bytes(b"/photos/caf\xe9.jpg"));
         let hash = hash_bytes(b"x");
         let stamp = FileStamp { size: 1, mtime_ns: 1 };
-        cache.store_batch("m", &[NewResult { path, stamp, hash, labels: &labels(), embedding: &[0.5] }]).unwrap();
+        cache
+            .store_batch(
+                "m",
+                &[NewResult { path, stamp, hash, labels: &labels(), embedding: &[0.5], info: &PhotoInfo::default() }],
+            )
+            .unwrap();
         assert_eq!(cache.embeddings("m").unwrap()[0].1, path);
     }
 
@@ -621,7 +684,12 @@ mod tests {
         let hash = hash_bytes(b"photo");
         let stamp = FileStamp { size: 5, mtime_ns: 1 };
         let path = Path::new("/photos/a.jpg");
-        cache.store_batch("m", &[NewResult { path, stamp, hash, labels: &labels(), embedding: &[1.0] }]).unwrap();
+        cache
+            .store_batch(
+                "m",
+                &[NewResult { path, stamp, hash, labels: &labels(), embedding: &[1.0], info: &PhotoInfo::default() }],
+            )
+            .unwrap();
         hash
     }
 
@@ -677,6 +745,7 @@ mod tests {
             hash: hash_bytes(b"b"),
             labels: &labels(),
             embedding: &[0.0],
+            info: &PhotoInfo::default(),
         };
         let err = cache.store_batch("m", &[row]).unwrap_err();
         assert!(err.is_busy(), "{err}");
@@ -717,10 +786,62 @@ mod tests {
             hash: hash_bytes(b"b"),
             labels: &labels(),
             embedding: &[0.0],
+            info: &PhotoInfo::default(),
         };
         cache.store_batch("m", &[other]).unwrap();
         assert!(cache.result(&hash_bytes(b"b"), "m").unwrap().is_none(), "nothing is written");
         assert!(broken_copy_names(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn dates_and_cameras_are_stored_with_results_and_apart_from_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut cache, _) = Cache::open_in(dir.path()).unwrap();
+        let info = PhotoInfo { taken: Some(1_626_247_800), camera: Some("Canon EOS R5".into()) };
+        let (a, b) = (hash_bytes(b"a"), hash_bytes(b"b"));
+        let stamp = FileStamp { size: 1, mtime_ns: 1 };
+        let row =
+            NewResult { path: Path::new("/a.jpg"), stamp, hash: a, labels: &labels(), embedding: &[1.0], info: &info };
+        cache.store_batch("m", &[row]).unwrap();
+        assert_eq!(cache.photo_info(&a), Some(info));
+        assert_eq!(cache.photo_info(&b), None, "never read");
+        cache.remember_info(&b, &PhotoInfo::default()).unwrap();
+        assert_eq!(cache.photo_info(&b), Some(PhotoInfo::default()), "read, and nothing found");
+        cache.clear().unwrap();
+        assert_eq!(cache.photo_info(&a), None);
+    }
+
+    #[test]
+    fn a_database_of_the_first_layout_is_upgraded_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let hash = hash_bytes(b"kept");
+        {
+            let conn = Connection::open(dir.path().join(DATABASE_FILE)).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE results (hash BLOB NOT NULL, model TEXT NOT NULL, labels TEXT NOT NULL,
+                    embedding BLOB NOT NULL, PRIMARY KEY (hash, model)) WITHOUT ROWID;
+                 CREATE TABLE files (path BLOB PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+                    hash BLOB NOT NULL);
+                 CREATE INDEX files_by_hash ON files(hash);
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO results VALUES (?1, 'm', ?2, ?3)",
+                params![&hash[..], serde_json::to_string(&labels()).unwrap(), encode_f32(&[0.5])],
+            )
+            .unwrap();
+        }
+        let (mut cache, warnings) = Cache::open_in(dir.path()).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(broken_copy_names(dir.path()).is_empty(), "nothing is set aside");
+        assert_eq!(cache.result(&hash, "m").unwrap().unwrap().labels, labels(), "the results are kept");
+        assert_eq!(cache.photo_info(&hash), None);
+        let info = PhotoInfo { taken: Some(0), camera: None };
+        cache.remember_info(&hash, &info).unwrap();
+        assert_eq!(cache.photo_info(&hash), Some(info));
+        let version: i64 = cache.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
     }
 
     #[test]

@@ -2,5 +2,6 @@
 
 pub mod cache;
 pub mod export;
+pub mod photo_info;
 pub mod scan;
 pub mod search;

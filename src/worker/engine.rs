@@ -14,6 +14,7 @@ use super::pipeline::{self, DecodeContext, Hit, Job, PipeMsg, Prepared, ReadyIma
 use super::protocol::{Command, Event, ModelStatus, PhotoError, Progress, Tagged, WorkerConfig};
 use super::similar::Similarity;
 use crate::library::cache::{self, Cache, CacheError, ContentHash, NewResult};
+use crate::library::photo_info::PhotoInfo;
 use crate::library::search::Match;
 use crate::model::config::ModelConfig;
 use crate::model::labels::{Label, class_name};
@@ -370,7 +371,13 @@ impl Engine {
         {
             self.warn_cache_write(&e);
         }
-        self.tagged(path, hit.hash, &hit.labels, hit.embedding, true)
+        if hit.info_is_new
+            && let Some(cache) = self.cache.as_mut().filter(|_| !self.job.cache_locked)
+            && let Err(e) = cache.remember_info(&hit.hash, &hit.info)
+        {
+            self.warn_cache_write(&e);
+        }
+        self.tagged(path, hit.hash, &hit.labels, hit.embedding, hit.info, true)
     }
 
     fn tagged(
@@ -379,6 +386,7 @@ impl Engine {
         hash: ContentHash,
         labels: &[ClassProb],
         embedding: Vec<f32>,
+        info: PhotoInfo,
         from_cache: bool,
     ) -> Tagged {
         let num_classes = self.model.located().map_or(0, |(config, _)| config.eva.num_classes);
@@ -391,6 +399,7 @@ impl Engine {
                 .collect(),
             embedding: embedding.into(),
             hash,
+            info,
             from_cache,
         }
     }
@@ -479,6 +488,7 @@ impl Engine {
                     hash: item.hash,
                     labels,
                     embedding: &prediction.embedding,
+                    info: &item.info,
                 })
                 .collect();
             if let Err(e) = cache.store_batch(model_id, &rows) {
@@ -490,7 +500,7 @@ impl Engine {
             .zip(predictions)
             .zip(ranked)
             .map(|((item, prediction), labels)| {
-                let tagged = self.tagged(&item.path, item.hash, &labels, prediction.embedding, false);
+                let tagged = self.tagged(&item.path, item.hash, &labels, prediction.embedding, item.info, false);
                 (item.path, tagged)
             })
             .collect()

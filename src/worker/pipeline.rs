@@ -12,6 +12,7 @@ use crossbeam_channel::{Sender, bounded};
 
 use super::protocol::PhotoError;
 use crate::library::cache::{self, Cache, ContentHash, FileStamp};
+use crate::library::photo_info::PhotoInfo;
 use crate::library::scan::{self, ScanItem};
 use crate::model::ClassProb;
 use crate::preprocess::{self, Preprocessor};
@@ -51,6 +52,10 @@ pub(super) struct Hit {
     pub hash: ContentHash,
     /// The path table lacks this path (a renamed or copied photo) and should learn it.
     pub record: Option<FileStamp>,
+    /// Its date taken and camera.
+    pub info: PhotoInfo,
+    /// Whether `info` was read now, for a result stored without it, and should be stored.
+    pub info_is_new: bool,
 }
 
 /// A preprocessed image waiting for a batch.
@@ -63,6 +68,8 @@ pub(super) struct ReadyImage {
     pub hash: ContentHash,
     /// The model's input, CHW f32.
     pub input: Vec<f32>,
+    /// Its date taken and camera.
+    pub info: PhotoInfo,
 }
 
 /// What decoders need to know about the model.
@@ -183,7 +190,13 @@ pub(super) fn prepare(path: &Path, context: &DecodeContext, cache: Option<&Cache
         && let Ok(result) = cache.result(&hash, &context.model_id)
         && let Some(hit) = usable(result)
     {
-        return Ok(Prepared::Hit(Hit { labels: hit.labels, embedding: hit.embedding, hash, record: None }));
+        // The file is not read for a known photo, unless its date was never stored.
+        let (info, info_is_new) = match cache.photo_info(&hash) {
+            Some(info) => (info, false),
+            None => (PhotoInfo::from_file_head(path).unwrap_or_default(), true),
+        };
+        let (labels, embedding) = (hit.labels, hit.embedding);
+        return Ok(Prepared::Hit(Hit { labels, embedding, hash, record: None, info, info_is_new }));
     }
     let bytes = scan::read_photo(path, context.max_file_mb).map_err(failed)?;
     let hash = cache::hash_bytes(&bytes);
@@ -191,12 +204,18 @@ pub(super) fn prepare(path: &Path, context: &DecodeContext, cache: Option<&Cache
         && let Ok(result) = cache.result(&hash, &context.model_id)
         && let Some(hit) = usable(result)
     {
-        return Ok(Prepared::Hit(Hit { labels: hit.labels, embedding: hit.embedding, hash, record: Some(stamp) }));
+        let (info, info_is_new) = match cache.photo_info(&hash) {
+            Some(info) => (info, false),
+            None => (PhotoInfo::from_bytes(&bytes), true),
+        };
+        let (labels, embedding) = (hit.labels, hit.embedding);
+        return Ok(Prepared::Hit(Hit { labels, embedding, hash, record: Some(stamp), info, info_is_new }));
     }
     let image = preprocess::decode_rgb8(&bytes, path, context.max_megapixels).map_err(|e| failed(e.to_string()))?;
+    let info = PhotoInfo::from_bytes(&bytes);
     drop(bytes);
     let input = context.preprocessor.run(&image);
-    Ok(Prepared::Ready(ReadyImage { path: path.to_owned(), stamp, hash, input }))
+    Ok(Prepared::Ready(ReadyImage { path: path.to_owned(), stamp, hash, input, info }))
 }
 
 #[cfg(test)]
@@ -257,7 +276,14 @@ mod tests {
         assert_eq!(item.hash, cache::hash_bytes(&std::fs::read(&path).unwrap()));
 
         let labels = [ClassProb { class: 7, prob: 0.9 }];
-        let row = NewResult { path: &path, stamp: item.stamp, hash: item.hash, labels: &labels, embedding: &[0.5] };
+        let row = NewResult {
+            path: &path,
+            stamp: item.stamp,
+            hash: item.hash,
+            labels: &labels,
+            embedding: &[0.5],
+            info: &item.info,
+        };
         cache.store_batch("m", &[row]).unwrap();
         let known = hit(prepare(&path, &context(None, 1), Some(&cache)));
         assert_eq!((known.labels, known.embedding, known.record), (labels.to_vec(), vec![0.5], None));
@@ -271,6 +297,38 @@ mod tests {
 
         // A request for more labels than are stored goes to the model.
         ready(prepare(&path, &context(None, 2), Some(&cache)));
+    }
+
+    #[test]
+    fn the_date_taken_is_read_once_and_then_served_from_the_cache() {
+        let (photos, cache_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (mut cache, _) = Cache::open_in(cache_dir.path()).unwrap();
+        let path = photos.path().join("dated.jpg");
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/exif/dated_offset.jpg");
+        std::fs::copy(fixture, &path).unwrap();
+        let item = ready(prepare(&path, &context(None, 1), Some(&cache)));
+        assert_eq!(item.info.camera.as_deref(), Some("Canon EOS R5"));
+        assert!(item.info.taken.is_some());
+        let labels = [ClassProb { class: 7, prob: 0.9 }];
+        // A result stored without its date, as an older version stored them.
+        let row = NewResult {
+            path: &path,
+            stamp: item.stamp,
+            hash: item.hash,
+            labels: &labels,
+            embedding: &[0.5],
+            info: &PhotoInfo::default(),
+        };
+        cache.store_batch("m", &[row]).unwrap();
+        let database = rusqlite::Connection::open(cache_dir.path().join(cache::DATABASE_FILE)).unwrap();
+        database.execute("DELETE FROM photos", []).unwrap();
+        let known = hit(prepare(&path, &context(None, 1), Some(&cache)));
+        assert!(known.info_is_new, "a date never stored is read from the file");
+        assert_eq!(known.info, item.info);
+        cache.remember_info(&known.hash, &known.info).unwrap();
+        let again = hit(prepare(&path, &context(None, 1), Some(&cache)));
+        assert!(!again.info_is_new, "then it comes from the cache");
+        assert_eq!(again.info, item.info);
     }
 
     #[test]

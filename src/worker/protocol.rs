@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::library::cache::ContentHash;
+use crate::library::photo_info::PhotoInfo;
 use crate::library::search::Match;
 use crate::model::device::{DTypeChoice, DeviceChoice};
 use crate::model::labels::Label;
@@ -122,6 +123,8 @@ pub struct Tagged {
     pub embedding: Arc<[f32]>,
     /// BLAKE3 of the photo's bytes.
     pub hash: ContentHash,
+    /// Its date taken and camera, from EXIF.
+    pub info: PhotoInfo,
     /// Whether the result came from the cache instead of the model.
     pub from_cache: bool,
 }

@@ -1,0 +1,141 @@
+//! When a photo was taken and with which camera, from its EXIF data.
+
+use std::io::{Cursor, Read};
+use std::path::Path;
+
+use chrono::{DateTime, FixedOffset, Local, NaiveDateTime, TimeZone};
+use exif::{In, Tag, Value};
+
+/// How much of a file is read to find its EXIF data when only the metadata is needed: JPEG
+/// keeps it in the first segment, which is at most 64 KiB; TIFF-based files point to it
+/// from their header.
+const HEAD_BYTES: u64 = 256 * 1024;
+
+/// What a photo's EXIF data says about it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PhotoInfo {
+    /// When it was taken, in seconds since the Unix epoch: `DateTimeOriginal` (or
+    /// `DateTimeDigitized`), at its `OffsetTimeOriginal` when the camera wrote one, else in
+    /// this computer's time zone as it was on that day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taken: Option<i64>,
+    /// The camera: its make and model, e.g. `Canon EOS R5`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub camera: Option<String>,
+}
+
+impl PhotoInfo {
+    /// Reads the EXIF data in a whole file's bytes; a file without any gives empty info.
+    pub fn from_bytes(bytes: &[u8]) -> Self {
+        match exif::Reader::new().read_from_container(&mut Cursor::new(bytes)) {
+            Ok(exif) => Self::from_exif(&exif),
+            Err(_) => Self::default(),
+        }
+    }
+
+    /// Reads the EXIF data at the start of a file, without reading the rest.
+    pub fn from_file_head(path: &Path) -> std::io::Result<Self> {
+        let mut head = Vec::new();
+        std::fs::File::open(path)?.take(HEAD_BYTES).read_to_end(&mut head)?;
+        Ok(Self::from_bytes(&head))
+    }
+
+    fn from_exif(exif: &exif::Exif) -> Self {
+        let text = |tag: Tag| -> Option<String> {
+            let field = exif.get_field(tag, In::PRIMARY)?;
+            match &field.value {
+                Value::Ascii(parts) => {
+                    let joined: Vec<u8> = parts.iter().flatten().copied().collect();
+                    let text = String::from_utf8_lossy(&joined)
+                        .trim_matches(|c: char| c == '\0' || c.is_whitespace())
+                        .to_owned();
+                    (!text.is_empty()).then_some(text)
+                }
+                _ => None,
+            }
+        };
+        let taken =
+            [(Tag::DateTimeOriginal, Tag::OffsetTimeOriginal), (Tag::DateTimeDigitized, Tag::OffsetTimeDigitized)]
+                .into_iter()
+                .find_map(|(time, offset)| parse_taken(&text(time)?, text(offset).as_deref()));
+        let camera = match (text(Tag::Make), text(Tag::Model)) {
+            // Most models repeat the make ("Canon" + "Canon EOS R5").
+            (Some(make), Some(model)) if model.to_lowercase().starts_with(&make.to_lowercase()) => Some(model),
+            (Some(make), Some(model)) => Some(format!("{make} {model}")),
+            (make, model) => make.or(model),
+        };
+        Self { taken, camera }
+    }
+}
+
+/// An EXIF date (`2024:05:01 14:03:27`) with its offset (`+02:00`), if any, as Unix seconds.
+fn parse_taken(date: &str, offset: Option<&str>) -> Option<i64> {
+    let naive = NaiveDateTime::parse_from_str(date.trim(), "%Y:%m:%d %H:%M:%S").ok()?;
+    let at = match offset
+        .and_then(|o| DateTime::parse_from_str(&format!("2000-01-01 00:00:00 {o}"), "%Y-%m-%d %H:%M:%S %:z").ok())
+    {
+        Some(with_offset) => fixed(naive, *with_offset.offset())?,
+        None => Local.from_local_datetime(&naive).earliest()?.timestamp(),
+    };
+    Some(at)
+}
+
+fn fixed(naive: NaiveDateTime, offset: FixedOffset) -> Option<i64> {
+    offset.from_local_datetime(&naive).single().map(|t| t.timestamp())
+}
+
+/// A moment as people read it in this computer's time zone, e.g. `2024-05-01 14:03`.
+pub fn local_time(unix_secs: i64) -> String {
+    Local.timestamp_opt(unix_secs, 0).single().map_or_else(String::new, |t| t.format("%Y-%m-%d %H:%M").to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_with_an_offset_are_exact() {
+        // 14:03:27 at UTC+02:00 is 12:03:27 UTC.
+        let at = parse_taken("2024:05:01 14:03:27", Some("+02:00")).unwrap();
+        assert_eq!(at, DateTime::parse_from_rfc3339("2024-05-01T12:03:27Z").unwrap().timestamp());
+        assert_eq!(parse_taken("2024:05:01 14:03:27", Some("-05:30")).unwrap() - at, 7 * 3600 + 1800);
+    }
+
+    #[test]
+    fn dates_without_an_offset_are_local_time() {
+        let at = parse_taken("2019:12:24 18:00:00", None).unwrap();
+        let local = Local.timestamp_opt(at, 0).unwrap();
+        assert_eq!(local.format("%Y-%m-%d %H:%M:%S").to_string(), "2019-12-24 18:00:00");
+        assert_eq!(local_time(at), "2019-12-24 18:00");
+    }
+
+    #[test]
+    fn blank_or_broken_dates_are_none() {
+        assert_eq!(parse_taken("0000:00:00 00:00:00", None), None);
+        assert_eq!(parse_taken("    :  :     :  :  ", None), None);
+        assert_eq!(parse_taken("yesterday", None), None);
+    }
+
+    fn fixture(name: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/exif").join(name)
+    }
+
+    #[test]
+    fn the_camera_and_date_are_read_from_a_jpeg() {
+        let info = PhotoInfo::from_bytes(&std::fs::read(fixture("dated_offset.jpg")).unwrap());
+        assert_eq!(info.camera.as_deref(), Some("Canon EOS R5"), "the make is not repeated");
+        let expected = DateTime::parse_from_rfc3339("2021-07-14T09:30:00+02:00").unwrap().timestamp();
+        assert_eq!(info.taken, Some(expected));
+        let head = PhotoInfo::from_file_head(&fixture("dated_offset.jpg")).unwrap();
+        assert_eq!(head, info, "the file's head holds the same");
+        let local = PhotoInfo::from_file_head(&fixture("dated_local.jpg")).unwrap();
+        assert_eq!(local.camera.as_deref(), Some("NIKON CORPORATION NIKON Z 6"));
+        assert_eq!(local_time(local.taken.unwrap()), "2019-12-24 18:00");
+    }
+
+    #[test]
+    fn a_file_without_exif_has_no_info() {
+        assert_eq!(PhotoInfo::from_bytes(b"\x89PNG\r\n\x1a\n"), PhotoInfo::default());
+        assert_eq!(PhotoInfo::from_bytes(&[]), PhotoInfo::default());
+    }
+}
