@@ -9,11 +9,12 @@
 #   3. runs target/release/evatag with the tiny test model (tests/fixtures/models/eva_tiny)
 #      on the CPU, with a throwaway HOME, settings and cache, and Mesa's software OpenGL;
 #   4. makes the window fill the screen, waits until every photo is tagged (the screen
-#      stops changing), clicks a tile of the grid so that the details panel shows the
-#      photo with its five labels, then clicks "Find similar";
-#   5. saves a screenshot of the whole screen, reduced to a 256-colour PNG, then double-
-#      clicks the photo to open it in the viewer and saves that as OUT-viewer.png;
-#      closes the app and the X server.
+#      stops changing), selects a photo with the keyboard so that the details panel shows
+#      it with its five labels, then finds the photos that look like it (the strip under
+#      the grid);
+#   5. saves a screenshot of the whole screen, reduced to a 256-colour PNG, then opens
+#      the photo in the viewer (Enter) and saves that as OUT-viewer.png; closes the app
+#      and the X server.
 #
 # The test model has random weights: the labels it gives are real ImageNet classes, with
 # real probabilities, but they do not describe the photos.
@@ -172,36 +173,18 @@ settle() { # MIN STABLE MAX
 # --- 4. Wait for the tags, pick a photo, find similar ones --------------------------------
 settle 4 4 60
 
-# Grid geometry (src/gui/grid.rs): 150-point tiles with a 36-point caption and 8 points
-# between them, under a toolbar about 33 pixels high. With six columns, the fourth tile
-# of the second row is cat_landscape.jpg.
-tile_x=$((8 + 3 * 158 + 75))
-tile_y=$((33 + 1 * 197 + 75))
-xdotool mousemove "$tile_x" "$tile_y" click 1
+# The keyboard picks the photo, as a person could: Home selects the first photo in name
+# order, and cat_landscape.jpg is the tenth; S finds the photos that look like it.
+xdotool windowfocus --sync "$window" 2>/dev/null || xdotool windowfocus "$window"
+xdotool mousemove $((width / 2)) $((height - 12))
+xdotool key Home
+xdotool key --delay 120 Right Right Right Right Right Right Right Right Right
+settle 1 2 10
+xdotool key s
 settle 1 2 10
 
-# "Find similar" is the first button under the label bars; the photo above them sets its
-# height. Look for it in a one-pixel column inside the details panel: the lowest run of
-# at least 12 rows in the button's fill colour (egui's dark theme: gray 50, or 60 in
-# older versions of egui).
-shot "$tmp/selected.png"
-column_x=$((width - 365))
-button_y="$(convert "$tmp/selected.png" -crop "1x${height}+${column_x}+0" +repage -depth 8 txt:- |
-    awk -F'[,:]' 'NR > 1 {
-        y = $2 + 0
-        if ($0 ~ /#(323232|3C3C3C) /) { if (run == 0) start = y; run++ }
-        else { if (run >= 12) { top = start; bottom = y - 1 } run = 0 }
-    }
-    END { if (top != "") print int((top + bottom) / 2) }')"
-if [ -n "$button_y" ]; then
-    xdotool mousemove $((column_x + 30)) "$button_y" click 1
-    settle 1 2 10
-else
-    echo "screenshot.sh: \"Find similar\" not found, taking the screenshot without it" >&2
-fi
-
-# Park the pointer on empty space so that nothing shows a hover state.
-xdotool mousemove $((width / 2)) $((height - 60))
+# Park the pointer on the status bar so that nothing shows a hover state.
+xdotool mousemove $((width / 2)) $((height - 12))
 settle 1 2 5
 
 # --- 5. The screenshots ------------------------------------------------------------------
@@ -219,10 +202,9 @@ save() { # FROM TO
 shot "$tmp/full.png"
 save "$tmp/full.png" "$out"
 
-# The viewer: a double click on the tile opens the photo as large as the window allows.
+# The viewer: Enter opens the selected photo as large as the window allows.
 viewer_out="${out%.png}-viewer.png"
-xdotool mousemove "$tile_x" "$tile_y" click --repeat 2 --delay 120 1
-xdotool mousemove $((width / 2)) $((height - 60))
+xdotool key Return
 settle 1 2 10
 shot "$tmp/viewer.png"
 save "$tmp/viewer.png" "$viewer_out"

@@ -737,3 +737,45 @@ fn photos_sort_by_date_taken_both_ways_and_show_their_camera() {
     harness.get_by_label_contains("Canon EOS R5");
     harness.get_by_label_contains("Taken 2021-07-1");
 }
+
+#[test]
+fn every_control_is_reachable_with_the_tab_key() {
+    let (photos, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let copied = copy_photos(photos.path());
+    let mut harness = app_harness(cache.path(), vec![photos.path().to_owned()], 4);
+    step_until(&mut harness, "every photo is tagged", |app| all_finished(app, copied.len()) && !app.is_busy());
+    harness.get_by_label(name_of(&copied[0])).click();
+    harness.step();
+    harness.step();
+    let focused_label = |harness: &Harness<'static, App>| -> Option<String> {
+        let focused = |node: &egui_kittest::kittest::AccessKitNode<'_>| node.is_focused();
+        harness
+            .query_all(egui_kittest::kittest::By::new().predicate(focused))
+            .next()
+            .and_then(|n| n.accesskit_node().label())
+    };
+    let mut reached = std::collections::BTreeSet::new();
+    for _ in 0..80 {
+        harness.key_press(egui::Key::Tab);
+        harness.step();
+        if let Some(label) = focused_label(&harness) {
+            reached.insert(label);
+        }
+    }
+    let folder = format!("{} ({})", name_of(photos.path()), copied.len());
+    let expected = [
+        "Open images…",
+        "Open folder…",
+        "Sort by",
+        "Filter",
+        "Size",
+        "Settings",
+        "Add…",
+        &format!("All photos ({})", copied.len()),
+        &folder,
+        name_of(&copied[1]),
+        "Find similar",
+    ];
+    let missing: Vec<&&str> = expected.iter().filter(|label| !reached.contains(**label)).collect();
+    assert!(missing.is_empty(), "not reached with Tab: {missing:?}; reached: {reached:?}");
+}

@@ -927,6 +927,11 @@ impl App {
             {
                 actions.push(Action::OpenViewer(index));
             }
+            if let Some(index) = self.selection.focus()
+                && i.consume_key(egui::Modifiers::NONE, egui::Key::S)
+            {
+                actions.push(Action::FindSimilar(index));
+            }
             if i.consume_key(egui::Modifiers::NONE, egui::Key::Escape) {
                 actions.push(if self.show_settings { Action::ShowSettings(false) } else { Action::ClearSelection });
             }

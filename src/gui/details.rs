@@ -76,7 +76,7 @@ fn photo(ui: &mut egui::Ui, index: usize, photo: &Photo, thumbnails: &mut Thumbn
                 ui.add(bar);
             }
             ui.add_space(6.0);
-            if ui.button("Find similar").clicked() {
+            if ui.button("Find similar").on_hover_text("Photos that look like this one (S)").clicked() {
                 actions.push(Action::FindSimilar(index));
             }
         }

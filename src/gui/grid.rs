@@ -139,6 +139,10 @@ fn tile(
     let image_rect = Rect::from_min_size(rect.min, Vec2::splat(side));
     let background = if selected { visuals.selection.bg_fill } else { visuals.extreme_bg_color };
     ui.painter().rect_filled(rect, 4.0, background);
+    if response.has_focus() {
+        // Where Tab has put the keyboard.
+        ui.painter().rect_stroke(rect, 4.0, visuals.selection.stroke, egui::StrokeKind::Inside);
+    }
     match thumbnails.get(&photo.path, size) {
         Some(texture) => {
             let fitted = fit(texture.size_vec2(), image_rect.shrink(4.0));
@@ -208,7 +212,7 @@ fn context_menu(ui: &mut egui::Ui, index: usize, photo: &Photo, count: usize, ac
     item(ui, "Open with the system viewer", "", Action::OpenExternally(photo.path.clone()));
     item(ui, "Show in folder", "", Action::ShowInFolder(photo.path.clone()));
     if matches!(photo.state, PhotoState::Tagged(_)) {
-        item(ui, "Find similar", "", Action::FindSimilar(index));
+        item(ui, "Find similar", "S", Action::FindSimilar(index));
     }
     ui.separator();
     let (sidecars, paths, remove) = match count {

@@ -2,8 +2,10 @@
 //!
 //! Pure view state, fed by worker events; it never touches the disk.
 
-use std::collections::HashMap;
+use std::cmp::{Ordering, Reverse};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::library::photo_info::PhotoInfo;
@@ -42,6 +44,8 @@ pub struct Photo {
     pub path: PathBuf,
     /// Its file name, for display.
     pub name: String,
+    /// Its file name in lower case, for sorting.
+    sort_name: String,
     /// Modification time: the date of a photo without a date taken.
     pub modified: Option<SystemTime>,
     /// Its date taken and camera, once read.
@@ -89,11 +93,6 @@ impl SortKey {
     /// Every key, for menus.
     pub const ALL: [SortKey; 4] = [SortKey::Name, SortKey::Newest, SortKey::Oldest, SortKey::Confidence];
 
-    /// Whether the order depends on the dates.
-    fn by_date(self) -> bool {
-        matches!(self, SortKey::Newest | SortKey::Oldest)
-    }
-
     /// A short name for menus.
     pub fn name(self) -> &'static str {
         match self {
@@ -106,19 +105,30 @@ impl SortKey {
 }
 
 /// All photos added in this session, and the visible order.
+///
+/// The visible order is kept up to date incrementally: a photo that arrives or changes is
+/// merged into it, so that a list of tens of thousands of photos is not sorted again for
+/// every photo tagged. A change of sort, filter or folder, or a removal, sorts it anew.
 #[derive(Debug, Default)]
 pub struct PhotoList {
-    photos: Vec<Photo>,
+    /// Shared with the saved list's writer, which gets a snapshot without copying them; a
+    /// photo that changes while it is written is copied then.
+    photos: Vec<Arc<Photo>>,
     by_path: HashMap<PathBuf, usize>,
     sort: SortKey,
     filter: String,
+    /// The filter, trimmed and in lower case, as it is matched.
+    needle: String,
     /// Only photos under this folder are shown, when set.
     folder: Option<PathBuf>,
     /// The files and folders the library is made of, and how many photos each holds.
     roots: Vec<PathBuf>,
     root_counts: Vec<usize>,
     visible: Vec<usize>,
+    /// The visible order must be computed from scratch.
     stale: bool,
+    /// Photos added or changed since the visible order was last brought up to date.
+    changed: Vec<usize>,
 }
 
 impl PhotoList {
@@ -145,33 +155,44 @@ impl PhotoList {
     /// Adds a photo (or marks a known one as queued again) and returns its index.
     pub fn queue(&mut self, path: PathBuf, modified: Option<SystemTime>) -> usize {
         if let Some(&index) = self.by_path.get(&path) {
-            let photo = &mut self.photos[index];
+            let photo = Arc::make_mut(&mut self.photos[index]);
             if !matches!(photo.state, PhotoState::Tagged(_)) {
                 photo.state = PhotoState::Queued;
             }
             photo.modified = modified.or(photo.modified);
-            self.stale = true;
+            self.changed.push(index);
             return index;
         }
         let name = path.file_name().map_or_else(|| path.to_string_lossy(), |n| n.to_string_lossy()).into_owned();
         let index = self.photos.len();
+        for (root, count) in self.roots.iter().zip(&mut self.root_counts) {
+            *count += usize::from(path.starts_with(root));
+        }
         self.by_path.insert(path.clone(), index);
-        self.photos.push(Photo { path, name, modified, info: PhotoInfo::default(), state: PhotoState::Queued });
-        self.stale = true;
+        let sort_name = name.to_lowercase();
+        self.photos.push(Arc::new(Photo {
+            path,
+            name,
+            sort_name,
+            modified,
+            info: PhotoInfo::default(),
+            state: PhotoState::Queued,
+        }));
+        self.changed.push(index);
         index
     }
 
     /// Records a photo's outcome (adding it if it was never queued).
     pub fn finish(&mut self, path: &Path, state: PhotoState) -> usize {
         let index = self.index_of(path).unwrap_or_else(|| self.queue(path.to_owned(), None));
-        self.photos[index].state = state;
-        self.stale = true;
+        Arc::make_mut(&mut self.photos[index]).state = state;
+        self.changed.push(index);
         index
     }
 
     /// Takes the photos at `indices` out of the list (never off the disk) and returns them;
     /// the other photos' indices change.
-    pub fn remove(&mut self, indices: impl IntoIterator<Item = usize>) -> Vec<Photo> {
+    pub fn remove(&mut self, indices: impl IntoIterator<Item = usize>) -> Vec<Arc<Photo>> {
         let doomed: std::collections::BTreeSet<usize> = indices.into_iter().filter(|&i| i < self.len()).collect();
         let mut removed = Vec::with_capacity(doomed.len());
         let mut kept = Vec::with_capacity(self.photos.len() - doomed.len());
@@ -180,6 +201,7 @@ impl PhotoList {
         }
         self.photos = kept;
         self.by_path = self.photos.iter().enumerate().map(|(i, p)| (p.path.clone(), i)).collect();
+        self.count_roots();
         self.stale = true;
         removed
     }
@@ -191,7 +213,7 @@ impl PhotoList {
             return;
         }
         let index = self.queue(path, modified);
-        self.photos[index].state = PhotoState::NotTagged;
+        Arc::make_mut(&mut self.photos[index]).state = PhotoState::NotTagged;
     }
 
     /// Adds a photo known from an earlier run: tagged with `labels`, or not tagged yet.
@@ -203,7 +225,7 @@ impl PhotoList {
         labels: Option<Vec<Label>>,
     ) {
         let index = self.queue(path, modified);
-        let photo = &mut self.photos[index];
+        let photo = Arc::make_mut(&mut self.photos[index]);
         photo.info = info;
         photo.state = labels.map_or(PhotoState::NotTagged, PhotoState::Tagged);
     }
@@ -211,8 +233,8 @@ impl PhotoList {
     /// Records a photo's date taken and camera.
     pub fn set_info(&mut self, path: &Path, info: PhotoInfo) {
         if let Some(index) = self.index_of(path) {
-            self.photos[index].info = info;
-            self.stale |= self.sort.by_date();
+            Arc::make_mut(&mut self.photos[index]).info = info;
+            self.changed.push(index);
         }
     }
 
@@ -220,7 +242,7 @@ impl PhotoList {
     pub fn cancel_queued(&mut self) {
         for photo in &mut self.photos {
             if photo.state == PhotoState::Queued {
-                photo.state = PhotoState::NotTagged;
+                Arc::make_mut(photo).state = PhotoState::NotTagged;
             }
         }
         self.stale = true;
@@ -231,7 +253,7 @@ impl PhotoList {
         let mut resumed = Vec::new();
         for photo in &mut self.photos {
             if photo.state == PhotoState::NotTagged {
-                photo.state = PhotoState::Queued;
+                Arc::make_mut(photo).state = PhotoState::Queued;
                 resumed.push(photo.path.clone());
             }
         }
@@ -271,10 +293,12 @@ impl PhotoList {
         &self.filter
     }
 
-    /// Keeps only photos whose labels contain `text` (case-insensitive); empty shows all.
+    /// Keeps only photos with a label, file name or folder containing `text` (any case);
+    /// empty shows all.
     pub fn set_filter(&mut self, text: &str) {
         if text != self.filter {
             self.filter = text.to_owned();
+            self.needle = text.trim().to_lowercase();
             self.stale = true;
         }
     }
@@ -297,15 +321,12 @@ impl PhotoList {
     pub fn set_roots(&mut self, roots: &[PathBuf]) {
         if roots != self.roots {
             self.roots = roots.to_vec();
-            self.stale = true;
+            self.count_roots();
         }
     }
 
     /// How many photos each root holds, in the order of [`Self::set_roots`].
-    pub fn root_counts(&mut self) -> &[usize] {
-        if self.stale {
-            self.recompute();
-        }
+    pub fn root_counts(&self) -> &[usize] {
         &self.root_counts
     }
 
@@ -314,59 +335,95 @@ impl PhotoList {
         (0..self.photos.len()).filter(|&i| self.photos[i].path.starts_with(root)).collect()
     }
 
-    /// Indices of the visible photos in display order, recomputed when something changed.
+    /// Every photo, shared: a snapshot that costs no copy.
+    pub fn shared(&self) -> &[Arc<Photo>] {
+        &self.photos
+    }
+
+    /// Indices of the visible photos in display order, brought up to date.
     pub fn visible(&mut self) -> &[usize] {
         self.with_visible().1
     }
 
     /// The list together with its visible indices, brought up to date, for drawing both at once.
     pub fn with_visible(&mut self) -> (&Self, &[usize]) {
-        if self.stale {
-            self.recompute();
-        }
+        self.refresh();
         let this: &Self = self;
         (this, &this.visible)
     }
 
-    /// Whether a photo matches the filter: by a label, its file name or a folder of its path
-    /// (any case).
+    fn count_roots(&mut self) {
+        self.root_counts =
+            self.roots.iter().map(|root| self.photos.iter().filter(|p| p.path.starts_with(root)).count()).collect();
+    }
+
+    /// Whether a photo matches the folder and the filter: by a label, its file name or a
+    /// folder of its path (any case).
     fn matches(&self, photo: &Photo) -> bool {
         if self.folder.as_ref().is_some_and(|folder| !photo.path.starts_with(folder)) {
             return false;
         }
-        let needle = self.filter.trim().to_lowercase();
-        if needle.is_empty() {
+        if self.needle.is_empty() {
             return true;
         }
         let by_label = match &photo.state {
-            PhotoState::Tagged(labels) => labels.iter().any(|l| l.label.to_lowercase().contains(&needle)),
+            PhotoState::Tagged(labels) => labels.iter().any(|l| l.label.to_lowercase().contains(&self.needle)),
             _ => false,
         };
-        by_label || photo.path.to_string_lossy().to_lowercase().contains(&needle)
+        by_label || photo.path.to_string_lossy().to_lowercase().contains(&self.needle)
+    }
+
+    /// The grid's order of two photos; ties keep the order they were added in.
+    fn compare(&self, a: usize, b: usize) -> Ordering {
+        let (first, second) = (&self.photos[a], &self.photos[b]);
+        let by_key = match self.sort {
+            // Natural and case-insensitive, as file managers sort: img2 before img10.
+            SortKey::Name => alphanumeric_sort::compare_str(&first.sort_name, &second.sort_name),
+            // Undated photos last either way.
+            SortKey::Newest => {
+                (first.date().is_none(), Reverse(first.date())).cmp(&(second.date().is_none(), Reverse(second.date())))
+            }
+            SortKey::Oldest => (first.date().is_none(), first.date()).cmp(&(second.date().is_none(), second.date())),
+            SortKey::Confidence => {
+                let prob = |photo: &Photo| photo.top_label().map_or(-1.0, |l| l.prob);
+                prob(second).total_cmp(&prob(first))
+            }
+        };
+        by_key.then(a.cmp(&b))
+    }
+
+    /// Brings the visible order up to date: from scratch when it is stale or most photos
+    /// changed, else by taking the changed photos out and merging them back in.
+    fn refresh(&mut self) {
+        let changed = std::mem::take(&mut self.changed);
+        if self.stale || changed.len() > 64 && changed.len() * 8 > self.visible.len() {
+            self.recompute();
+            return;
+        }
+        if changed.is_empty() {
+            return;
+        }
+        let changed: HashSet<usize> = changed.into_iter().collect();
+        let mut arriving: Vec<usize> = changed.iter().copied().filter(|&i| self.matches(&self.photos[i])).collect();
+        arriving.sort_by(|&a, &b| self.compare(a, b));
+        let staying: Vec<usize> = self.visible.iter().copied().filter(|i| !changed.contains(i)).collect();
+        let mut merged = Vec::with_capacity(staying.len() + arriving.len());
+        let (mut s, mut a) = (staying.into_iter().peekable(), arriving.into_iter().peekable());
+        loop {
+            let next = match (s.peek(), a.peek()) {
+                (Some(&x), Some(&y)) if self.compare(x, y) == Ordering::Greater => a.next(),
+                (Some(_), _) => s.next(),
+                (None, _) => a.next(),
+            };
+            let Some(next) = next else { break };
+            merged.push(next);
+        }
+        self.visible = merged;
     }
 
     fn recompute(&mut self) {
-        self.root_counts =
-            self.roots.iter().map(|root| self.photos.iter().filter(|p| p.path.starts_with(root)).count()).collect();
         let mut visible: Vec<usize> = (0..self.photos.len()).filter(|&i| self.matches(&self.photos[i])).collect();
-        let photos = &self.photos;
-        match self.sort {
-            SortKey::Name => {
-                // Natural and case-insensitive, as file managers sort: img2 before img10.
-                let keys: HashMap<usize, String> =
-                    visible.iter().map(|&i| (i, photos[i].name.to_lowercase())).collect();
-                visible.sort_by(|&a, &b| alphanumeric_sort::compare_str(&keys[&a], &keys[&b]).then(a.cmp(&b)));
-            }
-            // Undated photos last either way.
-            SortKey::Newest => {
-                visible.sort_by_key(|&i| (photos[i].date().is_none(), std::cmp::Reverse(photos[i].date()), i))
-            }
-            SortKey::Oldest => visible.sort_by_key(|&i| (photos[i].date().is_none(), photos[i].date(), i)),
-            SortKey::Confidence => visible.sort_by(|&a, &b| {
-                let prob = |i: usize| photos[i].top_label().map_or(-1.0, |l| l.prob);
-                prob(b).total_cmp(&prob(a)).then(a.cmp(&b))
-            }),
-        }
+        visible.sort_by(|&a, &b| self.compare(a, b));
         self.visible = visible;
         self.stale = false;
     }

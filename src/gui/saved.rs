@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use crate::library::photo_info::PhotoInfo;
 use crate::model::labels::Label;
 
-use super::photos::{PhotoList, PhotoState};
+use std::sync::Arc;
+
+use super::photos::{Photo, PhotoList, PhotoState};
 
 /// One photo as saved: where it is and, once tagged, its labels.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -25,31 +27,44 @@ pub struct SavedPhoto {
     pub labels: Option<Vec<Label>>,
 }
 
-/// The list as it is now: tagged photos with their labels, every other photo untagged.
-/// Failures are not saved; the next scan finds them again.
-pub fn snapshot(photos: &PhotoList) -> Vec<SavedPhoto> {
-    (0..photos.len())
-        .map(|i| photos.photo(i))
+/// One photo as written: [`SavedPhoto`], borrowed from the list.
+#[derive(serde::Serialize)]
+struct SavedRef<'a> {
+    path: &'a Path,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    modified: Option<std::time::SystemTime>,
+    info: &'a PhotoInfo,
+    labels: Option<&'a [Label]>,
+}
+
+/// The list as it is now, shared with the list without copying it (so that taking it costs
+/// a frame nothing, however long the list).
+pub fn snapshot(photos: &PhotoList) -> Vec<Arc<Photo>> {
+    photos.shared().to_vec()
+}
+
+/// Writes the list to `file`, replacing the previous one in one step: tagged photos with
+/// their labels, every other photo untagged. Failures are not saved; the next scan finds
+/// them again.
+pub fn write(file: &Path, photos: &[Arc<Photo>]) -> std::io::Result<()> {
+    let photos: Vec<SavedRef<'_>> = photos
+        .iter()
         .filter(|photo| !matches!(photo.state, PhotoState::Failed(_)))
-        .map(|photo| SavedPhoto {
-            path: photo.path.clone(),
+        .map(|photo| SavedRef {
+            path: &photo.path,
             modified: photo.modified,
-            info: photo.info.clone(),
+            info: &photo.info,
             labels: match &photo.state {
-                PhotoState::Tagged(labels) => Some(labels.clone()),
+                PhotoState::Tagged(labels) => Some(labels),
                 _ => None,
             },
         })
-        .collect()
-}
-
-/// Writes the list to `file`, replacing the previous one in one step.
-pub fn write(file: &Path, photos: &[SavedPhoto]) -> std::io::Result<()> {
+        .collect();
     let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let mut temp = tempfile::Builder::new().prefix(".library-").suffix(".tmp").tempfile_in(dir)?;
     let mut out = std::io::BufWriter::new(temp.as_file_mut());
-    serde_json::to_writer(&mut out, photos)?;
+    serde_json::to_writer(&mut out, &photos)?;
     out.flush()?;
     drop(out);
     temp.as_file().sync_all()?;
