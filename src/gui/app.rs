@@ -180,6 +180,11 @@ pub enum Action {
 }
 
 impl Action {
+    /// Whether the action names a photo by its index in the list.
+    fn names_a_photo_by_index(&self) -> bool {
+        matches!(self, Action::Select { .. } | Action::OpenViewer(_) | Action::FindSimilar(_))
+    }
+
     /// Whether the action changes what views other than its own widget show, so that the
     /// frame has to be drawn again to show it.
     fn changes_views(&self) -> bool {
@@ -245,7 +250,7 @@ const SAVE_EVERY: Duration = Duration::from_secs(2);
 /// Worker events handled per frame at most, so that a burst never makes a frame slow.
 const EVENTS_PER_FRAME: usize = 4000;
 /// The shortest a scrollbar's handle gets, in points.
-pub const SCROLL_HANDLE_MIN: f32 = 32.0;
+const SCROLL_HANDLE_MIN: f32 = 32.0;
 /// Photos compared in "Find similar".
 const SIMILAR_COUNT: usize = 24;
 
@@ -380,6 +385,15 @@ impl App {
         self.viewer = Some(index);
         self.selection.pick(index, Pick::Only, &[]);
         self.viewer_zoom = 1.0;
+        self.forget_similar_of_others();
+    }
+
+    /// Hides similar photos found for a photo other than the selected one: they would read
+    /// as its own.
+    fn forget_similar_of_others(&mut self) {
+        if self.similar.as_ref().is_some_and(|s| Some(s.query.as_path()) != self.selected_path()) {
+            self.similar = None;
+        }
     }
 
     /// Opens a file or folder with the desktop's own program; a failure is shown as a notice.
@@ -397,6 +411,11 @@ impl App {
 
     /// Scans a root again: its photos whose files are gone leave the list, new ones join.
     fn rescan(&mut self, root: &Path) {
+        if !root.exists() {
+            // A disconnected drive or an unmounted share: its photos are kept.
+            self.notices.push(format!("{} cannot be found; is its drive connected?", root.display()));
+            return;
+        }
         let gone: Vec<usize> =
             self.photos.under(root).into_iter().filter(|&i| !self.photos.photo(i).path.exists()).collect();
         if !gone.is_empty() {
@@ -479,7 +498,9 @@ impl App {
             Event::Queued { path, .. } | Event::Listed { path, .. } | Event::Image { path, .. } => Some(path),
             _ => None,
         };
-        if path.is_some_and(|path| !self.in_library(path)) {
+        // A photo not in the list, outside the library's folders, is of a folder taken out of
+        // the library while it was being scanned.
+        if path.is_some_and(|path| self.photos.index_of(path).is_none() && !self.in_library(path)) {
             return;
         }
         match event {
@@ -588,8 +609,14 @@ impl App {
     /// of its own input.
     fn apply(&mut self, ctx: &egui::Context, actions: Vec<Action>) {
         let mut redraw = false;
+        let mut removed = false;
         for action in actions {
+            // An index taken before a removal in the same frame may name another photo now.
+            if removed && action.names_a_photo_by_index() {
+                continue;
+            }
             redraw |= action.changes_views();
+            removed |= matches!(action, Action::RemoveSelected | Action::RemoveFolder(_) | Action::RescanFolder(_));
             self.apply_one(ctx, action);
         }
         if redraw {
@@ -626,10 +653,13 @@ impl App {
             Action::SetFilter(filter) => {
                 self.photos.set_filter(&filter);
                 self.scroll_to_top = true;
+                // What is selected and no longer shown would be acted on unseen.
+                self.selection.keep_only(self.photos.visible());
             }
             Action::ShowFolder(folder) => {
                 self.photos.set_folder(folder);
                 self.scroll_to_top = true;
+                self.selection.keep_only(self.photos.visible());
             }
             Action::RescanFolder(root) => self.rescan(&root),
             Action::RemoveFolder(root) => self.remove_root(&root),
@@ -642,17 +672,18 @@ impl App {
             Action::Cancel => self.cancel(),
             Action::Resume => self.resume(),
             Action::Select { index, pick, scroll } => {
+                if index >= self.photos.len() {
+                    return;
+                }
                 let visible = self.photos.visible();
                 self.selection.pick(index, pick, visible);
-                // Results for another photo would read as this one's.
-                if self.similar.as_ref().is_some_and(|s| Some(s.query.as_path()) != self.selected_path()) {
-                    self.similar = None;
-                }
+                self.forget_similar_of_others();
                 self.scroll_to_selected |= scroll;
             }
             Action::SelectAll => {
                 let visible = self.photos.visible();
                 self.selection.select_all(visible);
+                self.forget_similar_of_others();
             }
             Action::CopyPaths => {
                 let paths: Vec<String> = self.selected_paths().iter().map(|p| p.display().to_string()).collect();
@@ -907,6 +938,7 @@ impl App {
     /// The keyboard shortcuts that act on the whole window.
     fn shortcuts(&self, ctx: &egui::Context, actions: &mut Vec<Action>) {
         let typing = ctx.egui_wants_keyboard_input();
+        let control_focused = ctx.memory(|m| m.focused().is_some());
         let dialog_open = self.confirm_sidecars.is_some() || self.confirm_clear_cache || self.path_entry.is_some();
         ctx.input_mut(|i| {
             if i.consume_key(egui::Modifiers::COMMAND, egui::Key::O) {
@@ -921,7 +953,8 @@ impl App {
             if i.consume_key(egui::Modifiers::COMMAND, egui::Key::A) {
                 actions.push(Action::SelectAll);
             }
-            if let Some(index) = self.selection.focus()
+            // Enter and Space press the control that has the keyboard focus, if any.
+            if let Some(index) = self.selection.focus().filter(|_| !control_focused)
                 && (i.consume_key(egui::Modifiers::NONE, egui::Key::Enter)
                     || i.consume_key(egui::Modifiers::NONE, egui::Key::Space))
             {

@@ -26,7 +26,8 @@ pub fn sidecars(ctx: &egui::Context, plan: &SidecarPlan, actions: &mut Vec<Actio
         ui.set_max_width(440.0);
         ui.heading("Write XMP sidecars?");
         if plan.photos == 0 {
-            ui.label("None of the selected photos is tagged yet, so there is nothing to write.");
+            let which = if plan.selected { "None of the selected photos" } else { "No photo" };
+            ui.label(format!("{which} is tagged yet, so there is nothing to write."));
             if ui.button("Close").clicked() {
                 actions.push(Action::CloseConfirmation);
             }

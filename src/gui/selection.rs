@@ -101,6 +101,18 @@ impl Selection {
         self.anchor = self.focus;
     }
 
+    /// Keeps selected only the photos in `visible`.
+    pub fn keep_only(&mut self, visible: &[usize]) {
+        let shown: BTreeSet<usize> = visible.iter().copied().collect();
+        self.set.retain(|i| shown.contains(i));
+        if self.focus.is_some_and(|f| !self.set.contains(&f)) {
+            self.focus = self.set.first().copied();
+        }
+        if self.anchor.is_some_and(|a| !self.set.contains(&a)) {
+            self.anchor = self.focus;
+        }
+    }
+
     /// Selects nothing.
     pub fn clear(&mut self) {
         *self = Self::default();
@@ -144,6 +156,17 @@ mod tests {
         selection.select_all(&[5, 6]);
         assert_eq!(selection.indices().collect::<Vec<_>>(), [5, 6]);
         assert_eq!(selection.focus(), Some(5));
+    }
+
+    #[test]
+    fn hidden_photos_leave_the_selection() {
+        let mut selection = Selection::default();
+        selection.select_all(&[1, 2, 3]);
+        selection.keep_only(&[3, 4]);
+        assert_eq!(selection.indices().collect::<Vec<_>>(), [3]);
+        assert_eq!(selection.focus(), Some(3));
+        selection.keep_only(&[]);
+        assert!(selection.is_empty() && selection.focus().is_none());
     }
 
     #[test]
