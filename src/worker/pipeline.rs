@@ -149,7 +149,16 @@ pub(super) fn spawn_decoders(
                     if generation.load(Ordering::SeqCst) != job.generation {
                         continue;
                     }
-                    let msg = match prepare(&job.path, &context, cache.as_ref()) {
+                    // A decoder that panics on one file fails that file, not the whole run,
+                    // which would otherwise wait for it forever.
+                    let prepared = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        prepare(&job.path, &context, cache.as_ref())
+                    }))
+                    .unwrap_or_else(|_| {
+                        let message = format!("{}: the decoder failed unexpectedly", job.path.display());
+                        Err(PhotoError::file(job.path.clone(), message))
+                    });
+                    let msg = match prepared {
                         Ok(Prepared::Ready(item)) => PipeMsg::Ready { generation: job.generation, item },
                         Ok(Prepared::Hit(hit)) => {
                             PipeMsg::Finished { generation: job.generation, path: job.path, outcome: Ok(hit) }
