@@ -96,3 +96,12 @@ fn eva02_batching_does_not_change_results() {
         assert!(worst < 1e-4, "batch of one differs by {worst}");
     }
 }
+
+#[test]
+fn each_model_has_its_own_cache_identity() {
+    let ids: Vec<String> = ["eva_tiny", "eva02_packed", "eva02_split"].map(|n| load_model(n).id().to_owned()).into();
+    assert!(ids[0].starts_with("eva_giant_patch14_224@"), "{}", ids[0]);
+    assert!(ids[1].starts_with("eva02_tiny_patch14_336@"), "{}", ids[1]);
+    assert!(ids[2].starts_with("eva02_base_patch14_448@"), "{}", ids[2]);
+    assert_eq!(load_model("eva02_split").id(), ids[2], "the identity is stable");
+}
