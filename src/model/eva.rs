@@ -9,7 +9,7 @@ use candle_nn::VarBuilder;
 
 use super::attention::attention;
 use super::config::{AttentionLayout, EvaConfig, GlobalPool, MlpKind};
-use super::cpu::ops::CpuLayerNorm;
+use super::cpu::ops::{CpuLayerNorm, CpuSwiGlu};
 use super::linear::Linear;
 use super::rope::RotaryEmbedding;
 
@@ -181,17 +181,24 @@ impl Mlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut hidden = match self.kind {
             MlpKind::Gelu => self.fc1.forward_gelu(x)?,
-            MlpKind::SwiGluPacked | MlpKind::SwiGlu => {
-                let both = self.fc1.forward(x)?;
-                let last = both.rank() - 1;
-                (both.narrow(last, 0, self.hidden)?.silu()? * both.narrow(last, self.hidden, self.hidden)?)?
-            }
+            MlpKind::SwiGluPacked | MlpKind::SwiGlu => swiglu(&self.fc1.forward(x)?, self.hidden)?,
         };
         if let Some(norm) = &self.norm {
             hidden = norm.forward(&hidden)?;
         }
         self.fc2.forward(&hidden)
     }
+}
+
+/// `silu(gate) * value` of a `[.., 2 * hidden]` tensor holding the gate, then the value. f32
+/// tensors on the CPU go through one fused kernel (`model::cpu::ops`); other devices and
+/// precisions use candle's operations.
+fn swiglu(both: &Tensor, hidden: usize) -> Result<Tensor> {
+    if both.device().is_cpu() && both.dtype() == DType::F32 {
+        return both.contiguous()?.apply_op1_no_bwd(&CpuSwiGlu);
+    }
+    let last = both.rank() - 1;
+    both.narrow(last, 0, hidden)?.silu()? * both.narrow(last, hidden, hidden)?
 }
 
 /// A pre-norm transformer block.
