@@ -24,7 +24,7 @@ use crate::preprocess;
 use crate::setup;
 use crate::worker::{Command, Event, ModelStatus, PhotoError, Progress, Tagged, Worker, WorkerConfig};
 
-/// Tag photos with ImageNet-1k labels using EVA-CLIP giant, and find similar photos.
+/// Tag photos with ImageNet-1k labels using EVA-CLIP giant or an EVA-02 model, and find similar photos.
 ///
 /// With no subcommand, opens the desktop app (adding any PATHS given).
 #[derive(Debug, Parser)]
