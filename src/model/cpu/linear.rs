@@ -176,6 +176,23 @@ mod tests {
     }
 
     #[test]
+    fn splitting_by_rows_does_not_change_a_bit() -> Result<()> {
+        // 1408 features: four blocks, split by rows on 8 threads and not on one.
+        let x = Tensor::randn(0f32, 1.0, (1, 257, 96), &Device::Cpu)?;
+        let w = Tensor::randn(0f32, 1.0, (1408, 96), &Device::Cpu)?;
+        let b = Tensor::randn(0f32, 1.0, 1408, &Device::Cpu)?;
+        let run = |threads: usize| -> Result<Vec<f32>> {
+            let pool =
+                rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(candle_core::Error::wrap)?;
+            pool.install(|| x.apply_op3_no_bwd(&w, &b, &CpuLinear { gelu: true })?.flatten_all()?.to_vec1::<f32>())
+        };
+        assert!(blocks(257, 1408, 8).len() > blocks(257, 1408, 1).len());
+        let (whole, split) = (run(1)?, run(8)?);
+        assert!(whole.iter().zip(&split).all(|(a, b)| a.to_bits() == b.to_bits()));
+        Ok(())
+    }
+
+    #[test]
     fn fused_gelu_matches_gelu_after_the_product() -> Result<()> {
         let device = Device::Cpu;
         let x = Tensor::randn(0f32, 1.0, (3, 19, 40), &device)?;
