@@ -4,7 +4,8 @@
 //! from the fused projection's output and write the head's slice of the result, so no per-head
 //! copies are made, and the score matrix (tokens x tokens: 257 x 257 for EVA at 224 pixels)
 //! stays in cache between the products and the softmax. With fewer images and heads than twice
-//! the threads (EVA-02 tiny's 3 heads), each task takes a share of the queries instead.
+//! the threads (EVA-02 tiny's 3 heads), or with so many tokens that the scores would not stay in
+//! cache (EVA-02 at 448 pixels: 1025 tokens), each task takes a share of the queries instead.
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape};
 use rayon::prelude::*;
@@ -85,14 +86,17 @@ impl CustomOp1 for CpuAttention {
 /// Fewest queries a task takes when heads are split.
 const MIN_QUERIES_PER_TASK: usize = 32;
 
+/// Most score elements one task holds (512 KiB of f32), so that they stay in the core's cache
+/// between the two products; EVA-giant's 257 x 257 scores are below it.
+const MAX_SCORES_PER_TASK: usize = 128 * 1024;
+
 /// The tasks `(image * heads + head, first query, queries)`: every query of a head at once when
-/// there are at least two heads per thread, otherwise the queries split into chunks.
+/// there are at least two heads per thread and the scores fit [`MAX_SCORES_PER_TASK`],
+/// otherwise the queries split into chunks.
 fn query_chunks(heads: usize, tokens: usize, threads: usize) -> Vec<(usize, usize, usize)> {
-    let chunks = if heads >= 2 * threads {
-        1
-    } else {
-        (4 * threads).div_ceil(heads.max(1)).min(tokens / MIN_QUERIES_PER_TASK).max(1)
-    };
+    let for_threads = if heads >= 2 * threads { 1 } else { (4 * threads).div_ceil(heads.max(1)) };
+    let for_cache = (tokens * tokens).div_ceil(MAX_SCORES_PER_TASK);
+    let chunks = for_threads.max(for_cache).min(tokens / MIN_QUERIES_PER_TASK).max(1);
     let per_chunk = tokens.div_ceil(chunks).max(1);
     (0..heads)
         .flat_map(|task| (0..tokens).step_by(per_chunk).map(move |first| (task, first, per_chunk.min(tokens - first))))
@@ -136,6 +140,7 @@ mod tests {
         // One image of 3 heads and 100 tokens on 2 threads: the queries are split.
         assert!(query_chunks(3, 100, 2).len() > 3);
         assert_eq!(query_chunks(16, 257, 2).len(), 16, "EVA-giant's heads are not split");
+        assert!(query_chunks(12, 1025, 2).iter().all(|&(_, _, q)| q * 1025 <= MAX_SCORES_PER_TASK));
         let qkv = Tensor::randn(0f32, 1.0, (1, 100, 3 * 3 * 8), &Device::Cpu)?;
         let ours = qkv.apply_op1_no_bwd(&CpuAttention { heads: 3, scale: 0.3 })?;
         let diff = (ours - reference(&qkv, 3, 0.3)?)?.abs()?.max_all()?.to_scalar::<f32>()?;
