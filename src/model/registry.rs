@@ -24,11 +24,13 @@ pub struct RegisteredModel {
     /// (huggingface/pytorch-image-models, commit 0173a139).
     pub imagenet_top1: f32,
     /// Seconds per photo with the default release build in f32 on the CPU at batch 1, model
-    /// only: `evatag bench` on random weights (`bench/compare_models.sh`) on an AMD EPYC Zen 5
-    /// with 2 vCPUs, 2026-11-28.
+    /// only: `evatag bench` on a random checkpoint (`bench/compare_models.sh`, 3 timed
+    /// iterations, median) on an AMD EPYC Zen 5 with 2 vCPUs, 2026-11-28; the fastest of five
+    /// rounds, since other load on that shared machine only slows it down.
     pub seconds_per_photo: f32,
     /// Peak resident memory in bytes of that benchmark's process, weights included
-    /// (`/usr/bin/time -v`, maximum resident set size).
+    /// (`/usr/bin/time -v`, maximum resident set size; the largest of the five rounds, rounded
+    /// to 10 MB).
     pub peak_memory_bytes: u64,
     /// Side of the square network input in pixels.
     pub input_size: usize,
@@ -130,16 +132,16 @@ pub const MODELS: &[RegisteredModel] = &[
 ];
 
 // Measured figures (see `RegisteredModel::seconds_per_photo` and `peak_memory_bytes`).
-const GIANT_SECONDS: f32 = 0.0;
-const GIANT_PEAK: u64 = 0;
-const LARGE_SECONDS: f32 = 0.0;
-const LARGE_PEAK: u64 = 0;
-const BASE_SECONDS: f32 = 0.0;
-const BASE_PEAK: u64 = 0;
-const SMALL_SECONDS: f32 = 0.0;
-const SMALL_PEAK: u64 = 0;
-const TINY_SECONDS: f32 = 0.0;
-const TINY_PEAK: u64 = 0;
+const GIANT_SECONDS: f32 = 1.556;
+const GIANT_PEAK: u64 = 4_280_000_000;
+const LARGE_SECONDS: f32 = 2.385;
+const LARGE_PEAK: u64 = 1_420_000_000;
+const BASE_SECONDS: f32 = 0.646;
+const BASE_PEAK: u64 = 500_000_000;
+const SMALL_SECONDS: f32 = 0.111;
+const SMALL_PEAK: u64 = 190_000_000;
+const TINY_SECONDS: f32 = 0.045;
+const TINY_PEAK: u64 = 130_000_000;
 
 /// A model name that is not registered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
