@@ -29,7 +29,8 @@ def log(msg):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="eva_giant_patch14_224", help="timm architecture name")
+    p.add_argument("--model", default="eva_giant_patch14_224",
+                   help="timm architecture name, or name.tag for that pretrained_cfg (its input size)")
     p.add_argument("--model-args", default="{}", help="JSON object of keyword overrides for timm.create_model")
     p.add_argument("--batch", type=int, default=1, help="images per forward pass")
     p.add_argument("--iters", type=int, default=3, help="timed forward passes")

@@ -14,8 +14,9 @@ use serde_json::json;
 
 use crate::library::export::tabular::{Outcome, ResultStream, StreamFormat, path_fields};
 use crate::library::export::{ExportRequest, PhotoTags, SidecarNaming};
-use crate::model::config::{DEFAULT_ARCHITECTURE, ModelConfig};
+use crate::model::config::ModelConfig;
 use crate::model::device::{self, DTypeChoice, DeviceChoice};
+use crate::model::registry::{self, RegisteredModel};
 use crate::model::weights::{self, ModelSource};
 use crate::model::{Model, weights::ModelFiles};
 use crate::options::Options;
@@ -23,7 +24,7 @@ use crate::preprocess;
 use crate::setup;
 use crate::worker::{Command, Event, ModelStatus, PhotoError, Progress, Tagged, Worker, WorkerConfig};
 
-/// Tag photos with ImageNet-1k labels using EVA-CLIP giant, and find similar photos.
+/// Tag photos with ImageNet-1k labels using EVA-CLIP giant or an EVA-02 model, and find similar photos.
 ///
 /// With no subcommand, opens the desktop app (adding any PATHS given).
 #[derive(Debug, Parser)]
@@ -55,12 +56,18 @@ pub enum Subcmd {
 /// Where the model comes from and where it runs.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ModelArgs {
+    /// The model, by timm's name with or without its tag: eva_giant_patch14_224.clip_ft_in1k,
+    /// eva02_large_patch14_448, eva02_base_patch14_448, eva02_small_patch14_336 or
+    /// eva02_tiny_patch14_336 (a --model-dir folder brings its own).
+    #[arg(long, value_name = "NAME", default_value = registry::DEFAULT_MODEL, value_parser = parse_model,
+          global = true)]
+    pub model: &'static RegisteredModel,
     /// Load the model from a local folder holding config.json and model.safetensors.
     #[arg(long, value_name = "DIR", global = true)]
     pub model_dir: Option<PathBuf>,
-    /// Hugging Face Hub repository to download the model from.
-    #[arg(long, value_name = "REPO", default_value = weights::DEFAULT_REPO, global = true)]
-    pub repo: String,
+    /// Hugging Face Hub repository to download the model from [default: the model's timm/ repository].
+    #[arg(long, value_name = "REPO", global = true)]
+    pub repo: Option<String>,
     /// Use only the local Hugging Face cache, never the network (also HF_HUB_OFFLINE=1).
     #[arg(long, global = true)]
     pub offline: bool,
@@ -89,9 +96,15 @@ impl ModelArgs {
     pub fn options(&self) -> Options {
         let source = match &self.model_dir {
             Some(dir) => ModelSource::Dir(dir.clone()),
-            None => ModelSource::Hub { repo: self.repo.clone(), offline: self.offline || weights::offline_from_env() },
+            None => match &self.repo {
+                Some(repo) => {
+                    ModelSource::Hub { repo: repo.clone(), offline: self.offline || weights::offline_from_env() }
+                }
+                None => self.model.source(self.offline),
+            },
         };
         Options {
+            model: self.model,
             source,
             device: self.device,
             dtype: self.dtype,
@@ -100,6 +113,11 @@ impl ModelArgs {
             max_file_mb: self.max_file_mb,
         }
     }
+}
+
+/// A registered model from its name on the command line.
+fn parse_model(text: &str) -> Result<&'static RegisteredModel, String> {
+    registry::find(text).map_err(|e| e.to_string())
 }
 
 /// A device from its name on the command line.
@@ -216,9 +234,6 @@ fn parse_probability(text: &str) -> Result<f32, String> {
 /// Options of `evatag bench`.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// Architecture to build with random weights (ignored with --model-dir).
-    #[arg(long = "model", value_name = "NAME", default_value = DEFAULT_ARCHITECTURE)]
-    pub architecture: String,
     /// Images per batch.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub batch: u16,
@@ -475,8 +490,8 @@ fn run_bench(options: &Options, args: &BenchArgs) -> anyhow::Result<()> {
             Model::load(&files, &placement)?
         }
         ModelSource::Hub { .. } => {
-            eprintln!("evatag: building {} with random weights", args.architecture);
-            Model::random(ModelConfig::builtin(&args.architecture)?, &placement)?
+            eprintln!("evatag: building {} with random weights", options.model.architecture);
+            Model::random(ModelConfig::builtin(options.model.architecture)?, &placement)?
         }
     };
     let load_seconds = load_started.elapsed().as_secs_f64();
@@ -513,4 +528,41 @@ fn run_bench(options: &Options, args: &BenchArgs) -> anyhow::Result<()> {
     });
     println!("{report}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(args: &[&str]) -> Options {
+        Args::try_parse_from(args).unwrap().model.options()
+    }
+
+    #[test]
+    fn model_picks_its_hub_repository() {
+        let o = options(&["evatag", "tag", "--model", "eva02_small_patch14_336", "x.jpg"]);
+        assert_eq!(o.model.name, "eva02_small_patch14_336.mim_in22k_ft_in1k");
+        assert!(
+            matches!(&o.source, ModelSource::Hub { repo, .. } if repo == "timm/eva02_small_patch14_336.mim_in22k_ft_in1k")
+        );
+        let o = options(&["evatag", "--model", "eva02_base_patch14_448.mim_in22k_ft_in22k_in1k"]);
+        assert_eq!(o.model.architecture, "eva02_base_patch14_448");
+    }
+
+    #[test]
+    fn the_default_is_eva_giant_and_repo_and_model_dir_take_precedence() {
+        let o = options(&["evatag"]);
+        assert_eq!(o.model, registry::default_model());
+        assert!(matches!(&o.source, ModelSource::Hub { repo, .. } if repo == weights::DEFAULT_REPO));
+        let o = options(&["evatag", "--model", "eva02_tiny_patch14_336", "--repo", "me/tiny"]);
+        assert!(matches!(&o.source, ModelSource::Hub { repo, .. } if repo == "me/tiny"));
+        let o = options(&["evatag", "--model", "eva02_tiny_patch14_336", "--model-dir", "/m"]);
+        assert_eq!(o.source, ModelSource::Dir(PathBuf::from("/m")));
+    }
+
+    #[test]
+    fn an_unknown_model_is_refused_with_the_known_names() {
+        let err = Args::try_parse_from(["evatag", "--model", "vit_huge"]).unwrap_err().to_string();
+        assert!(err.contains("vit_huge") && err.contains(registry::DEFAULT_MODEL), "{err}");
+    }
 }

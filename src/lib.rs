@@ -1,4 +1,5 @@
-//! evatag: tags photos with ImageNet-1k labels using EVA-CLIP giant, and finds similar photos.
+//! evatag: tags photos with ImageNet-1k labels using EVA-CLIP giant or an EVA-02 model, and finds
+//! similar photos.
 //!
 //! The modules depend one way: [`cli`] and [`gui`] fill in the [`options`] and drive the
 //! [`worker`], which uses the [`model`], [`preprocess`] and [`library`]; `main.rs` picks the

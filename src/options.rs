@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use crate::model::device::{DTypeChoice, DeviceChoice};
+use crate::model::registry::{self, RegisteredModel};
 use crate::model::weights::ModelSource;
 use crate::preprocess;
 use crate::setup;
@@ -12,6 +13,9 @@ use crate::setup;
 /// Options shared by the desktop app and the headless commands.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
+    /// The registered model asked for: its architecture for benchmarks on random weights, and
+    /// the Hub repository of `source` unless another repository or a folder was given.
+    pub model: &'static RegisteredModel,
     /// Where the model comes from.
     pub source: ModelSource,
     /// The device asked for, if one was; the app otherwise uses the one it remembers.
@@ -29,6 +33,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Self {
+            model: registry::default_model(),
             source: ModelSource::default_hub(false),
             device: None,
             dtype: DTypeChoice::F32,

@@ -47,6 +47,39 @@ pub enum GlobalPool {
     Token,
 }
 
+/// The feed-forward layer of each block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MlpKind {
+    /// `fc1`, exact (erf) GELU, `fc2` (EVA).
+    Gelu,
+    /// SwiGLU with one packed `fc1` holding the gate's rows, then the value's: timm's `GluMlp`
+    /// with SiLU (EVA-02 `swiglu_mlp` without `scale_mlp`).
+    SwiGluPacked,
+    /// SwiGLU with separate `fc1_g` (gate) and `fc1_x` (value): timm's `SwiGLU` (EVA-02
+    /// `swiglu_mlp` with `scale_mlp`).
+    SwiGlu,
+}
+
+/// How the attention's query, key and value projections are stored in the checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttentionLayout {
+    /// One `qkv.weight` with `q_bias` and `v_bias` beside it (timm's `qkv_fused=True`).
+    Fused,
+    /// `q_proj`, `k_proj` (no bias) and `v_proj` (timm's `qkv_fused=False`).
+    Separate,
+}
+
+/// Rotary position embedding of the patch tokens (timm's `RotaryEmbeddingCat`, interleaved
+/// pairs, integer grid positions).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RopeConfig {
+    /// The patch grid the positions are rescaled to (timm's `ref_feat_shape`, the pretraining
+    /// grid); `None` keeps the integer positions of the actual grid.
+    pub ref_feat_shape: Option<[usize; 2]>,
+    /// Base of the inverse frequencies (`rope_temperature`).
+    pub temperature: f64,
+}
+
 /// Sizes and switches of an EVA vision transformer, as timm's `Eva` constructor takes them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EvaConfig {
@@ -76,6 +109,16 @@ pub struct EvaConfig {
     pub num_classes: usize,
     /// LayerNorm epsilon.
     pub norm_eps: f64,
+    /// How q, k and v are projected.
+    pub attention: AttentionLayout,
+    /// Whether a LayerNorm follows the attention heads, before `proj` (`scale_attn_inner`).
+    pub attn_inner_norm: bool,
+    /// The feed-forward variant.
+    pub mlp: MlpKind,
+    /// Whether a LayerNorm precedes `fc2` (`scale_mlp`).
+    pub mlp_norm: bool,
+    /// Rotary position embedding on the patch tokens, besides the absolute one.
+    pub rope: Option<RopeConfig>,
 }
 
 impl EvaConfig {
@@ -109,7 +152,19 @@ struct Architecture {
     depth: usize,
     num_heads: usize,
     mlp_ratio: f64,
+    /// What EVA-02 adds; `None` for EVA (v1).
+    eva02: Option<Eva02Args>,
 }
+
+/// The constructor arguments an EVA-02 architecture sets besides the sizes.
+struct Eva02Args {
+    qkv_fused: bool,
+    scale_mlp: bool,
+    ref_feat_shape: usize,
+}
+
+/// timm's `mlp_ratio` for EVA-02: `4 * 2 / 3`, a SwiGLU as wide as a 4x GELU MLP.
+const EVA02_MLP_RATIO: f64 = 4.0 * 2.0 / 3.0;
 
 /// The EVA (v1) family as registered in timm's `eva.py`.
 const ARCHITECTURES: &[Architecture] = &[
@@ -121,6 +176,7 @@ const ARCHITECTURES: &[Architecture] = &[
         depth: 40,
         num_heads: 16,
         mlp_ratio: 6144.0 / 1408.0,
+        eva02: None,
     },
     Architecture {
         name: "eva_giant_patch14_336",
@@ -130,6 +186,7 @@ const ARCHITECTURES: &[Architecture] = &[
         depth: 40,
         num_heads: 16,
         mlp_ratio: 6144.0 / 1408.0,
+        eva02: None,
     },
     Architecture {
         name: "eva_giant_patch14_560",
@@ -139,6 +196,47 @@ const ARCHITECTURES: &[Architecture] = &[
         depth: 40,
         num_heads: 16,
         mlp_ratio: 6144.0 / 1408.0,
+        eva02: None,
+    },
+    Architecture {
+        name: "eva02_tiny_patch14_336",
+        img_size: 336,
+        patch_size: 14,
+        embed_dim: 192,
+        depth: 12,
+        num_heads: 3,
+        mlp_ratio: EVA02_MLP_RATIO,
+        eva02: Some(Eva02Args { qkv_fused: true, scale_mlp: false, ref_feat_shape: 16 }),
+    },
+    Architecture {
+        name: "eva02_small_patch14_336",
+        img_size: 336,
+        patch_size: 14,
+        embed_dim: 384,
+        depth: 12,
+        num_heads: 6,
+        mlp_ratio: EVA02_MLP_RATIO,
+        eva02: Some(Eva02Args { qkv_fused: true, scale_mlp: false, ref_feat_shape: 16 }),
+    },
+    Architecture {
+        name: "eva02_base_patch14_448",
+        img_size: 448,
+        patch_size: 14,
+        embed_dim: 768,
+        depth: 12,
+        num_heads: 12,
+        mlp_ratio: EVA02_MLP_RATIO,
+        eva02: Some(Eva02Args { qkv_fused: false, scale_mlp: true, ref_feat_shape: 16 }),
+    },
+    Architecture {
+        name: "eva02_large_patch14_448",
+        img_size: 448,
+        patch_size: 14,
+        embed_dim: 1024,
+        depth: 24,
+        num_heads: 16,
+        mlp_ratio: EVA02_MLP_RATIO,
+        eva02: Some(Eva02Args { qkv_fused: false, scale_mlp: true, ref_feat_shape: 16 }),
     },
 ];
 
@@ -161,21 +259,21 @@ const TRAINING_ONLY_ARGS: &[&str] = &[
     "head_init_scale",
     "pretrained_cfg",
     "pretrained_cfg_overlay",
+    "rope_shift_coords",
+    "rope_jitter_coords",
+    "rope_rescale_coords",
 ];
 
 /// Constructor arguments evatag does not implement, with the value that is harmless.
 const UNSUPPORTED_UNLESS_DEFAULT: &[(&str, Value)] = &[
-    ("use_rot_pos_emb", Value::Bool(false)),
-    ("swiglu_mlp", Value::Bool(false)),
-    ("scale_mlp", Value::Bool(false)),
-    ("scale_attn_inner", Value::Bool(false)),
     ("use_post_norm", Value::Bool(false)),
     ("use_pre_transformer_norm", Value::Bool(false)),
     ("qk_norm", Value::Bool(false)),
     ("no_embed_class", Value::Bool(false)),
     ("use_abs_pos_emb", Value::Bool(true)),
-    ("qkv_fused", Value::Bool(true)),
     ("dynamic_img_size", Value::Bool(false)),
+    ("swiglu_align_to", Value::Null),
+    ("attn_only_layer_scale", Value::Bool(false)),
     ("num_reg_tokens", Value::Null),
     ("init_values", Value::Null),
     ("num_kv_heads", Value::Null),
@@ -190,6 +288,8 @@ impl EvaConfig {
             .find(|a| a.name == name)
             .ok_or_else(|| ConfigError::UnknownArchitecture { name: name.to_owned() })?;
         let mut args = ArgReader::new(model_args);
+        let eva02 = arch.eva02.as_ref();
+        let scale_mlp = args.bool("scale_mlp", eva02.is_some_and(|e| e.scale_mlp))?;
         let embed_dim = args.usize("embed_dim", arch.embed_dim)?;
         let mlp_ratio = args.f64("mlp_ratio", arch.mlp_ratio)?;
         let global_pool = match args.string("global_pool", "avg")?.as_str() {
@@ -212,6 +312,23 @@ impl EvaConfig {
             global_pool,
             num_classes: args.usize("num_classes", 1000)?,
             norm_eps: 1e-6,
+            attention: if args.bool("qkv_fused", eva02.is_none_or(|e| e.qkv_fused))? {
+                AttentionLayout::Fused
+            } else {
+                AttentionLayout::Separate
+            },
+            attn_inner_norm: args.bool("scale_attn_inner", false)?,
+            mlp: match (args.bool("swiglu_mlp", eva02.is_some())?, scale_mlp) {
+                (false, _) => MlpKind::Gelu,
+                (true, false) => MlpKind::SwiGluPacked,
+                (true, true) => MlpKind::SwiGlu,
+            },
+            mlp_norm: scale_mlp,
+            rope: if args.bool("use_rot_pos_emb", eva02.is_some())? {
+                Some(read_rope(&mut args, eva02.map(|e| e.ref_feat_shape))?)
+            } else {
+                None
+            },
         };
         args.reject_unknown()?;
         config.validate()?;
@@ -238,8 +355,45 @@ impl EvaConfig {
         if self.use_fc_norm && self.global_pool == GlobalPool::Token {
             return Err(unsupported("use_fc_norm", Value::Bool(true)));
         }
+        if self.rope.is_some() && !self.head_dim().is_multiple_of(4) {
+            return Err(invalid(
+                "use_rot_pos_emb",
+                format!("rotary embedding needs a head width divisible by 4, not {}", self.head_dim()),
+            ));
+        }
         Ok(())
     }
+}
+
+/// The rotary embedding's arguments: timm's `RotaryEmbeddingCat` as EVA-02 builds it, with
+/// every other RoPE variant refused.
+fn read_rope(args: &mut ArgReader, default_ref: Option<usize>) -> Result<RopeConfig, ConfigError> {
+    let must_be = |key: &str, found: Value, expected: Value| {
+        if found.is_null() || found == expected { Ok(()) } else { Err(unsupported(key, found)) }
+    };
+    must_be("rope_type", args.raw("rope_type"), Value::from("cat"))?;
+    must_be("rope_grid_indexing", args.raw("rope_grid_indexing"), Value::from("ij"))?;
+    must_be("rope_rotate_half", args.raw("rope_rotate_half"), Value::Bool(false))?;
+    must_be("rope_mrope_section", args.raw("rope_mrope_section"), Value::Null)?;
+    let offset = args.f64("rope_grid_offset", 0.0)?;
+    if offset != 0.0 {
+        return Err(unsupported("rope_grid_offset", Value::from(offset)));
+    }
+    let ref_feat_shape = match args.raw("ref_feat_shape") {
+        Value::Null => default_ref.map(|side| [side, side]),
+        Value::Array(pair) if pair.len() == 2 => {
+            let side = |v: &Value| v.as_u64().filter(|&s| s > 0).map(|s| s as usize);
+            match (side(&pair[0]), side(&pair[1])) {
+                (Some(h), Some(w)) => Some([h, w]),
+                _ => return Err(ArgReader::invalid("ref_feat_shape", "two positive integers", &Value::Array(pair))),
+            }
+        }
+        other => match other.as_u64().filter(|&s| s > 0) {
+            Some(side) => Some([side as usize, side as usize]),
+            None => return Err(ArgReader::invalid("ref_feat_shape", "a positive integer or a pair", &other)),
+        },
+    };
+    Ok(RopeConfig { ref_feat_shape, temperature: args.f64("rope_temperature", 10000.0)? })
 }
 
 fn unsupported(key: &str, value: Value) -> ConfigError {
@@ -264,6 +418,11 @@ impl<'a> ArgReader<'a> {
 
     fn invalid(key: &str, expected: &str, found: &Value) -> ConfigError {
         ConfigError::Invalid { key: key.to_owned(), reason: format!("expected {expected}, found {found}") }
+    }
+
+    /// The argument as it is written, `Null` when absent.
+    fn raw(&mut self, key: &'static str) -> Value {
+        self.take(key).cloned().unwrap_or(Value::Null)
     }
 
     fn usize(&mut self, key: &'static str, default: usize) -> Result<usize, ConfigError> {
@@ -417,18 +576,20 @@ impl ModelConfig {
         Ok(Self { architecture: file.architecture, eva, pretrained_cfg: file.pretrained_cfg })
     }
 
-    /// The configuration of a registered architecture with the given preprocessing and no
-    /// overrides, for building a model without a `config.json` (benchmarks).
+    /// The configuration of a registered architecture with no overrides and the preprocessing
+    /// of its registered model (EVA's for the others), for building a model without a
+    /// `config.json` (benchmarks).
     pub fn builtin(architecture: &str) -> Result<Self, ConfigError> {
         let eva = EvaConfig::for_architecture(architecture, &Map::new())?;
-        let pretrained_cfg = PretrainedCfg {
+        let registered = super::registry::MODELS.iter().find(|m| m.architecture == architecture);
+        let pretrained_cfg = registered.map(|m| m.pretrained_cfg()).unwrap_or(PretrainedCfg {
             input_size: [eva.in_chans, eva.img_size, eva.img_size],
             interpolation: Interpolation::Bicubic,
             crop_pct: if eva.img_size == 224 { 0.9 } else { 1.0 },
             crop_mode: CropMode::Center,
             mean: OPENAI_CLIP_MEAN,
             std: OPENAI_CLIP_STD,
-        };
+        });
         Ok(Self { architecture: architecture.to_owned(), eva, pretrained_cfg })
     }
 }
@@ -464,10 +625,13 @@ mod tests {
 
     #[test]
     fn unsupported_features_are_named() {
-        let a = args(json!({"use_rot_pos_emb": true}));
+        let a = args(json!({"qk_norm": true}));
         let err = EvaConfig::for_architecture(DEFAULT_ARCHITECTURE, &a).unwrap_err();
-        assert!(err.to_string().contains("use_rot_pos_emb"), "{err}");
-        let harmless = args(json!({"use_rot_pos_emb": false, "init_values": null}));
+        assert!(err.to_string().contains("qk_norm"), "{err}");
+        let rope = args(json!({"rope_rotate_half": true}));
+        let err = EvaConfig::for_architecture("eva02_tiny_patch14_336", &rope).unwrap_err();
+        assert!(err.to_string().contains("rope_rotate_half"), "{err}");
+        let harmless = args(json!({"use_rot_pos_emb": false, "qk_norm": false, "init_values": null}));
         assert!(EvaConfig::for_architecture(DEFAULT_ARCHITECTURE, &harmless).is_ok());
     }
 

@@ -1,4 +1,5 @@
-//! The EVA vision transformer (timm's `Eva` class without rotary embeddings or SwiGLU).
+//! The EVA vision transformer (timm's `Eva` class): EVA, and EVA-02 with its additions (rotary
+//! position embedding, SwiGLU feed-forward, separate q/k/v projections, sub-LayerNorms).
 //!
 //! One struct per layer, each built from a [`VarBuilder`] with the checkpoint's own tensor names,
 //! so timm's `model.safetensors` loads as it is.
@@ -7,9 +8,10 @@ use candle_core::{D, DType, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::attention::attention;
-use super::config::{EvaConfig, GlobalPool};
-use super::cpu::ops::CpuLayerNorm;
+use super::config::{AttentionLayout, EvaConfig, GlobalPool, MlpKind};
+use super::cpu::ops::{CpuLayerNorm, CpuSwiGlu};
 use super::linear::Linear;
+use super::rope::RotaryEmbedding;
 
 /// LayerNorm over the last dimension, computed in two passes (mean, then variance of the
 /// centred values) in f32: `(x - mean) / sqrt(var + eps) * weight + bias`.
@@ -80,11 +82,13 @@ impl PatchEmbed {
     }
 }
 
-/// Multi-head self-attention: the checkpoint's fused `qkv` projection (k has no bias), scaled
-/// dot-product attention per head, and the output projection.
+/// Multi-head self-attention: one q/k/v projection (k has no bias), the rotary embedding if the
+/// model has one, scaled dot-product attention per head, an optional LayerNorm, and the output
+/// projection.
 #[derive(Debug, Clone)]
 struct Attention {
     qkv: Linear,
+    norm: Option<StableLayerNorm>,
     proj: Linear,
     num_heads: usize,
     scale: f64,
@@ -93,45 +97,108 @@ struct Attention {
 impl Attention {
     fn new(cfg: &EvaConfig, vb: VarBuilder) -> Result<Self> {
         let dim = cfg.embed_dim;
-        let weight = vb.pp("qkv").get((3 * dim, dim), "weight")?;
-        let bias = if cfg.qkv_bias {
-            let (q_bias, v_bias) = (vb.get(dim, "q_bias")?, vb.get(dim, "v_bias")?);
-            Some(Tensor::cat(&[&q_bias, &q_bias.zeros_like()?, &v_bias], 0)?)
-        } else {
-            None
-        };
         Ok(Self {
-            qkv: Linear::new(weight, bias)?,
+            qkv: load_qkv(cfg, &vb)?,
+            norm: cfg.attn_inner_norm.then(|| StableLayerNorm::new(dim, cfg.norm_eps, vb.pp("norm"))).transpose()?,
             proj: Linear::load(dim, dim, vb.pp("proj"))?,
             num_heads: cfg.num_heads,
             scale: (cfg.head_dim() as f64).powf(-0.5),
         })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mixed = attention(&self.qkv.forward(x)?, self.num_heads, self.scale)?;
+    fn forward(&self, x: &Tensor, rope: Option<&RotaryEmbedding>) -> Result<Tensor> {
+        let mut qkv = self.qkv.forward(x)?;
+        if let Some(rope) = rope {
+            qkv = rope.apply_to_qkv(&qkv)?;
+        }
+        let mut mixed = attention(&qkv, self.num_heads, self.scale)?;
+        if let Some(norm) = &self.norm {
+            mixed = norm.forward(&mixed)?;
+        }
         self.proj.forward(&mixed)
     }
 }
 
-/// The feed-forward block: fc1, exact (erf) GELU, fc2.
+/// The q, k and v projections as one layer of `3 * dim` outputs, q then k then v, whichever way
+/// the checkpoint stores them; k's bias is zero.
+fn load_qkv(cfg: &EvaConfig, vb: &VarBuilder) -> Result<Linear> {
+    let dim = cfg.embed_dim;
+    let (weight, q_bias, v_bias) = match cfg.attention {
+        AttentionLayout::Fused => {
+            let weight = vb.pp("qkv").get((3 * dim, dim), "weight")?;
+            let biases = if cfg.qkv_bias { Some((vb.get(dim, "q_bias")?, vb.get(dim, "v_bias")?)) } else { None };
+            (weight, biases.as_ref().map(|b| b.0.clone()), biases.map(|b| b.1))
+        }
+        AttentionLayout::Separate => {
+            let weight = |name: &str| vb.pp(name).get((dim, dim), "weight");
+            let bias = |name: &str| cfg.qkv_bias.then(|| vb.pp(name).get(dim, "bias")).transpose();
+            let weight = Tensor::cat(&[&weight("q_proj")?, &weight("k_proj")?, &weight("v_proj")?], 0)?;
+            (weight, bias("q_proj")?, bias("v_proj")?)
+        }
+    };
+    let bias = match (q_bias, v_bias) {
+        (Some(q), Some(v)) => Some(Tensor::cat(&[&q, &q.zeros_like()?, &v], 0)?),
+        _ => None,
+    };
+    Linear::new(weight, bias)
+}
+
+/// The feed-forward block: fc1, exact (erf) GELU, fc2 (EVA); or SwiGLU, `silu(gate) * value`
+/// then fc2 (EVA-02); either with an optional LayerNorm before fc2.
 #[derive(Debug, Clone)]
 struct Mlp {
+    /// For SwiGLU, the gate's rows then the value's, in one layer.
     fc1: Linear,
+    norm: Option<StableLayerNorm>,
     fc2: Linear,
+    kind: MlpKind,
+    hidden: usize,
 }
 
 impl Mlp {
     fn new(cfg: &EvaConfig, vb: VarBuilder) -> Result<Self> {
+        let (dim, hidden) = (cfg.embed_dim, cfg.mlp_hidden);
+        let fc1 = match cfg.mlp {
+            MlpKind::Gelu => Linear::load(dim, hidden, vb.pp("fc1"))?,
+            MlpKind::SwiGluPacked => Linear::load(dim, 2 * hidden, vb.pp("fc1"))?,
+            MlpKind::SwiGlu => {
+                let (gate, value) = (vb.pp("fc1_g"), vb.pp("fc1_x"));
+                let weight =
+                    Tensor::cat(&[&gate.get((hidden, dim), "weight")?, &value.get((hidden, dim), "weight")?], 0)?;
+                let bias = Tensor::cat(&[&gate.get(hidden, "bias")?, &value.get(hidden, "bias")?], 0)?;
+                Linear::new(weight, Some(bias))?
+            }
+        };
         Ok(Self {
-            fc1: Linear::load(cfg.embed_dim, cfg.mlp_hidden, vb.pp("fc1"))?,
-            fc2: Linear::load(cfg.mlp_hidden, cfg.embed_dim, vb.pp("fc2"))?,
+            fc1,
+            norm: cfg.mlp_norm.then(|| StableLayerNorm::new(hidden, cfg.norm_eps, vb.pp("norm"))).transpose()?,
+            fc2: Linear::load(hidden, dim, vb.pp("fc2"))?,
+            kind: cfg.mlp,
+            hidden,
         })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.fc2.forward(&self.fc1.forward_gelu(x)?)
+        let mut hidden = match self.kind {
+            MlpKind::Gelu => self.fc1.forward_gelu(x)?,
+            MlpKind::SwiGluPacked | MlpKind::SwiGlu => swiglu(&self.fc1.forward(x)?, self.hidden)?,
+        };
+        if let Some(norm) = &self.norm {
+            hidden = norm.forward(&hidden)?;
+        }
+        self.fc2.forward(&hidden)
     }
+}
+
+/// `silu(gate) * value` of a `[.., 2 * hidden]` tensor holding the gate, then the value. f32
+/// tensors on the CPU go through one fused kernel (`model::cpu::ops`); other devices and
+/// precisions use candle's operations.
+fn swiglu(both: &Tensor, hidden: usize) -> Result<Tensor> {
+    if both.device().is_cpu() && both.dtype() == DType::F32 {
+        return both.contiguous()?.apply_op1_no_bwd(&CpuSwiGlu);
+    }
+    let last = both.rank() - 1;
+    both.narrow(last, 0, hidden)?.silu()? * both.narrow(last, hidden, hidden)?
 }
 
 /// A pre-norm transformer block.
@@ -153,8 +220,8 @@ impl Block {
         })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let x = (x + self.attn.forward(&self.norm1.forward(x)?)?)?;
+    fn forward(&self, x: &Tensor, rope: Option<&RotaryEmbedding>) -> Result<Tensor> {
+        let x = (x + self.attn.forward(&self.norm1.forward(x)?, rope)?)?;
         &x + self.mlp.forward(&self.norm2.forward(&x)?)?
     }
 }
@@ -175,6 +242,7 @@ pub struct Eva {
     patch_embed: PatchEmbed,
     cls_token: Option<Tensor>,
     pos_embed: Tensor,
+    rope: Option<RotaryEmbedding>,
     blocks: Vec<Block>,
     norm: Option<StableLayerNorm>,
     fc_norm: Option<StableLayerNorm>,
@@ -193,6 +261,7 @@ impl Eva {
             patch_embed: PatchEmbed::new(config, vb.pp("patch_embed"))?,
             cls_token: config.class_token.then(|| vb.get((1, 1, dim), "cls_token")).transpose()?,
             pos_embed: vb.get((1, num_tokens, dim), "pos_embed")?,
+            rope: config.rope.map(|rope| RotaryEmbedding::new(config, &rope, vb.dtype(), vb.device())).transpose()?,
             blocks,
             norm: (!config.use_fc_norm).then(|| layer_norm("norm")).transpose()?,
             fc_norm: config.use_fc_norm.then(|| layer_norm("fc_norm")).transpose()?,
@@ -216,7 +285,7 @@ impl Eva {
         }
         x = x.broadcast_add(&self.pos_embed)?;
         for block in &self.blocks {
-            x = block.forward(&x)?;
+            x = block.forward(&x, self.rope.as_ref())?;
         }
         match &self.norm {
             Some(norm) => norm.forward(&x),

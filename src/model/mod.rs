@@ -11,6 +11,8 @@ pub mod device;
 pub mod eva;
 pub mod labels;
 pub mod linear;
+pub mod registry;
+pub mod rope;
 pub mod weights;
 
 use candle_core::{DType, Device, Tensor};

@@ -6,7 +6,7 @@ pub mod hub;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use evatag::model::Model;
 use evatag::model::device::{DTypeChoice, DeviceChoice, place};
 use evatag::model::weights::{ModelFiles, ModelSource, locate};
@@ -37,6 +37,14 @@ pub fn model_dir(name: &str) -> PathBuf {
 pub fn load_model(name: &str) -> Model {
     let files: ModelFiles = locate(&ModelSource::Dir(model_dir(name)), &mut ()).expect("fixture model files");
     Model::load(&files, &place(DeviceChoice::Cpu, DTypeChoice::F32)).expect("fixture model loads")
+}
+
+/// Loads a fixture model on the CPU in f64: every layer then takes candle's generic operations,
+/// the path GPUs and half precision use, instead of the fused f32 CPU kernels.
+pub fn load_model_generic(name: &str) -> Model {
+    let files: ModelFiles = locate(&ModelSource::Dir(model_dir(name)), &mut ()).expect("fixture model files");
+    let placement = evatag::model::device::Placement { device: Device::Cpu, dtype: DType::F64, warnings: Vec::new() };
+    Model::load(&files, &placement).expect("fixture model loads in f64")
 }
 
 /// File names of the fixture photos, sorted.

@@ -3,7 +3,9 @@
 //! One task per image and head runs two single-threaded GEMMs that read q, k and v in place
 //! from the fused projection's output and write the head's slice of the result, so no per-head
 //! copies are made, and the score matrix (tokens x tokens: 257 x 257 for EVA at 224 pixels)
-//! stays in cache between the products and the softmax.
+//! stays in cache between the products and the softmax. With fewer images and heads than twice
+//! the threads (EVA-02 tiny's 3 heads), or with so many tokens that the scores would not stay in
+//! cache (EVA-02 at 448 pixels: 1025 tokens), each task takes a share of the queries instead.
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape};
 use rayon::prelude::*;
@@ -35,18 +37,21 @@ impl CustomOp1 for CpuAttention {
         let (dim, head_dim) = (width / 3, width / 3 / self.heads);
         let mut out = vec![0f32; batch * tokens * dim];
         let out_ptr = SendPtr(out.as_mut_ptr());
-        (0..batch * self.heads).into_par_iter().for_each_init(
+        query_chunks(batch * self.heads, tokens, rayon::current_num_threads()).into_par_iter().for_each_init(
             || vec![0f32; tokens * tokens],
-            |scores, task| {
+            |scores, (task, first_query, queries)| {
                 let (image, head) = (task / self.heads, task % self.heads);
                 let base = image * tokens * width + head * head_dim;
-                let (q, k, v) = (qkv[base..].as_ptr(), qkv[base + dim..].as_ptr(), qkv[base + 2 * dim..].as_ptr());
-                // SAFETY: q, k and v are `tokens x head_dim` blocks with rows `width` apart
-                // inside `qkv`; `scores` is tokens x tokens; this task alone writes columns
-                // `head * head_dim..` of its image's rows of `out`.
+                let q = qkv[base + first_query * width..].as_ptr();
+                let (k, v) = (qkv[base + dim..].as_ptr(), qkv[base + 2 * dim..].as_ptr());
+                let scores = &mut scores[..queries * tokens];
+                // SAFETY: q is a `queries x head_dim` block, k and v `tokens x head_dim` blocks,
+                // with rows `width` apart inside `qkv`; `scores` is queries x tokens; this task
+                // alone writes columns `head * head_dim..` of its image's rows `first_query..`
+                // of `out`.
                 unsafe {
                     gemm::sgemm(
-                        tokens,
+                        queries,
                         tokens,
                         head_dim,
                         self.scale,
@@ -61,14 +66,14 @@ impl CustomOp1 for CpuAttention {
                 // SAFETY: as above.
                 unsafe {
                     gemm::sgemm(
-                        tokens,
+                        queries,
                         head_dim,
                         tokens,
                         1.0,
                         Operand::rows(scores.as_ptr(), tokens),
                         Operand::rows(v, width),
                         0.0,
-                        out_ptr.get().add(image * tokens * dim + head * head_dim),
+                        out_ptr.get().add((image * tokens + first_query) * dim + head * head_dim),
                         dim,
                     );
                 }
@@ -76,6 +81,26 @@ impl CustomOp1 for CpuAttention {
         );
         Ok((CpuStorage::F32(out), Shape::from_dims(&[batch, tokens, dim])))
     }
+}
+
+/// Fewest queries a task takes when heads are split.
+const MIN_QUERIES_PER_TASK: usize = 32;
+
+/// Most score elements one task holds (512 KiB of f32), so that they stay in the core's cache
+/// between the two products; EVA-giant's 257 x 257 scores are below it.
+const MAX_SCORES_PER_TASK: usize = 128 * 1024;
+
+/// The tasks `(image * heads + head, first query, queries)`: every query of a head at once when
+/// there are at least two heads per thread and the scores fit [`MAX_SCORES_PER_TASK`],
+/// otherwise the queries split into chunks.
+fn query_chunks(heads: usize, tokens: usize, threads: usize) -> Vec<(usize, usize, usize)> {
+    let for_threads = if heads >= 2 * threads { 1 } else { (4 * threads).div_ceil(heads.max(1)) };
+    let for_cache = (tokens * tokens).div_ceil(MAX_SCORES_PER_TASK);
+    let chunks = for_threads.max(for_cache).min(tokens / MIN_QUERIES_PER_TASK).max(1);
+    let per_chunk = tokens.div_ceil(chunks).max(1);
+    (0..heads)
+        .flat_map(|task| (0..tokens).step_by(per_chunk).map(move |first| (task, first, per_chunk.min(tokens - first))))
+        .collect()
 }
 
 #[cfg(test)]
@@ -108,5 +133,29 @@ mod tests {
         let diff = (ours - expected)?.abs()?.max_all()?.to_scalar::<f32>()?;
         assert!(diff < 1e-5, "{diff}");
         Ok(())
+    }
+
+    #[test]
+    fn few_heads_are_split_by_queries_with_the_same_result() -> Result<()> {
+        // One image of 3 heads and 100 tokens on 2 threads: the queries are split.
+        assert!(query_chunks(3, 100, 2).len() > 3);
+        assert_eq!(query_chunks(16, 257, 2).len(), 16, "EVA-giant's heads are not split");
+        assert!(query_chunks(12, 1025, 2).iter().all(|&(_, _, q)| q * 1025 <= MAX_SCORES_PER_TASK));
+        let qkv = Tensor::randn(0f32, 1.0, (1, 100, 3 * 3 * 8), &Device::Cpu)?;
+        let ours = qkv.apply_op1_no_bwd(&CpuAttention { heads: 3, scale: 0.3 })?;
+        let diff = (ours - reference(&qkv, 3, 0.3)?)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(diff < 1e-5, "{diff}");
+        Ok(())
+    }
+
+    #[test]
+    fn query_chunks_cover_every_query_of_every_head_once() {
+        for (heads, tokens, threads) in [(3, 577, 2), (1, 5, 8), (6, 577, 16), (16, 257, 2)] {
+            let mut seen = vec![0u8; heads * tokens];
+            for (task, first, queries) in query_chunks(heads, tokens, threads) {
+                seen[task * tokens + first..task * tokens + first + queries].iter_mut().for_each(|s| *s += 1);
+            }
+            assert!(seen.iter().all(|&s| s == 1), "{heads} heads, {tokens} tokens, {threads} threads");
+        }
     }
 }

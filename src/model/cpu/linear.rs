@@ -2,7 +2,8 @@
 //!
 //! At EVA's shapes (a few hundred to a thousand rows, thousands of features) one multi-threaded
 //! GEMM call over the whole product, which is what candle's CPU matmul does, is slower than
-//! independent blocks of output features with one single-threaded GEMM each. Each block starts
+//! independent blocks of output features with one single-threaded GEMM each (narrow products,
+//! with too few such blocks for the threads, are split by rows as well). Each block starts
 //! from the bias, so the addition costs no extra pass, and the GELU is applied to a block as soon
 //! as it completes, while it is still in cache. The measurements are in `bench/README.md`
 //! ("Kernel notes").
@@ -45,11 +46,11 @@ impl CustomOp3 for CpuLinear {
         }
         let m = x.len() / k.max(1);
         let mut y = vec![0f32; m * n];
-        for_each_feature_block(n, FEATURES_PER_TASK, &mut y, |first, count, out| {
+        for_each_block(m, n, &mut y, |Block { first_row, rows: m, first, count }, out| {
             let rows = || {
                 (0..m).map(|row| {
-                    // SAFETY: `out` is column `first` of row 0 of the m x n matrix `y`; this
-                    // task alone touches columns `first..first + count`.
+                    // SAFETY: `out` is column `first` of row `first_row` of the matrix `y`; this
+                    // task alone touches these rows' columns `first..first + count`.
                     unsafe { std::slice::from_raw_parts_mut(out.add(row * n), count) }
                 })
             };
@@ -65,7 +66,7 @@ impl CustomOp3 for CpuLinear {
                     count,
                     k,
                     1.0,
-                    Operand::rows(x.as_ptr(), k),
+                    Operand::rows(x.as_ptr().add(first_row * k), k),
                     Operand::transposed(w.as_ptr().add(first * k), k),
                     1.0,
                     out,
@@ -86,15 +87,47 @@ impl CustomOp3 for CpuLinear {
 /// for the `gemm` crate to run at full speed.
 const FEATURES_PER_TASK: usize = 352;
 
-/// Runs `task(first, count, out)` in parallel for blocks of `block` output features of the
-/// row-major `m x n` matrix `y`, where `out` points at column `first` of row 0. Tasks must
-/// write only their own columns.
-fn for_each_feature_block(n: usize, block: usize, y: &mut [f32], task: impl Fn(usize, usize, *mut f32) + Sync) {
+/// Fewest rows a task takes when a narrow product is also split by rows.
+const MIN_ROWS_PER_TASK: usize = 32;
+
+/// One task's part of the output: `rows` rows from `first_row`, `count` features from `first`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Block {
+    first_row: usize,
+    rows: usize,
+    first: usize,
+    count: usize,
+}
+
+/// The parts of an `m x n` product: blocks of [`FEATURES_PER_TASK`] output features over all
+/// rows, as long as there are at least two blocks per thread (EVA-giant's widths); a narrower
+/// product (the small EVA-02 models) is split by rows as well, so that every thread has work.
+fn blocks(m: usize, n: usize, threads: usize) -> Vec<Block> {
+    let feature_blocks = n.div_ceil(FEATURES_PER_TASK).max(1);
+    let row_chunks = if feature_blocks >= 2 * threads {
+        1
+    } else {
+        (4 * threads).div_ceil(feature_blocks).min(m / MIN_ROWS_PER_TASK).max(1)
+    };
+    let rows_per_chunk = m.div_ceil(row_chunks).max(1);
+    let mut blocks = Vec::new();
+    for first_row in (0..m).step_by(rows_per_chunk) {
+        for first in (0..n).step_by(FEATURES_PER_TASK) {
+            let (rows, count) = (rows_per_chunk.min(m - first_row), FEATURES_PER_TASK.min(n - first));
+            blocks.push(Block { first_row, rows, first, count });
+        }
+    }
+    blocks
+}
+
+/// Runs `task(block, out)` in parallel for the [`blocks`] of the row-major `m x n` matrix `y`,
+/// where `out` points at column `block.first` of row `block.first_row`. Tasks must write only
+/// their own block.
+fn for_each_block(m: usize, n: usize, y: &mut [f32], task: impl Fn(Block, *mut f32) + Sync) {
     let out = SendPtr(y.as_mut_ptr());
-    let block = block.max(1);
-    (0..n).step_by(block).collect::<Vec<_>>().into_par_iter().for_each(|first| {
-        // SAFETY: `first < n`, so the pointer stays inside row 0 of `y`.
-        task(first, block.min(n - first), unsafe { out.get().add(first) });
+    blocks(m, n, rayon::current_num_threads()).into_par_iter().for_each(|block| {
+        // SAFETY: the block lies inside the m x n matrix `y`.
+        task(block, unsafe { out.get().add(block.first_row * n + block.first) });
     });
 }
 
@@ -106,7 +139,7 @@ mod tests {
     #[test]
     fn kernel_matches_candle_matmul() -> Result<()> {
         let device = Device::Cpu;
-        for (rows, k, n) in [(3, 5, 7), (257, 64, 700), (2, 33, 1)] {
+        for (rows, k, n) in [(3, 5, 7), (257, 64, 700), (2, 33, 1), (577, 48, 192)] {
             let x = Tensor::randn(0f32, 1.0, (2, rows, k), &device)?;
             let w = Tensor::randn(0f32, 1.0, (n, k), &device)?;
             let b = Tensor::randn(0f32, 1.0, n, &device)?;
@@ -116,6 +149,46 @@ mod tests {
             let diff = (ours - reference)?.abs()?.max_all()?.to_scalar::<f32>()?;
             assert!(diff < 1e-4, "{rows}x{k}x{n}: {diff}");
         }
+        Ok(())
+    }
+
+    #[test]
+    fn blocks_cover_the_output_once_and_split_rows_only_for_narrow_products() {
+        for (m, n, threads) in
+            [(257, 1408, 2), (1025, 6144, 2), (577, 192, 2), (577, 384, 2), (1025, 768, 16), (5, 100, 8)]
+        {
+            let blocks = blocks(m, n, threads);
+            let mut covered = vec![0u8; m * n];
+            for b in &blocks {
+                for row in b.first_row..b.first_row + b.rows {
+                    covered[row * n + b.first..row * n + b.first + b.count].iter_mut().for_each(|c| *c += 1);
+                }
+            }
+            assert!(covered.iter().all(|&c| c == 1), "{m}x{n}: not covered exactly once");
+            let wide = n.div_ceil(FEATURES_PER_TASK) >= 2 * threads;
+            assert!(!wide || blocks.iter().all(|b| b.rows == m), "{m}x{n}: a wide product is split by rows");
+            assert!(
+                wide || blocks.len() >= 2 * threads || m < 2 * MIN_ROWS_PER_TASK,
+                "{m}x{n}: {} tasks",
+                blocks.len()
+            );
+        }
+    }
+
+    #[test]
+    fn splitting_by_rows_does_not_change_a_bit() -> Result<()> {
+        // 1408 features: four blocks, split by rows on 8 threads and not on one.
+        let x = Tensor::randn(0f32, 1.0, (1, 257, 96), &Device::Cpu)?;
+        let w = Tensor::randn(0f32, 1.0, (1408, 96), &Device::Cpu)?;
+        let b = Tensor::randn(0f32, 1.0, 1408, &Device::Cpu)?;
+        let run = |threads: usize| -> Result<Vec<f32>> {
+            let pool =
+                rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(candle_core::Error::wrap)?;
+            pool.install(|| x.apply_op3_no_bwd(&w, &b, &CpuLinear { gelu: true })?.flatten_all()?.to_vec1::<f32>())
+        };
+        assert!(blocks(257, 1408, 8).len() > blocks(257, 1408, 1).len());
+        let (whole, split) = (run(1)?, run(8)?);
+        assert!(whole.iter().zip(&split).all(|(a, b)| a.to_bits() == b.to_bits()));
         Ok(())
     }
 

@@ -1,5 +1,6 @@
 //! The CPU kernels behind the network's layers: matrix products, fused linear layers and
-//! attention, LayerNorm, softmax and GELU, and the run-time choice of vector instructions.
+//! attention, LayerNorm, softmax, GELU and SwiGLU's gate, and the run-time choice of vector
+//! instructions.
 //!
 //! The network (`model::linear`, `model::attention`, `model::eva`) hands f32 tensors on the CPU
 //! to these kernels as candle custom operations; every other device and precision goes through
