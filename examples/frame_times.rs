@@ -42,6 +42,7 @@ fn main() -> anyhow::Result<()> {
         thumbnail_cache: Some(cache.path().join("thumbnails")),
         model_from_command_line: true,
         library_file: Some(cache.path().join("library.json")),
+        model: evatag::model::registry::default_model(),
     };
     let mut harness: Harness<'static, App> =
         Harness::builder().with_size(egui::vec2(1440.0, 900.0)).build_eframe(move |cc| App::new(cc, options));

@@ -51,6 +51,7 @@ fn options_for(cache: &Path, model: PathBuf, paths: Vec<PathBuf>, batch_size: us
         paths,
         thumbnail_cache: Some(cache.join("thumbnails")),
         library_file: Some(cache.join("library.json")),
+        model: evatag::model::registry::default_model(),
     }
 }
 
@@ -797,4 +798,29 @@ fn every_control_is_reachable_with_the_tab_key() {
     ];
     let missing: Vec<&&str> = expected.iter().filter(|label| !reached.contains(**label)).collect();
     assert!(missing.is_empty(), "not reached with Tab: {missing:?}; reached: {reached:?}");
+}
+
+#[test]
+fn settings_offer_every_model_with_its_figures_and_remember_the_choice() {
+    let cache = tempfile::tempdir().unwrap();
+    let mut harness = app_harness(cache.path(), Vec::new(), 4);
+    step_until(&mut harness, "the model is ready", |app| matches!(app.model_status(), ModelStatus::Ready { .. }));
+    harness.get_by_label("Settings").click();
+    harness.step();
+    harness.step();
+    harness.get_by_role_and_label(egui::accesskit::Role::ComboBox, "Model").click();
+    harness.step();
+    harness.step();
+    for model in evatag::model::registry::MODELS {
+        harness.get_by_label(model.architecture);
+    }
+    let tiny = evatag::model::registry::find("eva02_tiny_patch14_336").unwrap();
+    harness.get_by_label(tiny.architecture).click();
+    harness.step();
+    harness.step();
+    // The choice is the Hub's copy of that model, shown with the figures to decide by.
+    assert_eq!(harness.state().model().name, tiny.name);
+    harness.get_by_label_contains(&format!("ImageNet top-1 {:.1} %", tiny.imagenet_top1));
+    assert_eq!(harness.state().settings().model.as_deref(), Some(tiny.name), "the choice is remembered");
+    assert!(harness.state().settings().model_dir.is_none());
 }

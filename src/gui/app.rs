@@ -11,6 +11,7 @@ use crate::library::export::{self, ExportRequest, PhotoTags, SidecarNaming};
 use crate::library::search::Match;
 use crate::model::device::DeviceChoice;
 use crate::model::labels::Label;
+use crate::model::registry::{self, RegisteredModel};
 use crate::model::weights::ModelSource;
 use crate::options::Options;
 use crate::worker::{Command, Event, ModelStatus, PhotoErrorKind, Progress, Worker, WorkerConfig};
@@ -37,6 +38,9 @@ pub struct AppOptions {
     pub thumbnail_cache: Option<PathBuf>,
     /// Whether the command line named a model folder (it then wins over the remembered one).
     pub model_from_command_line: bool,
+    /// The registered model asked for; one other than the default, named on the command
+    /// line, wins over the remembered one.
+    pub model: &'static RegisteredModel,
     /// Where the photo list is saved between runs, if anywhere.
     pub library_file: Option<PathBuf>,
 }
@@ -49,6 +53,7 @@ impl AppOptions {
         Self {
             device_from_command_line: options.device.is_some(),
             model_from_command_line: matches!(options.source, ModelSource::Dir(_)),
+            model: options.model,
             worker,
             paths,
             thumbnail_cache,
@@ -151,6 +156,8 @@ pub enum Action {
     ChooseModelFolder,
     /// Download the model from the Hub instead of a local folder.
     UseHubModel,
+    /// Tag with this registered model (from the Hub) from now on.
+    ChooseModel(&'static RegisteredModel),
     /// Reload the model on another device.
     ChangeDevice(DeviceChoice),
     /// Draw the grid's tiles this many points wide.
@@ -267,7 +274,13 @@ impl App {
         match (&options.worker.source, &settings.model_dir) {
             (ModelSource::Dir(dir), _) if options.model_from_command_line => settings.model_dir = Some(dir.clone()),
             (_, Some(dir)) if !options.model_from_command_line => options.worker.source = ModelSource::Dir(dir.clone()),
-            _ => {}
+            _ if options.model.name != registry::DEFAULT_MODEL => settings.model = Some(options.model.name.to_owned()),
+            _ => {
+                if let Some(remembered) = settings.model.as_deref().and_then(|name| registry::find(name).ok()) {
+                    options.model = remembered;
+                    options.worker.source = remembered.source(false);
+                }
+            }
         }
         let ctx = cc.egui_ctx.clone();
         // A scrollbar over tens of thousands of photos keeps a handle big enough to grab.
@@ -346,6 +359,16 @@ impl App {
     /// The paths of every selected photo, in list order.
     pub fn selected_paths(&self) -> Vec<&Path> {
         self.selection.indices().map(|i| self.photos.photo(i).path.as_path()).collect()
+    }
+
+    /// The registered model in use (when the model comes from the Hub).
+    pub fn model(&self) -> &'static RegisteredModel {
+        self.options.model
+    }
+
+    /// The settings as they are now (saved on exit and every 30 s by eframe).
+    pub fn settings(&self) -> &Settings {
+        &self.settings
     }
 
     /// Costs of the last frame.
@@ -734,7 +757,14 @@ impl App {
             Action::ChooseModelFolder => self.pick(ctx, picker::Pick::ModelFolder),
             Action::UseHubModel => {
                 self.settings.model_dir = None;
-                self.options.worker.source = ModelSource::default_hub(false);
+                self.options.worker.source = self.options.model.source(false);
+                self.retry_model(ctx);
+            }
+            Action::ChooseModel(model) => {
+                self.settings.model = Some(model.name.to_owned());
+                self.settings.model_dir = None;
+                self.options.model = model;
+                self.options.worker.source = model.source(false);
                 self.retry_model(ctx);
             }
             Action::ChangeDevice(device) => {
@@ -1055,6 +1085,7 @@ impl App {
                 ModelSource::Hub { .. } => None,
             };
             let facts = Facts {
+                model: self.options.model,
                 device: self.options.worker.device,
                 model_dir,
                 running_on,

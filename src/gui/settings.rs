@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use crate::library::export::SidecarNaming;
 use crate::model::device::{self, DeviceChoice};
+use crate::model::registry::{self, RegisteredModel};
 
 use super::app::Action;
 use super::photos::SortKey;
@@ -27,6 +28,9 @@ pub struct Settings {
     pub tile_size: f32,
     /// The local model folder chosen last (here or with `--model-dir`); `None` uses the Hub.
     pub model_dir: Option<PathBuf>,
+    /// The registered model chosen last (here or with `--model`), by name; `None` is the
+    /// default, EVA-giant.
+    pub model: Option<String>,
 }
 
 impl Default for Settings {
@@ -38,6 +42,7 @@ impl Default for Settings {
             sort: SortKey::Name,
             last_paths: Vec::new(),
             model_dir: None,
+            model: None,
             tile_size: 150.0,
         }
     }
@@ -57,6 +62,8 @@ impl Settings {
 
 /// Facts the settings window shows.
 pub struct Facts<'a> {
+    /// The registered model in use (from the Hub; a model folder brings its own).
+    pub model: &'static RegisteredModel,
     /// The device choice in effect (the command line's, or the remembered one).
     pub device: DeviceChoice,
     /// The local model folder in use; `None` when the model comes from the Hub.
@@ -100,9 +107,26 @@ pub fn window(
 /// The window's contents.
 fn show(ui: &mut egui::Ui, settings: &Settings, facts: &Facts<'_>, actions: &mut Vec<Action>) {
     ui.heading("Model");
+    let mut chosen = facts.model;
+    ui.horizontal(|ui| {
+        let label = ui.label("Model");
+        egui::ComboBox::from_id_salt("model")
+            .selected_text(chosen.architecture)
+            .width(260.0)
+            .show_ui(ui, |ui| {
+                for model in registry::MODELS {
+                    ui.selectable_value(&mut chosen, model, model.architecture).on_hover_text(model_facts(model));
+                }
+            })
+            .response
+            .labelled_by(label.id);
+    });
+    if chosen != facts.model {
+        actions.push(Action::ChooseModel(chosen));
+    }
     match facts.model_dir {
         Some(dir) => ui.label(format!("From the folder {}", dir.display())),
-        None => ui.label("Downloaded from the Hugging Face Hub"),
+        None => ui.label(model_facts(facts.model)),
     };
     ui.horizontal(|ui| {
         if ui.button("Choose model folder…").clicked() {
@@ -164,6 +188,17 @@ fn show(ui: &mut egui::Ui, settings: &Settings, facts: &Facts<'_>, actions: &mut
             ui.label("Results are not cached (--no-cache).");
         }
     }
+}
+
+/// What to decide a model by: accuracy, download, memory and speed, as measured.
+fn model_facts(model: &RegisteredModel) -> String {
+    format!(
+        "ImageNet top-1 {:.1} %, {} download, {} of memory, {:.2} s per photo on a 2-core CPU",
+        model.imagenet_top1,
+        human_bytes(model.size_bytes),
+        human_bytes(model.peak_memory_bytes),
+        model.seconds_per_photo
+    )
 }
 
 /// Bytes in a unit a person reads at a glance.
