@@ -49,7 +49,7 @@ fn main() -> anyhow::Result<()> {
     let labels: Vec<Label> = (0..5).map(|class| Label { class, label: format!("class {class}"), prob: 0.2 }).collect();
     for i in 0..library {
         let path = PathBuf::from(format!("/library/{}/photo{i:05}.jpg", i % 40));
-        let info = PhotoInfo { taken: Some(1_500_000_000 + i as i64 * 977 % 100_000_000), camera: None };
+        let info = PhotoInfo { taken: Some(1_500_000_000 + i as i64 * 977 % 100_000_000), ..PhotoInfo::default() };
         harness.state_mut().photos_mut().restore(path, None, info, Some(labels.clone()));
     }
     let started = Instant::now();

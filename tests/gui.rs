@@ -755,7 +755,7 @@ fn photos_sort_by_date_taken_both_ways_and_show_their_camera() {
     harness.step();
     harness.step();
     harness.get_by_label_contains("Canon EOS R5");
-    harness.get_by_label_contains("Taken 2021-07-1");
+    harness.get_by_label_contains("Taken 2021-07-14 09:30");
 }
 
 #[test]

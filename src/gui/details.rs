@@ -50,7 +50,7 @@ fn photo(ui: &mut egui::Ui, index: usize, photo: &Photo, thumbnails: &mut Thumbn
         }
     }
     ui.add(egui::Label::new(egui::RichText::new(photo.path.display().to_string()).weak()).wrap());
-    let taken = photo.info.taken.map(|t| format!("Taken {}", photo_info::local_time(t)));
+    let taken = photo_info::taken_text(&photo.info).map(|t| format!("Taken {t}"));
     let facts: Vec<String> = taken.into_iter().chain(photo.info.camera.clone()).collect();
     if !facts.is_empty() {
         ui.label(facts.join(" · "));

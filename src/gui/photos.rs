@@ -501,8 +501,8 @@ mod tests {
         lib.queue("exif_new.jpg".into(), at(100));
         lib.queue("undated.jpg".into(), None);
         // The EXIF date wins over the file's time.
-        lib.set_info(Path::new("exif_old.jpg"), PhotoInfo { taken: Some(200), camera: None });
-        lib.set_info(Path::new("exif_new.jpg"), PhotoInfo { taken: Some(800), camera: None });
+        lib.set_info(Path::new("exif_old.jpg"), PhotoInfo { taken: Some(200), ..PhotoInfo::default() });
+        lib.set_info(Path::new("exif_new.jpg"), PhotoInfo { taken: Some(800), ..PhotoInfo::default() });
         let names = |lib: &mut PhotoList| -> Vec<String> {
             let visible = lib.visible().to_vec();
             visible.iter().map(|&i| lib.photo(i).name.clone()).collect()
@@ -512,7 +512,7 @@ mod tests {
         lib.set_sort(SortKey::Oldest);
         assert_eq!(names(&mut lib), ["exif_old.jpg", "file_only.png", "exif_new.jpg", "undated.jpg"]);
         // A date read later moves the photo.
-        lib.set_info(Path::new("undated.jpg"), PhotoInfo { taken: Some(1), camera: None });
+        lib.set_info(Path::new("undated.jpg"), PhotoInfo { taken: Some(1), ..PhotoInfo::default() });
         assert_eq!(names(&mut lib)[0], "undated.jpg");
     }
 

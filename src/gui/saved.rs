@@ -97,7 +97,7 @@ mod tests {
         photos.queue("/p/c.jpg".into(), None);
         let labels = vec![Label { class: 281, label: "tabby, tabby cat".into(), prob: 0.5 }];
         photos.finish(Path::new("/p/a.jpg"), PhotoState::Tagged(labels.clone()));
-        let info = PhotoInfo { taken: Some(1_600_000_000), camera: Some("NIKON Z 6".into()) };
+        let info = PhotoInfo { taken: Some(1_600_000_000), taken_offset: Some(3600), camera: Some("NIKON Z 6".into()) };
         photos.set_info(Path::new("/p/a.jpg"), info.clone());
         photos.finish(Path::new("/p/c.jpg"), PhotoState::Failed("broken".into()));
         write(&file, &snapshot(&photos)).unwrap();

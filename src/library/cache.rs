@@ -20,6 +20,8 @@ pub const SCHEMA_VERSION: i64 = 2;
 /// The oldest layout that is upgraded rather than set aside (version 1 lacked the `photos`
 /// table of dates taken and cameras).
 const OLDEST_UPGRADABLE: i64 = 1;
+/// Stores a photo's date taken and camera.
+const PUT_INFO: &str = "INSERT OR REPLACE INTO photos (hash, taken, taken_offset, camera) VALUES (?1, ?2, ?3, ?4)";
 /// The tables of the current layout, created in one transaction.
 const CREATE_TABLES: &str = "
     CREATE TABLE IF NOT EXISTS results (
@@ -39,6 +41,7 @@ const CREATE_TABLES: &str = "
     CREATE TABLE IF NOT EXISTS photos (
         hash BLOB PRIMARY KEY,
         taken INTEGER,
+        taken_offset INTEGER,
         camera TEXT
     ) WITHOUT ROWID;";
 /// How many of the most probable classes are stored per photo.
@@ -342,9 +345,12 @@ impl Cache {
     /// read-only).
     pub fn photo_info(&self, hash: &ContentHash) -> Option<PhotoInfo> {
         self.conn
-            .prepare_cached("SELECT taken, camera FROM photos WHERE hash = ?1")
+            .prepare_cached("SELECT taken, taken_offset, camera FROM photos WHERE hash = ?1")
             .and_then(|mut s| {
-                s.query_row(params![&hash[..]], |r| Ok(PhotoInfo { taken: r.get(0)?, camera: r.get(1)? })).optional()
+                s.query_row(params![&hash[..]], |r| {
+                    Ok(PhotoInfo { taken: r.get(0)?, taken_offset: r.get(1)?, camera: r.get(2)? })
+                })
+                .optional()
             })
             .ok()
             .flatten()
@@ -356,8 +362,8 @@ impl Cache {
             return Ok(());
         }
         self.conn
-            .prepare_cached("INSERT OR REPLACE INTO photos (hash, taken, camera) VALUES (?1, ?2, ?3)")
-            .and_then(|mut s| s.execute(params![&hash[..], info.taken, info.camera]))
+            .prepare_cached(PUT_INFO)
+            .and_then(|mut s| s.execute(params![&hash[..], info.taken, info.taken_offset, info.camera]))
             .map(drop)
             .map_err(self.sqlite())
     }
@@ -393,11 +399,11 @@ impl Cache {
             let mut put_file = tx
                 .prepare_cached("INSERT OR REPLACE INTO files (path, size, mtime_ns, hash) VALUES (?1, ?2, ?3, ?4)")
                 .map_err(sqlite)?;
-            let mut put_info = tx
-                .prepare_cached("INSERT OR REPLACE INTO photos (hash, taken, camera) VALUES (?1, ?2, ?3)")
-                .map_err(sqlite)?;
+            let mut put_info = tx.prepare_cached(PUT_INFO).map_err(sqlite)?;
             for r in batch {
-                put_info.execute(params![&r.hash[..], r.info.taken, r.info.camera]).map_err(sqlite)?;
+                put_info
+                    .execute(params![&r.hash[..], r.info.taken, r.info.taken_offset, r.info.camera])
+                    .map_err(sqlite)?;
                 let labels = serde_json::to_string(r.labels).expect("labels serialise");
                 put_result.execute(params![&r.hash[..], model, labels, encode_f32(r.embedding)]).map_err(sqlite)?;
                 put_file
@@ -797,7 +803,8 @@ mod tests {
     fn dates_and_cameras_are_stored_with_results_and_apart_from_them() {
         let dir = tempfile::tempdir().unwrap();
         let (mut cache, _) = Cache::open_in(dir.path()).unwrap();
-        let info = PhotoInfo { taken: Some(1_626_247_800), camera: Some("Canon EOS R5".into()) };
+        let info =
+            PhotoInfo { taken: Some(1_626_247_800), taken_offset: Some(7200), camera: Some("Canon EOS R5".into()) };
         let (a, b) = (hash_bytes(b"a"), hash_bytes(b"b"));
         let stamp = FileStamp { size: 1, mtime_ns: 1 };
         let row =
@@ -837,7 +844,7 @@ mod tests {
         assert!(broken_copy_names(dir.path()).is_empty(), "nothing is set aside");
         assert_eq!(cache.result(&hash, "m").unwrap().unwrap().labels, labels(), "the results are kept");
         assert_eq!(cache.photo_info(&hash), None);
-        let info = PhotoInfo { taken: Some(0), camera: None };
+        let info = PhotoInfo { taken: Some(0), ..PhotoInfo::default() };
         cache.remember_info(&hash, &info).unwrap();
         assert_eq!(cache.photo_info(&hash), Some(info));
         let version: i64 = cache.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();

@@ -19,6 +19,11 @@ pub struct PhotoInfo {
     /// this computer's time zone as it was on that day.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub taken: Option<i64>,
+    /// The offset from UTC, in seconds, of the clock that took it (the camera's, or this
+    /// computer's time zone on that day when the camera wrote none), so that the date is shown
+    /// as that clock read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taken_offset: Option<i32>,
     /// The camera: its make and model, e.g. `Canon EOS R5`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub camera: Option<String>,
@@ -58,35 +63,41 @@ impl PhotoInfo {
             [(Tag::DateTimeOriginal, Tag::OffsetTimeOriginal), (Tag::DateTimeDigitized, Tag::OffsetTimeDigitized)]
                 .into_iter()
                 .find_map(|(time, offset)| parse_taken(&text(time)?, text(offset).as_deref()));
+        let taken_offset = taken.map(|t| t.offset().local_minus_utc());
+        let taken = taken.map(|t| t.timestamp());
         let camera = match (text(Tag::Make), text(Tag::Model)) {
             // Most models repeat the make ("Canon" + "Canon EOS R5").
             (Some(make), Some(model)) if model.to_lowercase().starts_with(&make.to_lowercase()) => Some(model),
             (Some(make), Some(model)) => Some(format!("{make} {model}")),
             (make, model) => make.or(model),
         };
-        Self { taken, camera }
+        Self { taken, taken_offset, camera }
     }
 }
 
-/// An EXIF date (`2024:05:01 14:03:27`) with its offset (`+02:00`), if any, as Unix seconds.
-fn parse_taken(date: &str, offset: Option<&str>) -> Option<i64> {
+/// An EXIF date (`2024:05:01 14:03:27`) at its offset (`+02:00`), or without one at this
+/// computer's offset on that day. A time that the change to summer time skips is read at the
+/// offset an hour later.
+fn parse_taken(date: &str, offset: Option<&str>) -> Option<DateTime<FixedOffset>> {
     let naive = NaiveDateTime::parse_from_str(date.trim(), "%Y:%m:%d %H:%M:%S").ok()?;
-    let at = match offset
+    let offset = match offset
         .and_then(|o| DateTime::parse_from_str(&format!("2000-01-01 00:00:00 {o}"), "%Y-%m-%d %H:%M:%S %:z").ok())
     {
-        Some(with_offset) => fixed(naive, *with_offset.offset())?,
-        None => Local.from_local_datetime(&naive).earliest()?.timestamp(),
+        Some(with_offset) => *with_offset.offset(),
+        None => {
+            let local = Local.from_local_datetime(&naive).earliest();
+            let after_a_skip = || Local.from_local_datetime(&(naive + chrono::Duration::hours(1))).earliest();
+            *local.or_else(after_a_skip)?.offset()
+        }
     };
-    Some(at)
+    offset.from_local_datetime(&naive).single()
 }
 
-fn fixed(naive: NaiveDateTime, offset: FixedOffset) -> Option<i64> {
-    offset.from_local_datetime(&naive).single().map(|t| t.timestamp())
-}
-
-/// A moment as people read it in this computer's time zone, e.g. `2024-05-01 14:03`.
-pub fn local_time(unix_secs: i64) -> String {
-    Local.timestamp_opt(unix_secs, 0).single().map_or_else(String::new, |t| t.format("%Y-%m-%d %H:%M").to_string())
+/// When a photo was taken, as the clock that took it read it, e.g. `2024-05-01 14:03`.
+pub fn taken_text(info: &PhotoInfo) -> Option<String> {
+    let offset = FixedOffset::east_opt(info.taken_offset.unwrap_or(0))?;
+    let at = offset.timestamp_opt(info.taken?, 0).single()?;
+    Some(at.format("%Y-%m-%d %H:%M").to_string())
 }
 
 #[cfg(test)]
@@ -97,16 +108,22 @@ mod tests {
     fn dates_with_an_offset_are_exact() {
         // 14:03:27 at UTC+02:00 is 12:03:27 UTC.
         let at = parse_taken("2024:05:01 14:03:27", Some("+02:00")).unwrap();
-        assert_eq!(at, DateTime::parse_from_rfc3339("2024-05-01T12:03:27Z").unwrap().timestamp());
-        assert_eq!(parse_taken("2024:05:01 14:03:27", Some("-05:30")).unwrap() - at, 7 * 3600 + 1800);
+        assert_eq!(at.timestamp(), DateTime::parse_from_rfc3339("2024-05-01T12:03:27Z").unwrap().timestamp());
+        let west = parse_taken("2024:05:01 14:03:27", Some("-05:30")).unwrap();
+        assert_eq!(west.timestamp() - at.timestamp(), 7 * 3600 + 1800);
+        // Shown as the camera's clock read it, wherever it is shown.
+        let info = PhotoInfo { taken: Some(west.timestamp()), taken_offset: Some(-5 * 3600 - 1800), camera: None };
+        assert_eq!(taken_text(&info).as_deref(), Some("2024-05-01 14:03"));
     }
 
     #[test]
     fn dates_without_an_offset_are_local_time() {
         let at = parse_taken("2019:12:24 18:00:00", None).unwrap();
-        let local = Local.timestamp_opt(at, 0).unwrap();
-        assert_eq!(local.format("%Y-%m-%d %H:%M:%S").to_string(), "2019-12-24 18:00:00");
-        assert_eq!(local_time(at), "2019-12-24 18:00");
+        assert_eq!(
+            at.offset().local_minus_utc(),
+            Local.timestamp_opt(at.timestamp(), 0).unwrap().offset().local_minus_utc()
+        );
+        assert_eq!(at.format("%Y-%m-%d %H:%M:%S").to_string(), "2019-12-24 18:00:00");
     }
 
     #[test]
@@ -126,11 +143,13 @@ mod tests {
         assert_eq!(info.camera.as_deref(), Some("Canon EOS R5"), "the make is not repeated");
         let expected = DateTime::parse_from_rfc3339("2021-07-14T09:30:00+02:00").unwrap().timestamp();
         assert_eq!(info.taken, Some(expected));
+        assert_eq!(info.taken_offset, Some(2 * 3600));
+        assert_eq!(taken_text(&info).as_deref(), Some("2021-07-14 09:30"));
         let head = PhotoInfo::from_file_head(&fixture("dated_offset.jpg")).unwrap();
         assert_eq!(head, info, "the file's head holds the same");
         let local = PhotoInfo::from_file_head(&fixture("dated_local.jpg")).unwrap();
         assert_eq!(local.camera.as_deref(), Some("NIKON CORPORATION NIKON Z 6"));
-        assert_eq!(local_time(local.taken.unwrap()), "2019-12-24 18:00");
+        assert_eq!(taken_text(&local).as_deref(), Some("2019-12-24 18:00"), "as the camera's clock read it");
     }
 
     #[test]
