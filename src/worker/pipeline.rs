@@ -58,6 +58,23 @@ pub(super) struct Hit {
     pub info_is_new: bool,
 }
 
+impl Hit {
+    /// The cached result of content `hash`, with its date taken and camera from the cache, or
+    /// from `read_info` when they were never stored.
+    fn new(
+        cache: &Cache,
+        hash: ContentHash,
+        result: cache::CachedResult,
+        record: Option<FileStamp>,
+        read_info: impl FnOnce() -> PhotoInfo,
+    ) -> Self {
+        let stored = cache.photo_info(&hash);
+        let info_is_new = stored.is_none();
+        let info = stored.unwrap_or_else(read_info);
+        Self { labels: result.labels, embedding: result.embedding, hash, record, info, info_is_new }
+    }
+}
+
 /// A preprocessed image waiting for a batch.
 pub(super) struct ReadyImage {
     /// The file.
@@ -200,12 +217,8 @@ pub(super) fn prepare(path: &Path, context: &DecodeContext, cache: Option<&Cache
         && let Some(hit) = usable(result)
     {
         // The file is not read for a known photo, unless its date was never stored.
-        let (info, info_is_new) = match cache.photo_info(&hash) {
-            Some(info) => (info, false),
-            None => (PhotoInfo::from_file_head(path).unwrap_or_default(), true),
-        };
-        let (labels, embedding) = (hit.labels, hit.embedding);
-        return Ok(Prepared::Hit(Hit { labels, embedding, hash, record: None, info, info_is_new }));
+        let read_info = || PhotoInfo::from_file_head(path).unwrap_or_default();
+        return Ok(Prepared::Hit(Hit::new(cache, hash, hit, None, read_info)));
     }
     let bytes = scan::read_photo(path, context.max_file_mb).map_err(failed)?;
     let hash = cache::hash_bytes(&bytes);
@@ -213,12 +226,7 @@ pub(super) fn prepare(path: &Path, context: &DecodeContext, cache: Option<&Cache
         && let Ok(result) = cache.result(&hash, &context.model_id)
         && let Some(hit) = usable(result)
     {
-        let (info, info_is_new) = match cache.photo_info(&hash) {
-            Some(info) => (info, false),
-            None => (PhotoInfo::from_bytes(&bytes), true),
-        };
-        let (labels, embedding) = (hit.labels, hit.embedding);
-        return Ok(Prepared::Hit(Hit { labels, embedding, hash, record: Some(stamp), info, info_is_new }));
+        return Ok(Prepared::Hit(Hit::new(cache, hash, hit, Some(stamp), || PhotoInfo::from_bytes(&bytes))));
     }
     let image = preprocess::decode_rgb8(&bytes, path, context.max_megapixels).map_err(|e| failed(e.to_string()))?;
     let info = PhotoInfo::from_bytes(&bytes);
@@ -275,6 +283,12 @@ mod tests {
         }
     }
 
+    /// Stores `labels` and the embedding `[0.5]` as model `m`'s result for `item`.
+    fn store(cache: &mut Cache, item: &ReadyImage, labels: &[ClassProb], info: &PhotoInfo) {
+        let row = NewResult { path: &item.path, stamp: item.stamp, hash: item.hash, labels, embedding: &[0.5], info };
+        cache.store_batch("m", &[row]).unwrap();
+    }
+
     #[test]
     fn a_new_photo_is_preprocessed_and_a_known_one_answered_from_the_cache() {
         let (photos, cache_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -285,15 +299,7 @@ mod tests {
         assert_eq!(item.hash, cache::hash_bytes(&std::fs::read(&path).unwrap()));
 
         let labels = [ClassProb { class: 7, prob: 0.9 }];
-        let row = NewResult {
-            path: &path,
-            stamp: item.stamp,
-            hash: item.hash,
-            labels: &labels,
-            embedding: &[0.5],
-            info: &item.info,
-        };
-        cache.store_batch("m", &[row]).unwrap();
+        store(&mut cache, &item, &labels, &item.info);
         let known = hit(prepare(&path, &context(None, 1), Some(&cache)));
         assert_eq!((known.labels, known.embedding, known.record), (labels.to_vec(), vec![0.5], None));
 
@@ -318,17 +324,8 @@ mod tests {
         let item = ready(prepare(&path, &context(None, 1), Some(&cache)));
         assert_eq!(item.info.camera.as_deref(), Some("Canon EOS R5"));
         assert!(item.info.taken.is_some());
-        let labels = [ClassProb { class: 7, prob: 0.9 }];
         // A result stored without its date, as an older version stored them.
-        let row = NewResult {
-            path: &path,
-            stamp: item.stamp,
-            hash: item.hash,
-            labels: &labels,
-            embedding: &[0.5],
-            info: &PhotoInfo::default(),
-        };
-        cache.store_batch("m", &[row]).unwrap();
+        store(&mut cache, &item, &[ClassProb { class: 7, prob: 0.9 }], &PhotoInfo::default());
         let database = rusqlite::Connection::open(cache_dir.path().join(cache::DATABASE_FILE)).unwrap();
         database.execute("DELETE FROM photos", []).unwrap();
         let known = hit(prepare(&path, &context(None, 1), Some(&cache)));
