@@ -17,7 +17,7 @@ use crate::options::Options;
 use crate::worker::{Command, Event, ModelStatus, PhotoErrorKind, Progress, Worker, WorkerConfig};
 
 use super::confirm::{self, SidecarPlan};
-use super::photos::{PhotoList, PhotoState, SortKey};
+use super::photos::{Photo, PhotoList, PhotoState, SortKey};
 use super::picker::{self, PathEntry, Picked};
 use super::selection::{Pick, Selection};
 use super::settings::{self, Facts, Settings};
@@ -442,9 +442,7 @@ impl App {
         let gone: Vec<usize> =
             self.photos.under(root).into_iter().filter(|&i| !self.photos.photo(i).path.exists()).collect();
         if !gone.is_empty() {
-            self.selection.clear();
-            let removed = self.photos.remove(gone);
-            self.library_saved.dirty = true;
+            let removed = self.take_out(gone);
             self.notices.push(format!("{} photos of {} are gone from the disk", removed.len(), root.display()));
         }
         self.add_paths(vec![root.to_owned()]);
@@ -455,18 +453,25 @@ impl App {
         self.settings.last_paths.retain(|p| p != root);
         let doomed: Vec<usize> =
             self.photos.under(root).into_iter().filter(|&i| !self.in_library(&self.photos.photo(i).path)).collect();
-        self.selection.clear();
         self.similar = None;
-        let removed = self.photos.remove(doomed);
+        let removed = self.take_out(doomed);
         if self.photos.folder() == Some(root) {
             self.photos.set_folder(None);
         }
-        self.library_saved.dirty = true;
         self.notices.push(format!(
             "Removed {} and its {} photos from the library (the files are kept)",
             root.display(),
             removed.len()
         ));
+    }
+
+    /// Takes photos out of the list (never off the disk), with them the selection, whose
+    /// indices no longer hold, and has the saved list written again.
+    fn take_out(&mut self, indices: impl IntoIterator<Item = usize>) -> Vec<Arc<Photo>> {
+        let removed = self.photos.remove(indices);
+        self.selection.clear();
+        self.library_saved.dirty = true;
+        removed
     }
 
     /// Tags the photos a cancel left untagged.
@@ -734,10 +739,9 @@ impl App {
             Action::OpenExternally(path) => self.open_externally(&path),
             Action::ShowInFolder(path) => self.open_externally(path.parent().unwrap_or(&path)),
             Action::RemoveSelected => {
-                let removed = self.photos.remove(self.selection.indices());
-                self.selection.clear();
+                let selected: Vec<usize> = self.selection.indices().collect();
+                let removed = self.take_out(selected);
                 self.similar = None;
-                self.library_saved.dirty = true;
                 match removed.as_slice() {
                     [] => {}
                     [photo] => self.notices.push(format!("Removed {} from the library (the file is kept)", photo.name)),

@@ -66,9 +66,7 @@ pub fn sidecars(ctx: &egui::Context, plan: &SidecarPlan, actions: &mut Vec<Actio
             }
         });
     });
-    if modal.should_close() && !actions.iter().any(|a| matches!(a, Action::WriteSidecars)) {
-        actions.push(Action::CloseConfirmation);
-    }
+    close_when_dismissed(&modal, &Action::WriteSidecars, actions);
 }
 
 /// Asks before the cache is cleared; "Clear the cache" and "Cancel" become actions.
@@ -91,7 +89,12 @@ pub fn clear_cache(ctx: &egui::Context, bytes: Option<u64>, actions: &mut Vec<Ac
             }
         });
     });
-    if modal.should_close() && !actions.iter().any(|a| matches!(a, Action::ConfirmClearCache)) {
+    close_when_dismissed(&modal, &Action::ConfirmClearCache, actions);
+}
+
+/// Closes a dialog dismissed (Escape, a click outside it) without its `answer`.
+pub fn close_when_dismissed<T>(modal: &egui::ModalResponse<T>, answer: &Action, actions: &mut Vec<Action>) {
+    if modal.should_close() && !actions.contains(answer) {
         actions.push(Action::CloseConfirmation);
     }
 }

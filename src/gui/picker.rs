@@ -152,9 +152,7 @@ pub fn entry(ctx: &egui::Context, entry: &PathEntry, actions: &mut Vec<Action>) 
             }
         });
     });
-    if modal.should_close() && !actions.iter().any(|a| matches!(a, Action::UseTypedPath)) {
-        actions.push(Action::CloseConfirmation);
-    }
+    super::confirm::close_when_dismissed(&modal, &Action::UseTypedPath, actions);
 }
 
 /// `~/x` as the home folder's `x`, as a shell reads it.
