@@ -8,7 +8,6 @@ mod common;
 
 use common::*;
 use evatag::model::Model;
-use evatag::preprocess::{Preprocessor, decode_rgb8};
 
 const MODELS: [&str; 2] = ["eva02_packed", "eva02_split"];
 
@@ -20,19 +19,7 @@ fn assert_parity_on_timm_inputs(model: &Model, name: &str, path: &str) {
     let predictions = model.predict(&inputs).unwrap();
     assert_eq!(predictions.len(), photos.len());
     for (photo, prediction) in photos.iter().zip(&predictions) {
-        let want_embedding = &expected[&format!("{photo}/embedding")];
-        let want_logits = &expected[&format!("{photo}/logits")];
-        let cos = cosine(&prediction.embedding, want_embedding);
-        assert!(cos >= 0.99999, "{name} ({path}) {photo}: embedding cosine {cos}");
-        let range =
-            want_logits.iter().copied().fold(f32::MIN, f32::max) - want_logits.iter().copied().fold(f32::MAX, f32::min);
-        let worst = prediction.logits.iter().zip(want_logits).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-        assert!(worst <= 1e-3 * range, "{name} ({path}) {photo}: logit error {worst} over range {range}");
-        assert_eq!(
-            top_indices(&prediction.logits, 5),
-            top_indices(want_logits, 5),
-            "{name} ({path}) {photo}: top-5 classes differ"
-        );
+        assert_matches_timm(prediction, &expected, photo, &format!("{name} ({path})"));
     }
 }
 
@@ -68,17 +55,11 @@ fn eva02_whole_pipeline_from_photo_files_agrees_with_timm() {
     for name in MODELS {
         let model = load_model(name);
         let expected = expected_outputs(name);
-        let preprocessor = Preprocessor::new(&model.config().pretrained_cfg);
         for photo in photo_names() {
-            let path = fixtures().join("photos").join(&photo);
-            let bytes = std::fs::read(&path).unwrap();
-            let input = preprocessor.run(&decode_rgb8(&bytes, &path, 100).unwrap());
+            let input = photo_input(&model, &photo);
             assert_eq!(input.len(), 3 * 56 * 56, "{name} {photo}: input size");
             let prediction = &model.predict(&[&input]).unwrap()[0];
-            let cos = cosine(&prediction.embedding, &expected[&format!("{photo}/embedding")]);
-            assert!(cos >= 0.99999, "{name} {photo}: end-to-end embedding cosine {cos}");
-            let want = top_indices(&expected[&format!("{photo}/logits")], 5);
-            assert_eq!(top_indices(&prediction.logits, 5), want, "{name} {photo}: top-5 differs end to end");
+            assert_end_to_end_matches_timm(prediction, &expected, &photo, name);
         }
     }
 }

@@ -7,9 +7,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
-use evatag::model::Model;
 use evatag::model::device::{DTypeChoice, DeviceChoice, place};
 use evatag::model::weights::{ModelFiles, ModelSource, locate};
+use evatag::model::{Model, Prediction};
+use evatag::preprocess::{Preprocessor, decode_rgb8};
 
 /// Borrowed views of owned arguments, as `run_evatag` takes them.
 pub fn os(args: &[std::ffi::OsString]) -> Vec<&std::ffi::OsStr> {
@@ -93,6 +94,44 @@ pub fn top_indices(values: &[f32], k: usize) -> Vec<usize> {
     order.sort_by(|&a, &b| values[b].total_cmp(&values[a]));
     order.truncate(k);
     order
+}
+
+/// Asserts that `prediction` for `photo` matches timm's outputs in `expected`: embedding cosine
+/// at least 0.99999, every logit within 1e-3 of the logits' range, the same top five. `what`
+/// names the model and path in a failure.
+pub fn assert_matches_timm(prediction: &Prediction, expected: &HashMap<String, Vec<f32>>, photo: &str, what: &str) {
+    let want_embedding = &expected[&format!("{photo}/embedding")];
+    let want_logits = &expected[&format!("{photo}/logits")];
+    let cos = cosine(&prediction.embedding, want_embedding);
+    assert!(cos >= 0.99999, "{what} {photo}: embedding cosine {cos}");
+    let range =
+        want_logits.iter().copied().fold(f32::MIN, f32::max) - want_logits.iter().copied().fold(f32::MAX, f32::min);
+    let worst = prediction.logits.iter().zip(want_logits).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(worst <= 1e-3 * range, "{what} {photo}: logit error {worst} over range {range}");
+    assert_eq!(top_indices(&prediction.logits, 5), top_indices(want_logits, 5), "{what} {photo}: top-5 classes differ");
+}
+
+/// The model input for the fixture photo `photo`, read from its file with evatag's own
+/// decoding and the model's preprocessing.
+pub fn photo_input(model: &Model, photo: &str) -> Vec<f32> {
+    let path = fixtures().join("photos").join(photo);
+    let bytes = std::fs::read(&path).unwrap();
+    Preprocessor::new(&model.config().pretrained_cfg).run(&decode_rgb8(&bytes, &path, 100).unwrap())
+}
+
+/// Asserts that `prediction` for `photo`, made from its file, agrees with timm's outputs in
+/// `expected`: embedding cosine at least 0.99999 and the same top five. `what` names the model
+/// in a failure.
+pub fn assert_end_to_end_matches_timm(
+    prediction: &Prediction,
+    expected: &HashMap<String, Vec<f32>>,
+    photo: &str,
+    what: &str,
+) {
+    let cos = cosine(&prediction.embedding, &expected[&format!("{photo}/embedding")]);
+    assert!(cos >= 0.99999, "{what} {photo}: end-to-end embedding cosine {cos}");
+    let want = top_indices(&expected[&format!("{photo}/logits")], 5);
+    assert_eq!(top_indices(&prediction.logits, 5), want, "{what} {photo}: top-5 differs end to end");
 }
 
 /// A decompression bomb: a well-formed PNG whose header claims `width` x `height` pixels,
