@@ -70,6 +70,16 @@ fn step_until(harness: &mut Harness<'static, App>, what: &str, done: impl Fn(&mu
     harness.step();
 }
 
+/// The fixture photos copied to a folder, and the app with that folder added, once every photo
+/// is tagged and the job is over; the folders are removed when the first two are dropped.
+fn tagged_library() -> (tempfile::TempDir, tempfile::TempDir, Vec<PathBuf>, Harness<'static, App>) {
+    let (photos, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let copied = copy_photos(photos.path());
+    let mut harness = app_harness(cache.path(), vec![photos.path().to_owned()], 4);
+    step_until(&mut harness, "every photo is tagged", |app| all_finished(app, copied.len()) && !app.is_busy());
+    (photos, cache, copied, harness)
+}
+
 fn all_finished(app: &App, count: usize) -> bool {
     let list = app.photos();
     list.len() == count && (0..list.len()).all(|i| list.photo(i).state != PhotoState::Queued)
@@ -121,10 +131,7 @@ fn dropping_a_folder_fills_the_grid_and_labels_appear() {
 
 #[test]
 fn the_filter_box_narrows_the_grid() {
-    let (photos, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let copied = copy_photos(photos.path());
-    let mut harness = app_harness(cache.path(), vec![photos.path().to_owned()], 4);
-    step_until(&mut harness, "every photo is tagged", |app| all_finished(app, copied.len()));
+    let (_photos, _cache, copied, mut harness) = tagged_library();
     // A label some photos have among their top five and others do not.
     let (label, expected) = {
         let list = harness.state().photos();
@@ -176,15 +183,8 @@ fn the_filter_box_narrows_the_grid() {
 
 #[test]
 fn arrow_keys_move_the_selection_through_the_grid() {
-    let (photos, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let copied = copy_photos(photos.path());
-    let mut harness = app_harness(cache.path(), vec![photos.path().to_owned()], 4);
-    step_until(&mut harness, "every photo is tagged", |app| all_finished(app, copied.len()));
-    let order: Vec<PathBuf> = {
-        let list = harness.state_mut().photos_mut();
-        let visible = list.visible().to_vec();
-        visible.iter().map(|&i| list.photo(i).path.clone()).collect()
-    };
+    let (_photos, _cache, _copied, mut harness) = tagged_library();
+    let order = grid_order(&mut harness);
     harness.key_press(egui::Key::ArrowRight);
     harness.step();
     assert_eq!(harness.state().selected_path(), Some(order[0].as_path()));
@@ -198,15 +198,8 @@ fn arrow_keys_move_the_selection_through_the_grid() {
 
 #[test]
 fn the_viewer_opens_steps_through_the_grid_and_closes() {
-    let (photos, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let copied = copy_photos(photos.path());
-    let mut harness = app_harness(cache.path(), vec![photos.path().to_owned()], 4);
-    step_until(&mut harness, "every photo is tagged", |app| all_finished(app, copied.len()));
-    let order: Vec<String> = {
-        let list = harness.state_mut().photos_mut();
-        let visible = list.visible().to_vec();
-        visible.iter().map(|&i| list.photo(i).name.clone()).collect()
-    };
+    let (_photos, _cache, _copied, mut harness) = tagged_library();
+    let order: Vec<String> = grid_order(&mut harness).iter().map(|p| name_of(p).to_owned()).collect();
     let count = order.len();
     // Enter opens the selected photo; the arrows step through the grid's order.
     harness.key_press(egui::Key::Home);
@@ -237,10 +230,7 @@ fn the_viewer_opens_steps_through_the_grid_and_closes() {
 
 #[test]
 fn the_size_slider_resizes_the_tiles() {
-    let (photos, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let copied = copy_photos(photos.path());
-    let mut harness = app_harness(cache.path(), vec![photos.path().to_owned()], 4);
-    step_until(&mut harness, "every photo is tagged", |app| all_finished(app, copied.len()));
+    let (_photos, _cache, copied, mut harness) = tagged_library();
     let name = copied[0].file_name().unwrap().to_str().unwrap().to_owned();
     let before = harness.get_by_label(&name).rect().width();
     harness.get_by_label("Size").set_value_accesskit(320.0);
@@ -252,15 +242,8 @@ fn the_size_slider_resizes_the_tiles() {
 
 #[test]
 fn keyboard_home_end_escape_delete_and_ctrl_f() {
-    let (photos, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let copied = copy_photos(photos.path());
-    let mut harness = app_harness(cache.path(), vec![photos.path().to_owned()], 4);
-    step_until(&mut harness, "every photo is tagged", |app| all_finished(app, copied.len()));
-    let order: Vec<PathBuf> = {
-        let list = harness.state_mut().photos_mut();
-        let visible = list.visible().to_vec();
-        visible.iter().map(|&i| list.photo(i).path.clone()).collect()
-    };
+    let (_photos, _cache, copied, mut harness) = tagged_library();
+    let order = grid_order(&mut harness);
     harness.key_press(egui::Key::End);
     harness.step();
     assert_eq!(harness.state().selected_path(), order.last().map(PathBuf::as_path));
@@ -340,10 +323,7 @@ fn settings_show_the_device_and_cpu_kernels_in_use() {
 
 #[test]
 fn writing_sidecars_asks_first_and_says_what_it_will_write() {
-    let (photos, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let copied = copy_photos(photos.path());
-    let mut harness = app_harness(cache.path(), vec![photos.path().to_owned()], 4);
-    step_until(&mut harness, "every photo is tagged", |app| all_finished(app, copied.len()) && !app.is_busy());
+    let (_photos, _cache, copied, mut harness) = tagged_library();
     harness.get_by_label("Settings").click();
     harness.step();
     harness.step();
@@ -361,10 +341,7 @@ fn writing_sidecars_asks_first_and_says_what_it_will_write() {
 
 #[test]
 fn clearing_the_cache_asks_first_and_shows_the_new_size() {
-    let (photos, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let copied = copy_photos(photos.path());
-    let mut harness = app_harness(cache.path(), vec![photos.path().to_owned()], 4);
-    step_until(&mut harness, "every photo is tagged", |app| all_finished(app, copied.len()) && !app.is_busy());
+    let (_photos, _cache, _copied, mut harness) = tagged_library();
     harness.get_by_label("Settings").click();
     let size_shown = |harness: &Harness<'static, App>| -> Option<String> {
         let is_size = |node: &egui_kittest::kittest::AccessKitNode<'_>| {
@@ -514,11 +491,8 @@ fn selected_set(harness: &Harness<'static, App>) -> std::collections::BTreeSet<P
 
 #[test]
 fn ctrl_and_shift_clicks_select_several_and_the_menu_acts_on_them() {
-    let (photos, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let copied = copy_photos(photos.path());
+    let (_photos, _cache, copied, mut harness) = tagged_library();
     assert!(copied.len() >= 4, "the test needs four photos");
-    let mut harness = app_harness(cache.path(), vec![photos.path().to_owned()], 4);
-    step_until(&mut harness, "every photo is tagged", |app| all_finished(app, copied.len()) && !app.is_busy());
     let order = grid_order(&mut harness);
     let set = |paths: &[&PathBuf]| paths.iter().map(|p| (*p).clone()).collect::<std::collections::BTreeSet<_>>();
 
@@ -576,11 +550,9 @@ fn ctrl_and_shift_clicks_select_several_and_the_menu_acts_on_them() {
 
 #[test]
 fn similar_photos_show_in_a_strip_that_fits_a_small_window() {
-    let (photos, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let copied = copy_photos(photos.path());
-    let mut harness = app_harness(cache.path(), vec![photos.path().to_owned()], 4);
+    let (_photos, _cache, _copied, mut harness) = tagged_library();
     harness.set_size(egui::vec2(800.0, 600.0));
-    step_until(&mut harness, "every photo is tagged", |app| all_finished(app, copied.len()) && !app.is_busy());
+    harness.step();
     let order = grid_order(&mut harness);
     harness.get_by_label(name_of(&order[0])).click();
     harness.step();
@@ -760,10 +732,7 @@ fn photos_sort_by_date_taken_both_ways_and_show_their_camera() {
 
 #[test]
 fn every_control_is_reachable_with_the_tab_key() {
-    let (photos, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let copied = copy_photos(photos.path());
-    let mut harness = app_harness(cache.path(), vec![photos.path().to_owned()], 4);
-    step_until(&mut harness, "every photo is tagged", |app| all_finished(app, copied.len()) && !app.is_busy());
+    let (photos, _cache, copied, mut harness) = tagged_library();
     harness.get_by_label(name_of(&copied[0])).click();
     harness.step();
     harness.step();
