@@ -2,6 +2,7 @@
 //!
 //! ```sh
 //! cargo run --release --example library_bench -- similarity      # 100,000 and 1,000,000 embeddings
+//! cargo run --release --example library_bench -- index [N]        # the HNSW index over N clustered embeddings
 //! cargo run --release --example library_bench -- cache            # 10,000 already-tagged photos
 //! cargo run --release --example library_bench -- throughput DIR   # tagging vs model-only, model in DIR
 //! ```
@@ -14,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use evatag::library::cache::{self, Cache, FileStamp, NewResult};
 use evatag::library::photo_info::PhotoInfo;
-use evatag::library::search::SimilarityIndex;
+use evatag::library::ann::{AnnIndex, quantise};
+use evatag::library::search::{SimilarityIndex, dot, normalise};
 use evatag::model::ClassProb;
 use evatag::model::device::{DTypeChoice, DeviceChoice, place};
 use evatag::model::weights::{self, ModelFiles, ModelSource};
@@ -24,6 +26,7 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("similarity") => similarity(),
+        Some("index") => ann_index(args.get(1).map_or(Ok(1_000_000), |n| n.parse())?),
         Some("cache") => cache_lookup(),
         Some("throughput") => throughput(Path::new(args.get(1).map_or(".", String::as_str))),
         _ => anyhow::bail!("usage: library_bench similarity | cache | throughput MODEL_DIR"),
@@ -72,6 +75,117 @@ fn similarity() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Photos come in groups (bursts, trips, subjects), so the test embeddings do too: each is a
+/// group's centre plus its own offset, of a size that varies from photo to photo; uniform
+/// random vectors would have no near neighbours at all.
+fn clustered(i: usize, groups: usize, dim: usize) -> Vec<f32> {
+    let centre = noise(1_000_000_007 + (i % groups) as u64, dim);
+    let spread = 0.3 + 0.5 * ((i * 7919) % 1000) as f32 / 1000.0;
+    let offset = noise(i as u64, dim);
+    normalise(&centre.iter().zip(&offset).map(|(c, o)| c + spread * o).collect::<Vec<f32>>())
+}
+
+fn resident_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches(" kB").parse().ok());
+    kb.unwrap_or(0u64) * 1024
+}
+
+/// Builds the HNSW index over `count` clustered embeddings, then times queries (the index's
+/// candidates re-ranked exactly, as the app does) and measures their recall of the exact
+/// top 10.
+fn ann_index(count: usize) -> anyhow::Result<()> {
+    use rayon::prelude::*;
+    const DIM: usize = 1408;
+    const K: usize = 10;
+    const QUERIES: usize = 200;
+    let groups = count.div_ceil(40);
+    let before = resident_bytes();
+    let index = AnnIndex::new(DIM)?;
+    let threads = rayon::current_num_threads();
+    index.reserve(count, threads)?;
+    let started = Instant::now();
+    (0..count).into_par_iter().try_for_each(|i| index.insert_new(i as u64, &quantise(&clustered(i, groups, DIM)).0))?;
+    let built = started.elapsed();
+    let memory = resident_bytes().saturating_sub(before);
+    println!(
+        "index of {count} clustered embeddings of {DIM}: built in {:.1} s on {threads} threads ({:.0} per second), \
+         {:.2} GB resident ({:.2} GB by usearch's count)",
+        built.as_secs_f64(),
+        count as f64 / built.as_secs_f64(),
+        memory as f64 / 1e9,
+        index.memory_bytes() as f64 / 1e9
+    );
+    // Queries: photos like ones in the library (a member of a group, moved a little).
+    let queries: Vec<Vec<f32>> = (0..QUERIES)
+        .map(|q| {
+            let member = clustered(q * 4999 % count, groups, DIM);
+            let nudge = noise(5_000_000_000 + q as u64, DIM);
+            normalise(&member.iter().zip(&nudge).map(|(m, n)| m + 0.02 * n).collect::<Vec<f32>>())
+        })
+        .collect();
+    // The exact answers, from one pass over every embedding.
+    let exact: Vec<Vec<usize>> = {
+        let scores: Vec<Vec<(f32, usize)>> = (0..count)
+            .into_par_iter()
+            .fold(
+                || vec![Vec::<(f32, usize)>::new(); QUERIES],
+                |mut best, i| {
+                    let row = clustered(i, groups, DIM);
+                    for (q, query) in queries.iter().enumerate() {
+                        best[q].push((dot(query, &row), i));
+                        if best[q].len() > 4 * K {
+                            best[q].sort_by(|a, b| b.0.total_cmp(&a.0));
+                            best[q].truncate(K);
+                        }
+                    }
+                    best
+                },
+            )
+            .reduce(
+                || vec![Vec::new(); QUERIES],
+                |mut a, b| {
+                    for (x, y) in a.iter_mut().zip(b) {
+                        x.extend(y);
+                    }
+                    a
+                },
+            );
+        scores
+            .into_iter()
+            .map(|mut s| {
+                s.sort_by(|a, b| b.0.total_cmp(&a.0));
+                s.into_iter().take(K).map(|(_, i)| i).collect()
+            })
+            .collect()
+    };
+    let mut times = Vec::new();
+    let mut hits = 0;
+    for (query, truth) in queries.iter().zip(&exact) {
+        let started = Instant::now();
+        let candidates = index.search(&quantise(query).0, K + SEARCH_EXTRA, false, None)?;
+        // Re-ranked exactly; the app reads these rows from the cache instead.
+        let mut ranked: Vec<(f32, usize)> =
+            candidates.iter().map(|&(key, _)| (dot(query, &clustered(key as usize, groups, DIM)), key as usize)).collect();
+        ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+        ranked.truncate(K);
+        times.push(started.elapsed());
+        hits += ranked.iter().filter(|(_, i)| truth.contains(i)).count();
+    }
+    times.sort();
+    println!(
+        "similar query: p50 {:.2} ms, p99 {:.2} ms, worst {:.2} ms; recall@{K} {:.4} over {QUERIES} queries",
+        ms(times[QUERIES / 2]),
+        ms(times[QUERIES * 99 / 100]),
+        ms(times[QUERIES - 1]),
+        hits as f64 / (QUERIES * K) as f64
+    );
+    Ok(())
+}
+
+/// Candidates beyond the top 10 that a query re-ranks exactly.
+const SEARCH_EXTRA: usize = 40;
 
 fn cache_lookup() -> anyhow::Result<()> {
     let photos = tempfile::tempdir()?;

@@ -1,5 +1,6 @@
 //! The user's photos and what is known about them.
 
+pub mod ann;
 pub mod cache;
 pub mod export;
 pub mod photo_info;
