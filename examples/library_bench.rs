@@ -1,8 +1,8 @@
 //! Benchmarks of the photo library (not tests; numbers vary with the machine):
 //!
 //! ```sh
-//! cargo run --release --example library_bench -- similarity      # 100,000 and 1,000,000 embeddings
-//! cargo run --release --example library_bench -- index [N]        # the HNSW index over N clustered embeddings
+//! cargo run --release --example library_bench -- similar [N]      # queries over N clustered embeddings
+//! cargo run --release --example library_bench -- duplicates [N]   # grouping N photos, a tenth near copies
 //! cargo run --release --example library_bench -- cache            # 10,000 already-tagged photos
 //! cargo run --release --example library_bench -- throughput DIR   # tagging vs model-only, model in DIR
 //! ```
@@ -10,12 +10,13 @@
 //! `throughput` needs a model folder (e.g. the real EVA-giant, or one written by
 //! `bench/random_checkpoint.py`) and tags 12-megapixel JPEGs it generates.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use evatag::library::cache::{self, Cache, FileStamp, NewResult};
 use evatag::library::photo_info::PhotoInfo;
-use evatag::library::ann::{AnnIndex, quantise};
+use evatag::library::duplicates::near_pairs;
 use evatag::library::search::{SimilarityIndex, dot, normalise};
 use evatag::model::ClassProb;
 use evatag::model::device::{DTypeChoice, DeviceChoice, place};
@@ -25,11 +26,11 @@ use evatag::worker::{Command, Event, Progress, Worker, WorkerConfig};
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        Some("similarity") => similarity(),
-        Some("index") => ann_index(args.get(1).map_or(Ok(1_000_000), |n| n.parse())?),
+        Some("similar") => similar_queries(args.get(1).map_or(Ok(1_000_000), |n| n.parse())?),
+        Some("duplicates") => duplicates(args.get(1).map_or(Ok(100_000), |n| n.parse())?),
         Some("cache") => cache_lookup(),
         Some("throughput") => throughput(Path::new(args.get(1).map_or(".", String::as_str))),
-        _ => anyhow::bail!("usage: library_bench similarity | cache | throughput MODEL_DIR"),
+        _ => anyhow::bail!("usage: library_bench similar [N] | duplicates [N] | cache | throughput MODEL_DIR"),
     }
 }
 
@@ -46,34 +47,11 @@ fn noise(seed: u64, n: usize) -> Vec<f32> {
         .collect()
 }
 
+/// Embedding width of EVA-giant.
+const DIM: usize = 1408;
+
 fn hash_of(i: usize) -> cache::ContentHash {
     *blake3::hash(&i.to_le_bytes()).as_bytes()
-}
-
-fn similarity() -> anyhow::Result<()> {
-    const DIM: usize = 1408;
-    for count in [100_000usize, 1_000_000] {
-        let mut index = SimilarityIndex::new(DIM);
-        for i in 0..count {
-            index.insert(hash_of(i), PathBuf::from(format!("/photos/{i}.jpg")), &noise(i as u64, DIM));
-        }
-        let mut times = Vec::new();
-        for q in 0..7 {
-            let query = noise(10_000_000 + q, DIM);
-            let started = Instant::now();
-            let found = index.search(&query, 10, None, &|_| true);
-            times.push(started.elapsed());
-            assert_eq!(found.len(), 10);
-        }
-        times.sort();
-        println!(
-            "similarity over {count} embeddings of {DIM}: median {:.1} ms, best {:.1} ms, worst {:.1} ms",
-            ms(times[3]),
-            ms(times[0]),
-            ms(times[6])
-        );
-    }
-    Ok(())
 }
 
 /// Photos come in groups (bursts, trips, subjects), so the test embeddings do too: each is a
@@ -92,31 +70,15 @@ fn resident_bytes() -> u64 {
     kb.unwrap_or(0u64) * 1024
 }
 
-/// Builds the HNSW index over `count` clustered embeddings, then times queries (the index's
-/// candidates re-ranked exactly, as the app does) and measures their recall of the exact
-/// top 10.
-fn ann_index(count: usize) -> anyhow::Result<()> {
+/// Builds the similarity index over `count` clustered embeddings, then times queries (the
+/// index's candidates re-ranked exactly, as the app does) and measures their recall of the
+/// exact top 10.
+fn similar_queries(count: usize) -> anyhow::Result<()> {
     use rayon::prelude::*;
-    const DIM: usize = 1408;
     const K: usize = 10;
     const QUERIES: usize = 200;
     let groups = count.div_ceil(40);
-    let before = resident_bytes();
-    let index = AnnIndex::new(DIM)?;
-    let threads = rayon::current_num_threads();
-    index.reserve(count, threads)?;
-    let started = Instant::now();
-    (0..count).into_par_iter().try_for_each(|i| index.insert_new(i as u64, &quantise(&clustered(i, groups, DIM)).0))?;
-    let built = started.elapsed();
-    let memory = resident_bytes().saturating_sub(before);
-    println!(
-        "index of {count} clustered embeddings of {DIM}: built in {:.1} s on {threads} threads ({:.0} per second), \
-         {:.2} GB resident ({:.2} GB by usearch's count)",
-        built.as_secs_f64(),
-        count as f64 / built.as_secs_f64(),
-        memory as f64 / 1e9,
-        index.memory_bytes() as f64 / 1e9
-    );
+    let (index, _) = build_index(count, groups)?;
     // Queries: photos like ones in the library (a member of a group, moved a little).
     let queries: Vec<Vec<f32>> = (0..QUERIES)
         .map(|q| {
@@ -160,18 +122,15 @@ fn ann_index(count: usize) -> anyhow::Result<()> {
             })
             .collect()
     };
+    let by_hash: HashMap<cache::ContentHash, usize> = (0..count).map(|i| (hash_of(i), i)).collect();
     let mut times = Vec::new();
     let mut hits = 0;
     for (query, truth) in queries.iter().zip(&exact) {
         let started = Instant::now();
-        let candidates = index.search(&quantise(query).0, K + SEARCH_EXTRA, false, None)?;
-        // Re-ranked exactly; the app reads these rows from the cache instead.
-        let mut ranked: Vec<(f32, usize)> =
-            candidates.iter().map(|&(key, _)| (dot(query, &clustered(key as usize, groups, DIM)), key as usize)).collect();
-        ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
-        ranked.truncate(K);
+        // The exact rows are regenerated here; the app reads them from the cache.
+        let found = index.search(query, K, None, None, |h| Some(clustered(by_hash[h], groups, DIM)))?;
         times.push(started.elapsed());
-        hits += ranked.iter().filter(|(_, i)| truth.contains(i)).count();
+        hits += found.iter().filter(|(h, _)| truth.contains(&by_hash[h])).count();
     }
     times.sort();
     println!(
@@ -184,8 +143,103 @@ fn ann_index(count: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Candidates beyond the top 10 that a query re-ranks exactly.
-const SEARCH_EXTRA: usize = 40;
+/// The similarity index of `count` clustered embeddings, built on every core, with the time it
+/// took.
+fn build_index(count: usize, groups: usize) -> anyhow::Result<(SimilarityIndex, Duration)> {
+    let before = resident_bytes();
+    let mut index = SimilarityIndex::new(DIM)?;
+    let started = Instant::now();
+    for chunk in (0..count).collect::<Vec<_>>().chunks(8192) {
+        let batch: Vec<_> = chunk.iter().map(|&i| (hash_of(i), clustered(i, groups, DIM))).collect();
+        index.extend(&batch)?;
+    }
+    let built = started.elapsed();
+    println!(
+        "index of {count} clustered embeddings of {DIM}: built in {:.1} s on {} threads ({:.0} per second), \
+         {:.2} GB resident",
+        built.as_secs_f64(),
+        rayon::current_num_threads(),
+        count as f64 / built.as_secs_f64(),
+        resident_bytes().saturating_sub(before) as f64 / 1e9,
+    );
+    Ok((index, built))
+}
+
+/// Groups duplicates among `count` clustered embeddings, a tenth of which have a near copy.
+fn duplicates(count: usize) -> anyhow::Result<()> {
+    use rayon::prelude::*;
+    use evatag::library::duplicates::{DEFAULT_THRESHOLD, DuplicateGraph, DuplicatePhoto, LOWEST_THRESHOLD, Link};
+    let groups = count.div_ceil(40);
+    let originals = count - count / 10;
+    // Photo i >= originals is a near copy of photo i - originals.
+    let make = |i: usize| {
+        if i < originals {
+            return clustered(i, groups, DIM);
+        }
+        let source = clustered(i - originals, groups, DIM);
+        let nudge = noise(7_000_000_000 + i as u64, DIM);
+        normalise(&source.iter().zip(&nudge).map(|(s, n)| s + 0.004 * n).collect::<Vec<f32>>())
+    };
+    // Made once: the app reads them from the cache.
+    let vectors: Vec<Vec<f32>> = (0..count).into_par_iter().map(make).collect();
+    let embedding = |i: usize| vectors[i].clone();
+    let before = resident_bytes();
+    let mut index = SimilarityIndex::new(DIM)?;
+    let started = Instant::now();
+    for chunk in (0..count).collect::<Vec<_>>().chunks(8192) {
+        let batch: Vec<_> = chunk.iter().map(|&i| (hash_of(i), embedding(i))).collect();
+        index.extend(&batch)?;
+    }
+    let built = started.elapsed();
+    println!(
+        "index of {count} embeddings ({} near copies): built in {:.1} s, {:.2} GB resident",
+        count - originals,
+        built.as_secs_f64(),
+        resident_bytes().saturating_sub(before) as f64 / 1e9
+    );
+    let contents: Vec<cache::ContentHash> = (0..count).map(hash_of).collect();
+    let started = Instant::now();
+    let pairs = near_pairs(&index, &contents, LOWEST_THRESHOLD)?;
+    let searched = started.elapsed();
+    let mut graph = DuplicateGraph::default();
+    let mut photo_of_content = HashMap::new();
+    for &(a, b) in &pairs {
+        let score = dot(&embedding(a), &embedding(b));
+        if score < LOWEST_THRESHOLD {
+            continue;
+        }
+        let mut photo = |content: usize| {
+            *photo_of_content.entry(content).or_insert_with(|| {
+                graph.photos.push(DuplicatePhoto {
+                    path: PathBuf::from(format!("/photos/{content}.jpg")),
+                    hash: contents[content],
+                    width: 4000,
+                    height: 3000,
+                    bytes: 3_000_000 + content as u64,
+                    time: None,
+                    time_is_taken: false,
+                    embedding: embedding(content).into(),
+                });
+                graph.photos.len() - 1
+            })
+        };
+        let (a, b) = (photo(a), photo(b));
+        graph.links.push(Link { a, b, score });
+    }
+    let found = graph.groups(DEFAULT_THRESHOLD);
+    let total = started.elapsed();
+    let copies_found = found.iter().map(|g| g.members.len() - 1).sum::<usize>();
+    println!(
+        "duplicates among {count}: {:.1} s in all ({:.1} s searching the index), {} pairs scored, \
+         {} groups at {DEFAULT_THRESHOLD} holding {copies_found} copies ({} were made)",
+        total.as_secs_f64(),
+        searched.as_secs_f64(),
+        pairs.len(),
+        found.len(),
+        count - originals
+    );
+    Ok(())
+}
 
 fn cache_lookup() -> anyhow::Result<()> {
     let photos = tempfile::tempdir()?;

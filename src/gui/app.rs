@@ -9,6 +9,7 @@ use crossbeam_channel::{Receiver, unbounded};
 
 use crate::library::export::{self, ExportRequest, PhotoTags, SidecarNaming};
 use crate::library::search::Match;
+use crate::library::trash::TrashReport;
 use crate::model::device::DeviceChoice;
 use crate::model::labels::Label;
 use crate::model::registry::{self, RegisteredModel};
@@ -17,6 +18,7 @@ use crate::options::Options;
 use crate::worker::{Command, Event, ModelStatus, PhotoErrorKind, Progress, Worker, WorkerConfig};
 
 use super::confirm::{self, SidecarPlan};
+use super::duplicates::{self, DuplicatesView};
 use super::photos::{Photo, PhotoList, PhotoState, SortKey};
 use super::picker::{self, PathEntry, Picked};
 use super::selection::{Pick, Selection};
@@ -181,6 +183,14 @@ pub enum Action {
     TypePath(String),
     /// Use the paths typed in the in-window path entry.
     UseTypedPath,
+    /// Show or hide the Duplicates view (showing it compares the library's photos).
+    ShowDuplicates(bool),
+    /// Group duplicates from this similarity on.
+    SetDuplicateThreshold(f32),
+    /// Ask before moving every group's other copies to the trash.
+    AskToTrashDuplicates,
+    /// Move them, with their sidecars.
+    TrashDuplicates,
     /// Write a CSV of the selected tagged photos (every tagged photo when none is selected),
     /// to a file the user picks.
     ExportCsv,
@@ -212,6 +222,8 @@ pub struct App {
     notices: Vec<String>,
     selection: Selection,
     similar: Option<SimilarView>,
+    /// The Duplicates view, while it is open.
+    duplicates: Option<DuplicatesView>,
     settings: Settings,
     show_settings: bool,
     show_errors: bool,
@@ -303,6 +315,7 @@ impl App {
             notices: Vec::new(),
             selection: Selection::default(),
             similar: None,
+            duplicates: None,
             settings,
             show_settings: false,
             show_errors: false,
@@ -483,6 +496,44 @@ impl App {
         }
     }
 
+    /// Opens the Duplicates view, comparing the library's tagged photos, or closes it.
+    fn show_duplicates(&mut self, show: bool) {
+        if !show {
+            self.duplicates = None;
+            return;
+        }
+        self.viewer = None;
+        let tagged = self.photos.tagged_paths();
+        self.worker.send(Command::FindDuplicates { within: Some(tagged) });
+        self.duplicates = Some(DuplicatesView::waiting(self.settings.duplicate_threshold));
+    }
+
+    /// Takes what went to the trash out of the library and says how to get it back.
+    fn trashed(&mut self, report: TrashReport) {
+        let gone: Vec<usize> = report.moved.iter().filter_map(|path| self.photos.index_of(path)).collect();
+        self.take_out(gone);
+        self.similar = None;
+        for error in &report.errors {
+            let path = error.split_once(": ").map_or_else(PathBuf::new, |(p, _)| PathBuf::from(p));
+            self.errors.push((path, error.clone()));
+        }
+        let sidecars = match report.sidecars.len() {
+            0 => String::new(),
+            n => format!(" and {n} XMP sidecars"),
+        };
+        let failed = match report.errors.len() {
+            0 => String::new(),
+            n => format!(" {n} could not be moved (see Errors)."),
+        };
+        self.notices.push(format!(
+            "Moved {} photos{sidecars} to the trash. To get them back, restore them from the trash in your file              manager, then Scan again.{failed}",
+            report.moved.len()
+        ));
+        if self.duplicates.is_some() {
+            self.show_duplicates(true);
+        }
+    }
+
     /// Asks for the photos most similar to the one at `index`.
     fn find_similar(&mut self, index: usize) {
         let query = self.photos.photo(index).path.clone();
@@ -532,6 +583,12 @@ impl App {
             return;
         }
         match event {
+            Event::Duplicates(outcome) => {
+                if let Some(view) = self.duplicates.as_mut() {
+                    view.set_graph(outcome);
+                }
+            }
+            Event::Trashed(report) => self.trashed(report),
             Event::Model(status) => {
                 if matches!(status, ModelStatus::Failed(_)) {
                     // Nothing more will be tagged until Retry: queued photos wait, untagged.
@@ -796,7 +853,29 @@ impl App {
                 self.confirm_sidecars = None;
                 self.export(ctx, None);
             }
+            Action::ShowDuplicates(show) => self.show_duplicates(show),
+            Action::SetDuplicateThreshold(threshold) => {
+                self.settings.duplicate_threshold = threshold;
+                if let Some(view) = self.duplicates.as_mut() {
+                    view.set_threshold(threshold);
+                }
+            }
+            Action::AskToTrashDuplicates => {
+                if let Some(view) = self.duplicates.as_mut() {
+                    view.confirming = true;
+                }
+            }
+            Action::TrashDuplicates => {
+                if let Some(view) = self.duplicates.as_mut() {
+                    view.confirming = false;
+                    view.moving = true;
+                    self.worker.send(Command::MoveToTrash(view.other_paths()));
+                }
+            }
             Action::CloseConfirmation => {
+                if let Some(view) = self.duplicates.as_mut() {
+                    view.confirming = false;
+                }
                 self.confirm_sidecars = None;
                 self.confirm_clear_cache = false;
                 self.path_entry = None;
@@ -973,7 +1052,10 @@ impl App {
     fn shortcuts(&self, ctx: &egui::Context, actions: &mut Vec<Action>) {
         let typing = ctx.egui_wants_keyboard_input();
         let control_focused = ctx.memory(|m| m.focused().is_some());
-        let dialog_open = self.confirm_sidecars.is_some() || self.confirm_clear_cache || self.path_entry.is_some();
+        let dialog_open = self.confirm_sidecars.is_some()
+            || self.confirm_clear_cache
+            || self.path_entry.is_some()
+            || self.duplicates.as_ref().is_some_and(|d| d.confirming);
         ctx.input_mut(|i| {
             if i.consume_key(egui::Modifiers::COMMAND, egui::Key::O) {
                 actions.push(Action::OpenImages);
@@ -982,6 +1064,12 @@ impl App {
                 actions.push(Action::FocusFilter);
             }
             if typing || dialog_open || self.viewer.is_some() {
+                return;
+            }
+            if self.duplicates.is_some() {
+                if i.consume_key(egui::Modifiers::NONE, egui::Key::Escape) {
+                    actions.push(Action::ShowDuplicates(false));
+                }
                 return;
             }
             if i.consume_key(egui::Modifiers::COMMAND, egui::Key::A) {
@@ -1042,6 +1130,12 @@ impl App {
             let position = (visible.iter().position(|&i| i == index).unwrap_or(0), visible.len());
             let view = viewer::Viewer { photo: photos.photo(index), position, zoom: self.viewer_zoom };
             viewer::show(ui, &view, &mut self.thumbnails, &mut actions);
+            self.stats.cells_built = 0;
+        } else if let Some(view) = &self.duplicates {
+            duplicates::central(ui, view, &mut self.thumbnails, &mut actions);
+            if view.confirming {
+                duplicates::confirm_trash(ui.ctx(), view, &mut actions);
+            }
             self.stats.cells_built = 0;
         } else {
             if let Some(similar) = &self.similar {

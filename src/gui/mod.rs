@@ -7,6 +7,7 @@
 mod app;
 mod confirm;
 mod details;
+mod duplicates;
 mod grid;
 pub mod photos;
 mod picker;

@@ -132,6 +132,11 @@ pub struct PhotoList {
 }
 
 impl PhotoList {
+    /// The paths of every tagged photo, in list order.
+    pub fn tagged_paths(&self) -> Vec<PathBuf> {
+        self.photos.iter().filter(|p| matches!(p.state, PhotoState::Tagged(_))).map(|p| p.path.clone()).collect()
+    }
+
     /// Number of photos, visible or not.
     pub fn len(&self) -> usize {
         self.photos.len()

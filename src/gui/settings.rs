@@ -31,6 +31,8 @@ pub struct Settings {
     /// The registered model chosen last (here or with `--model`), by name; `None` is the
     /// default, EVA-giant.
     pub model: Option<String>,
+    /// The similarity from which the Duplicates view groups photos.
+    pub duplicate_threshold: f32,
 }
 
 impl Default for Settings {
@@ -44,6 +46,7 @@ impl Default for Settings {
             model_dir: None,
             model: None,
             tile_size: 150.0,
+            duplicate_threshold: crate::library::duplicates::DEFAULT_THRESHOLD,
         }
     }
 }

@@ -5,29 +5,41 @@
 //! arena (8-bit codes: a quarter of the f32 bytes, 1.4 KB per EVA-giant photo, with a graph
 //! of 16 links per node), adds and removes single vectors, searches with a key filter, and
 //! saves and loads one file. The Rust HNSW crates either keep a heap object per link (several
-//! times the memory at a million photos) or build a graph once and cannot add to it. It is
-//! built without its optional SIMD library, whose many per-CPU kernels take minutes to
-//! compile; its portable C++ cosine on 8-bit codes is fast enough (see README's figures).
+//! times the memory at a million photos) or build a graph once and cannot add to it.
+//!
+//! usearch is built without its optional SIMD library, whose many per-CPU kernels take
+//! minutes to compile; its portable C++ cosine is not vectorised, so the distance is evatag's
+//! own, dispatched to the widest vector instructions the CPU has ([`cosine_distance`]).
 //!
 //! Scores here are approximate (8-bit codes); callers re-rank the best candidates exactly.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use usearch::ffi::{IndexOptions, MetricKind, ScalarKind};
 
 use super::cache::ContentHash;
+use crate::model::cpu::simd::multiversion;
 
 /// Links per node in the graph (usearch's default).
 const CONNECTIVITY: usize = 16;
 /// Candidates kept while inserting; higher builds a better graph, slower.
 const EXPANSION_ADD: usize = 128;
-/// Candidates kept while searching, at least; more are kept when more results are asked for.
+/// Candidates kept while searching, at least (usearch keeps as many as are asked for when
+/// that is more).
 const EXPANSION_SEARCH: usize = 160;
 
 /// Errors of the index (usearch reports them as text).
 #[derive(Debug, thiserror::Error)]
 #[error("nearest-neighbour index: {0}")]
 pub struct AnnError(String);
+
+impl AnnError {
+    /// Vectors of another width than the index's `dim`.
+    pub fn width(dim: usize) -> Self {
+        AnnError(format!("a vector of another width given to a {dim}-dimensional index"))
+    }
+}
 
 impl From<cxx::Exception> for AnnError {
     fn from(e: cxx::Exception) -> Self {
@@ -56,11 +68,22 @@ pub fn quantise(v: &[f32]) -> (Vec<i8>, f32) {
 pub struct AnnIndex {
     index: usearch::Index,
     dim: usize,
+    /// Candidates kept by graph searches.
+    expansion: AtomicUsize,
 }
 
 impl AnnIndex {
     /// An empty index of `dim`-dimensional codes.
     pub fn new(dim: usize) -> Result<Self, AnnError> {
+        let mut index = Self::empty_native(dim)?;
+        use_own_metric(&mut index, dim);
+        let this = Self { index, dim, expansion: AtomicUsize::new(EXPANSION_SEARCH) };
+        this.reserve(1024)?;
+        Ok(this)
+    }
+
+    /// A usearch index with its own metric.
+    fn empty_native(dim: usize) -> Result<usearch::Index, AnnError> {
         let options = IndexOptions {
             dimensions: dim,
             metric: MetricKind::Cos,
@@ -70,8 +93,7 @@ impl AnnIndex {
             expansion_search: EXPANSION_SEARCH,
             multi: false,
         };
-        let index = usearch::Index::new(&options)?;
-        Ok(Self { index, dim })
+        Ok(usearch::Index::new(&options)?)
     }
 
     /// Loads an index saved by [`Self::save`], refusing one of another width or kind.
@@ -85,10 +107,14 @@ impl AnnIndex {
                 meta.dimensions
             )));
         }
-        let this = Self::new(dim)?;
-        this.index.load(text)?;
-        this.index.change_expansion_add(EXPANSION_ADD);
-        this.index.change_expansion_search(EXPANSION_SEARCH);
+        let mut index = Self::empty_native(dim)?;
+        index.load(text)?;
+        // Loading sets the metric named in the file; the vectorised one replaces it.
+        use_own_metric(&mut index, dim);
+        index.change_expansion_add(EXPANSION_ADD);
+        index.change_expansion_search(EXPANSION_SEARCH);
+        let this = Self { index, dim, expansion: AtomicUsize::new(EXPANSION_SEARCH) };
+        this.reserve(this.len().max(1024))?;
         Ok(this)
     }
 
@@ -120,27 +146,29 @@ impl AnnIndex {
         self.index.contains(key)
     }
 
-    /// Makes room for `capacity` vectors added from up to `threads` threads at once.
-    pub fn reserve(&self, capacity: usize, threads: usize) -> Result<(), AnnError> {
+    /// Makes room for `capacity` vectors, added or searched from as many threads at once as
+    /// rayon runs.
+    pub fn reserve(&self, capacity: usize) -> Result<(), AnnError> {
+        let threads = rayon::current_num_threads().max(1);
         Ok(self.index.reserve_capacity_and_threads(capacity, threads)?)
     }
 
     /// Adds the codes of `key`, replacing any it had. Grows the index as needed (one thread).
     pub fn insert(&self, key: u64, codes: &[i8]) -> Result<(), AnnError> {
         if codes.len() != self.dim {
-            return Err(AnnError(format!("{} values given for a {}-dimensional index", codes.len(), self.dim)));
+            return Err(AnnError::width(self.dim));
         }
         if self.index.contains(key) {
             self.index.remove(key)?;
         }
         if self.index.size() + 1 > self.index.capacity() {
-            self.reserve((self.index.capacity() * 2).max(1024), 1)?;
+            self.reserve((self.index.capacity() * 2).max(1024))?;
         }
         Ok(self.index.add(key, codes)?)
     }
 
-    /// Adds the codes of a key not in the index yet, from any of the threads reserved with
-    /// [`Self::reserve`] (the capacity must be there).
+    /// Adds the codes of a key not in the index yet, from any thread, once [`Self::reserve`]
+    /// has made room for it.
     pub fn insert_new(&self, key: u64, codes: &[i8]) -> Result<(), AnnError> {
         Ok(self.index.add(key, codes)?)
     }
@@ -173,7 +201,9 @@ impl AnnIndex {
         if count == 0 || self.is_empty() {
             return Ok(Vec::new());
         }
-        self.index.change_expansion_search(EXPANSION_SEARCH.max(count * 2));
+        if self.index.expansion_search() != self.expansion.load(Ordering::Relaxed) {
+            self.index.change_expansion_search(self.expansion.load(Ordering::Relaxed));
+        }
         let matches = match (keep, exhaustive) {
             (Some(keep), _) => self.index.filtered_search(codes, count, keep)?,
             (None, true) => self.index.exact_search(codes, count)?,
@@ -182,10 +212,66 @@ impl AnnIndex {
         Ok(matches.keys.into_iter().zip(matches.distances).map(|(key, distance)| (key, 1.0 - distance)).collect())
     }
 
+    /// Sets how many candidates graph searches keep (`None`: the default, for the best
+    /// recall); fewer is faster and enough for neighbours that are very close.
+    pub fn set_expansion(&self, expansion: Option<usize>) {
+        self.expansion.store(expansion.unwrap_or(EXPANSION_SEARCH), Ordering::Relaxed);
+    }
+
     /// Bytes of memory the index holds.
     pub fn memory_bytes(&self) -> usize {
         self.index.memory_usage()
     }
+}
+
+/// Makes `index` compare `dim`-wide codes with [`cosine_distance`].
+fn use_own_metric(index: &mut usearch::Index, dim: usize) {
+    let metric = Box::new(move |a: *const i8, b: *const i8| {
+        // SAFETY: usearch passes two of its stored or query vectors, each `dim` codes long.
+        let (a, b) = unsafe { (std::slice::from_raw_parts(a, dim), std::slice::from_raw_parts(b, dim)) };
+        cosine_distance(a, b)
+    });
+    index.change_metric::<i8>(metric);
+}
+
+/// One minus the cosine similarity of two code vectors (1 when either is zero).
+pub fn cosine_distance(a: &[i8], b: &[i8]) -> f32 {
+    let [ab, aa, bb] = cosine_terms(a, b);
+    if aa == 0 || bb == 0 {
+        return 1.0;
+    }
+    1.0 - (ab as f64 / ((aa as f64) * (bb as f64)).sqrt()) as f32
+}
+
+multiversion! {
+    /// The dot product of two code vectors and their squared lengths, in exact integer
+    /// arithmetic (the compiler turns the loop into 16-bit multiply-adds).
+    fn cosine_terms(a: &[i8], b: &[i8]) -> [i32; 3] => cosine_terms_portable;
+    avx512: ["avx512f", "avx512bw"];
+    avx2: ["avx2"];
+}
+
+#[inline(always)]
+fn cosine_terms_portable(a: &[i8], b: &[i8]) -> [i32; 3] {
+    const LANES: usize = 32;
+    let (mut ab, mut aa, mut bb) = ([0i32; LANES], [0i32; LANES], [0i32; LANES]);
+    let body = a.len().min(b.len()) / LANES * LANES;
+    for (x, y) in a[..body].chunks_exact(LANES).zip(b[..body].chunks_exact(LANES)) {
+        for l in 0..LANES {
+            let (x, y) = (i32::from(x[l]), i32::from(y[l]));
+            ab[l] += x * y;
+            aa[l] += x * x;
+            bb[l] += y * y;
+        }
+    }
+    let mut terms = [ab.iter().sum(), aa.iter().sum(), bb.iter().sum::<i32>()];
+    for (x, y) in a[body..].iter().zip(&b[body..]) {
+        let (x, y) = (i32::from(*x), i32::from(*y));
+        terms[0] += x * y;
+        terms[1] += x * x;
+        terms[2] += y * y;
+    }
+    terms
 }
 
 #[cfg(test)]
@@ -232,6 +318,19 @@ mod tests {
         assert!(AnnIndex::load(&file, 64).is_err(), "another width is refused");
         std::fs::write(&file, b"not an index").unwrap();
         assert!(AnnIndex::load(&file, 32).is_err(), "a damaged file is refused");
+    }
+
+    #[test]
+    fn the_distance_is_one_minus_the_cosine() {
+        for dim in [1, 31, 32, 100, 1408] {
+            let (a, b) = (codes(1, dim), codes(2, dim));
+            let dot: f64 = a.iter().zip(&b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+            let norm = |v: &[i8]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+            let expected = 1.0 - dot / (norm(&a) * norm(&b));
+            assert!((f64::from(cosine_distance(&a, &b)) - expected).abs() < 1e-6, "{dim}");
+            assert!(cosine_distance(&a, &a).abs() < 1e-6);
+        }
+        assert_eq!(cosine_distance(&[0, 0], &[1, 2]), 1.0);
     }
 
     #[test]

@@ -414,28 +414,75 @@ impl Cache {
         tx.commit().map_err(sqlite)
     }
 
-    /// Every stored embedding of `model` with one path that holds it, in a stable order.
-    pub fn embeddings(&self, model: &str) -> Result<Vec<(ContentHash, PathBuf, Vec<f32>)>, CacheError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT r.hash, min(f.path), r.embedding FROM results r JOIN files f ON f.hash = r.hash
-                 WHERE r.model = ?1 GROUP BY r.hash ORDER BY min(f.path)",
-            )
-            .map_err(self.sqlite())?;
-        let rows = stmt
-            .query_map(params![model], |r| {
-                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Vec<u8>>(2)?))
-            })
-            .map_err(self.sqlite())?;
+    /// The content hashes of every result stored for `model`.
+    pub fn hashes(&self, model: &str) -> Result<Vec<ContentHash>, CacheError> {
+        let mut stmt = self.conn.prepare("SELECT hash FROM results WHERE model = ?1").map_err(self.sqlite())?;
+        let rows = stmt.query_map(params![model], |r| r.get::<_, Vec<u8>>(0)).map_err(self.sqlite())?;
         let mut out = Vec::new();
         for row in rows {
-            let (hash, path, embedding) = row.map_err(self.sqlite())?;
-            if let Ok(hash) = hash.try_into() {
-                out.push((hash, path_from_key(path), decode_f32(&embedding)));
+            if let Ok(hash) = row.map_err(self.sqlite())?.try_into() {
+                out.push(hash);
             }
         }
         Ok(out)
+    }
+
+    /// The stored embedding of content `hash` under `model`.
+    pub fn embedding(&self, hash: &ContentHash, model: &str) -> Result<Option<Vec<f32>>, CacheError> {
+        self.conn
+            .prepare_cached("SELECT embedding FROM results WHERE hash = ?1 AND model = ?2")
+            .and_then(|mut s| s.query_row(params![&hash[..], model], |r| r.get::<_, Vec<u8>>(0)).optional())
+            .map(|bytes| bytes.map(|b| decode_f32(&b)))
+            .map_err(self.sqlite())
+    }
+
+    /// The recorded paths of files holding content `hash`, in order.
+    pub fn paths_of(&self, hash: &ContentHash) -> Result<Vec<PathBuf>, CacheError> {
+        let mut stmt =
+            self.conn.prepare_cached("SELECT path FROM files WHERE hash = ?1 ORDER BY path").map_err(self.sqlite())?;
+        let rows = stmt.query_map(params![&hash[..]], |r| r.get::<_, Vec<u8>>(0)).map_err(self.sqlite())?;
+        rows.map(|row| row.map(path_from_key).map_err(self.sqlite())).collect()
+    }
+
+    /// Every recorded file whose content has a result for `model`, with its content hash, in
+    /// path order.
+    pub fn files_of_model(&self, model: &str) -> Result<Vec<(PathBuf, ContentHash)>, CacheError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT f.path, f.hash FROM files f JOIN results r ON r.hash = f.hash AND r.model = ?1
+                 ORDER BY f.path",
+            )
+            .map_err(self.sqlite())?;
+        let rows = stmt
+            .query_map(params![model], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)))
+            .map_err(self.sqlite())?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (path, hash) = row.map_err(self.sqlite())?;
+            if let Ok(hash) = hash.try_into() {
+                out.push((path_from_key(path), hash));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Forgets where files were (moved to the trash, say); their contents' results stay, for
+    /// copies elsewhere or a file put back.
+    pub fn forget_files(&mut self, paths: &[PathBuf]) -> Result<(), CacheError> {
+        if !self.writable {
+            return Ok(());
+        }
+        let path = self.path.clone();
+        let sqlite = |source| CacheError::from_sqlite(&path, source);
+        let tx = self.conn.transaction().map_err(sqlite)?;
+        {
+            let mut forget = tx.prepare_cached("DELETE FROM files WHERE path = ?1").map_err(sqlite)?;
+            for file in paths {
+                forget.execute(params![path_key(file)]).map_err(sqlite)?;
+            }
+        }
+        tx.commit().map_err(sqlite)
     }
 
     /// Number of stored results and the database's size on disk in bytes.
@@ -649,7 +696,16 @@ mod tests {
         assert_eq!(hit.labels, labels());
         assert_eq!(hit.embedding, vec![1.0, -2.5]);
         assert!(cache.result(&hash, "m2").unwrap().is_none());
-        assert_eq!(cache.embeddings("m1").unwrap().len(), 1);
+        assert_eq!(cache.hashes("m1").unwrap(), [hash]);
+        assert_eq!(cache.embedding(&hash, "m1").unwrap(), Some(vec![1.0, -2.5]));
+        assert_eq!(cache.embedding(&hash, "m2").unwrap(), None);
+        assert_eq!(cache.files_of_model("m1").unwrap(), [(path.to_owned(), hash)]);
+        assert!(cache.files_of_model("m2").unwrap().is_empty());
+        cache.remember_file(Path::new("/photos/copy.jpg"), stamp, &hash).unwrap();
+        assert_eq!(cache.paths_of(&hash).unwrap(), [PathBuf::from("/photos/cat.jpg"), PathBuf::from("/photos/copy.jpg")]);
+        cache.forget_files(&[path.to_owned()]).unwrap();
+        assert_eq!(cache.paths_of(&hash).unwrap(), [PathBuf::from("/photos/copy.jpg")]);
+        assert_eq!(cache.hashes("m1").unwrap(), [hash], "the result stays for the other copy");
     }
 
     #[cfg(unix)]
@@ -667,7 +723,7 @@ mod tests {
                 &[NewResult { path, stamp, hash, labels: &labels(), embedding: &[0.5], info: &PhotoInfo::default() }],
             )
             .unwrap();
-        assert_eq!(cache.embeddings("m").unwrap()[0].1, path);
+        assert_eq!(cache.paths_of(&hash).unwrap(), [path]);
     }
 
     fn garbage() -> Vec<u8> {

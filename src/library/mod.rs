@@ -2,7 +2,9 @@
 
 pub mod ann;
 pub mod cache;
+pub mod duplicates;
 pub mod export;
 pub mod photo_info;
 pub mod scan;
 pub mod search;
+pub mod trash;

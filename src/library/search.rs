@@ -1,18 +1,15 @@
-//! Similarity search: cosine similarity over L2-normalised embeddings held in one contiguous
-//! matrix, scanned in parallel.
+//! Similarity search over the embeddings of one model: an approximate nearest-neighbour index
+//! proposes candidates, and their exact embeddings decide the order.
 //!
-//! Scanning is bound by memory bandwidth, so the scan reads an 8-bit copy of the matrix (one
-//! scale per row, a quarter of the bytes) to pick candidates, and the best candidates are then
-//! scored exactly against the f32 rows.
+//! The index holds 8-bit codes only, a quarter of the f32 bytes. The exact embeddings stay
+//! where they already are (the cache on disk, or this session's photos in memory) and are read
+//! for the few candidates of each query.
 
-use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap};
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
-use rayon::prelude::*;
-
+use super::ann::{AnnError, AnnIndex, key_of, quantise};
 use super::cache::ContentHash;
-use crate::model::cpu::simd::multiversion;
 
 /// One search hit.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,198 +22,178 @@ pub struct Match {
     pub score: f32,
 }
 
-/// Embeddings of one model, one row per distinct photo content.
-#[derive(Debug, Clone, Default)]
-pub struct SimilarityIndex {
-    dim: usize,
-    rows: Vec<f32>,
-    codes: Vec<i8>,
-    scales: Vec<f32>,
-    keys: Vec<(ContentHash, PathBuf)>,
-    by_hash: HashMap<ContentHash, usize>,
+/// Below this many photos a query is compared with every photo in the index (a few
+/// milliseconds); from this many on, the index's graph is walked instead.
+pub const EXHAUSTIVE_BELOW: usize = 20_000;
+/// Candidates beyond the `k` asked for that are re-ranked exactly: the 8-bit scores are within
+/// about 1e-3 of the exact ones, so only near-ties this deep could change the order.
+pub const EXTRA_CANDIDATES: usize = 40;
+
+/// Candidates kept by a graph search for very close neighbours.
+const CLOSE_EXPANSION: usize = 48;
+
+/// How hard a search looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// As well as it can: every photo in a small index, a wide graph search in a large one.
+    Best,
+    /// A narrow graph search, enough for neighbours that are very close (near copies).
+    Close,
 }
 
-/// Rows scored per parallel task.
-const ROWS_PER_TASK: usize = 2048;
-/// Candidates beyond `k` rescored exactly; the 8-bit scores are within about 1e-3 of the exact
-/// ones, so only near-ties this deep could change the order.
-const EXTRA_CANDIDATES: usize = 64;
+/// The approximate index of one model's embeddings, by content hash.
+pub struct SimilarityIndex {
+    ann: AnnIndex,
+    /// The content hash behind each key of the index.
+    hashes: HashMap<u64, ContentHash>,
+}
 
 impl SimilarityIndex {
     /// An empty index of `dim`-dimensional embeddings.
-    pub fn new(dim: usize) -> Self {
-        Self { dim, ..Self::default() }
+    pub fn new(dim: usize) -> Result<Self, AnnError> {
+        Ok(Self { ann: AnnIndex::new(dim)?, hashes: HashMap::new() })
+    }
+
+    /// Loads an index saved by [`Self::save`]. Its keys are not trusted until claimed: see
+    /// [`Self::claim`] and [`Self::unclaimed`].
+    pub fn load(file: &Path, dim: usize) -> Result<Self, AnnError> {
+        Ok(Self { ann: AnnIndex::load(file, dim)?, hashes: HashMap::new() })
+    }
+
+    /// Saves the index to `file`, replacing it in one step.
+    pub fn save(&self, file: &Path) -> Result<(), AnnError> {
+        self.ann.save(file)
     }
 
     /// Embedding width.
     pub fn dim(&self) -> usize {
-        self.dim
+        self.ann.dim()
     }
 
-    /// Number of photos indexed.
+    /// Number of photo contents indexed and claimed.
     pub fn len(&self) -> usize {
-        self.keys.len()
+        self.hashes.len()
     }
 
     /// Whether nothing is indexed.
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.ann.is_empty()
     }
 
-    /// Adds or replaces the embedding of a photo content. Embeddings of another width are
-    /// ignored and reported as `false`.
-    pub fn insert(&mut self, hash: ContentHash, path: PathBuf, embedding: &[f32]) -> bool {
-        if embedding.len() != self.dim {
-            return false;
+    /// Vectors in a loaded index that no [`Self::claim`] has accounted for yet.
+    pub fn unclaimed(&self) -> usize {
+        self.ann.len().saturating_sub(self.hashes.len())
+    }
+
+    /// Whether the embedding of `hash` is indexed.
+    pub fn contains(&self, hash: &ContentHash) -> bool {
+        self.hashes.get(&key_of(hash)) == Some(hash)
+    }
+
+    /// Accounts for `hash` in a loaded index: true when its vector is there.
+    pub fn claim(&mut self, hash: &ContentHash) -> bool {
+        let key = key_of(hash);
+        if self.ann.contains(key) {
+            self.hashes.insert(key, *hash);
+            true
+        } else {
+            false
         }
-        let normalised = normalise(embedding);
-        let (codes, scale) = quantise(&normalised);
-        match self.by_hash.get(&hash) {
-            Some(&row) => {
-                self.rows[row * self.dim..(row + 1) * self.dim].copy_from_slice(&normalised);
-                self.codes[row * self.dim..(row + 1) * self.dim].copy_from_slice(&codes);
-                self.scales[row] = scale;
-                self.keys[row].1 = path;
-            }
-            None => {
-                self.by_hash.insert(hash, self.keys.len());
-                self.keys.push((hash, path));
-                self.rows.extend_from_slice(&normalised);
-                self.codes.extend_from_slice(&codes);
-                self.scales.push(scale);
-            }
+    }
+
+    /// The 8-bit codes stored for `hash`.
+    pub fn codes(&self, hash: &ContentHash) -> Option<Vec<i8>> {
+        self.contains(hash).then(|| self.ann.codes(key_of(hash))).flatten()
+    }
+
+    /// Adds or replaces the embedding of a photo content.
+    pub fn insert(&mut self, hash: &ContentHash, embedding: &[f32]) -> Result<(), AnnError> {
+        // Two contents whose hashes share their first 8 bytes (one chance in 10^10 among a
+        // million photos) share a key: the newer one replaces the older.
+        let key = key_of(hash);
+        self.ann.insert(key, &codes_of(embedding))?;
+        self.hashes.insert(key, *hash);
+        Ok(())
+    }
+
+    /// Adds many embeddings at once, on every core (contents already indexed are replaced).
+    pub fn extend(&mut self, embeddings: &[(ContentHash, Vec<f32>)]) -> Result<(), AnnError> {
+        use rayon::prelude::*;
+        let (known, new): (Vec<_>, Vec<_>) = embeddings.iter().partition(|(hash, _)| self.contains(hash));
+        for (hash, embedding) in known {
+            self.insert(hash, embedding)?;
         }
-        true
+        if new.iter().any(|(_, e)| e.len() != self.dim()) {
+            return Err(AnnError::width(self.dim()));
+        }
+        self.ann.reserve(self.ann.len() + new.len())?;
+        new.par_iter().try_for_each(|(hash, embedding)| self.ann.insert_new(key_of(hash), &codes_of(embedding)))?;
+        self.hashes.extend(new.iter().map(|(hash, _)| (key_of(hash), *hash)));
+        Ok(())
     }
 
-    /// The normalised embedding of an indexed photo.
-    pub fn embedding(&self, hash: &ContentHash) -> Option<&[f32]> {
-        self.by_hash.get(hash).map(|&row| &self.rows[row * self.dim..(row + 1) * self.dim])
+    /// Takes a photo content out of the index.
+    pub fn remove(&mut self, hash: &ContentHash) -> Result<(), AnnError> {
+        if self.contains(hash) {
+            let key = key_of(hash);
+            self.ann.remove(key)?;
+            self.hashes.remove(&key);
+        }
+        Ok(())
     }
 
-    /// The `k` photos most similar to `query`, best first, leaving out `exclude` (the query
-    /// photo itself) and any photo `keep` rejects.
+    /// Up to `count` contents nearest `codes` by their 8-bit codes, with approximate scores,
+    /// best first; only those `keep` accepts when given.
+    pub fn candidates(
+        &self,
+        codes: &[i8],
+        count: usize,
+        keep: Option<&(dyn Fn(&ContentHash) -> bool + Sync)>,
+        reach: Reach,
+    ) -> Result<Vec<(ContentHash, f32)>, AnnError> {
+        let exhaustive = reach == Reach::Best && self.ann.len() < EXHAUSTIVE_BELOW;
+        self.ann.set_expansion((reach == Reach::Close).then_some(CLOSE_EXPANSION));
+        let found = match keep {
+            Some(keep) => {
+                let keep_key = |key: u64| self.hashes.get(&key).is_some_and(keep);
+                self.ann.search(codes, count, exhaustive, Some(&keep_key))?
+            }
+            None => self.ann.search(codes, count, exhaustive, None)?,
+        };
+        Ok(found.into_iter().filter_map(|(key, score)| Some((*self.hashes.get(&key)?, score))).collect())
+    }
+
+    /// The `k` contents most similar to `query`, best first, with exact scores: `exact` gives
+    /// the embedding of a candidate (contents it has none for are left out). `exclude` (the
+    /// query photo itself) and contents `keep` rejects are never returned.
     pub fn search(
         &self,
         query: &[f32],
         k: usize,
         exclude: Option<&ContentHash>,
-        keep: &(dyn Fn(&ContentHash) -> bool + Sync),
-    ) -> Vec<Match> {
-        if query.len() != self.dim || k == 0 {
-            return Vec::new();
+        keep: Option<&(dyn Fn(&ContentHash) -> bool + Sync)>,
+        mut exact: impl FnMut(&ContentHash) -> Option<Vec<f32>>,
+    ) -> Result<Vec<(ContentHash, f32)>, AnnError> {
+        if query.len() != self.dim() || k == 0 {
+            return Ok(Vec::new());
         }
         let query = normalise(query);
-        let skip = exclude.and_then(|h| self.by_hash.get(h)).copied();
-        let wanted = k + EXTRA_CANDIDATES;
-        let (query_codes, query_scale) = quantise(&query);
-        let candidates = self
-            .codes
-            .par_chunks(self.dim * ROWS_PER_TASK)
-            .enumerate()
-            .map(|(task, block)| {
-                let mut heap = BinaryHeap::with_capacity(wanted + 1);
-                for (i, codes) in block.chunks_exact(self.dim).enumerate() {
-                    let index = task * ROWS_PER_TASK + i;
-                    if Some(index) == skip {
-                        continue;
-                    }
-                    let score = dot_codes(&query_codes, codes) as f32 * self.scales[index] * query_scale;
-                    if heap.len() < wanted || score > heap.peek().map_or(f32::NEG_INFINITY, |s: &Scored| s.score) {
-                        if !keep(&self.keys[index].0) {
-                            continue;
-                        }
-                        heap.push(Scored { score, index });
-                        if heap.len() > wanted {
-                            heap.pop();
-                        }
-                    }
-                }
-                heap
-            })
-            .reduce(BinaryHeap::new, |mut a, b| {
-                for s in b {
-                    a.push(s);
-                    if a.len() > wanted {
-                        a.pop();
-                    }
-                }
-                a
-            });
-        let mut exact: Vec<Scored> = candidates
+        let wanted = k + EXTRA_CANDIDATES + usize::from(exclude.is_some());
+        let mut ranked: Vec<(ContentHash, f32)> = self
+            .candidates(&quantise(&query).0, wanted, keep, Reach::Best)?
             .into_iter()
-            .map(|c| Scored {
-                score: dot(&query, &self.rows[c.index * self.dim..(c.index + 1) * self.dim]),
-                index: c.index,
-            })
+            .filter(|(hash, _)| Some(hash) != exclude)
+            .filter_map(|(hash, _)| Some((hash, dot(&query, &normalise(&exact(&hash)?)))))
             .collect();
-        exact.sort();
-        exact.truncate(k);
-        exact
-            .into_iter()
-            .map(|s| Match { path: self.keys[s.index].1.clone(), hash: self.keys[s.index].0, score: s.score })
-            .collect()
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        ranked.truncate(k);
+        Ok(ranked)
     }
 }
 
-/// A unit vector as 8-bit codes and the scale that maps them back (`v ≈ code * scale`).
-fn quantise(v: &[f32]) -> (Vec<i8>, f32) {
-    let max = v.iter().fold(0f32, |m, x| m.max(x.abs()));
-    if max == 0.0 {
-        return (vec![0; v.len()], 0.0);
-    }
-    let scale = max / 127.0;
-    (v.iter().map(|x| (x / scale).round() as i8).collect(), scale)
-}
-
-multiversion! {
-    /// Dot product of two code vectors in exact integer arithmetic, with the widest vector
-    /// instructions the CPU has (the compiler turns the loop into 16-bit multiply-adds).
-    fn dot_codes(a: &[i8], b: &[i8]) -> i32 => dot_codes_portable;
-    avx512: ["avx512f", "avx512bw"];
-    avx2: ["avx2"];
-}
-
-#[inline(always)]
-fn dot_codes_portable(a: &[i8], b: &[i8]) -> i32 {
-    const LANES: usize = 64;
-    let mut acc = [0i32; LANES];
-    let body = a.len() / LANES * LANES;
-    for (x, y) in a[..body].chunks_exact(LANES).zip(b[..body].chunks_exact(LANES)) {
-        for l in 0..LANES {
-            acc[l] += i32::from(x[l]) * i32::from(y[l]);
-        }
-    }
-    let tail: i32 = a[body..].iter().zip(&b[body..]).map(|(x, y)| i32::from(*x) * i32::from(*y)).sum();
-    acc.iter().sum::<i32>() + tail
-}
-
-/// A row and its score, ordered so that a max-heap pops the *worst* (lowest score, then
-/// highest index) first; sorting ascending therefore yields best first.
-#[derive(Debug, Clone, Copy)]
-struct Scored {
-    score: f32,
-    index: usize,
-}
-
-impl PartialEq for Scored {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl Eq for Scored {}
-
-impl PartialOrd for Scored {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Scored {
-    fn cmp(&self, other: &Self) -> Ordering {
-        other.score.total_cmp(&self.score).then(self.index.cmp(&other.index))
-    }
+/// The 8-bit codes of an embedding's direction.
+pub fn codes_of(embedding: &[f32]) -> Vec<i8> {
+    quantise(&normalise(embedding)).0
 }
 
 /// The vector scaled to unit length (zero stays zero).
@@ -246,9 +223,7 @@ mod tests {
     use super::*;
 
     fn hash(i: usize) -> ContentHash {
-        let mut h = [0u8; 32];
-        h[..8].copy_from_slice(&(i as u64).to_le_bytes());
-        h
+        *blake3::hash(&i.to_le_bytes()).as_bytes()
     }
 
     fn pseudo_random(n: usize, seed: u64) -> Vec<f32> {
@@ -264,40 +239,65 @@ mod tests {
     #[test]
     fn agrees_with_brute_force() {
         let dim = 37;
-        let mut index = SimilarityIndex::new(dim);
+        let mut index = SimilarityIndex::new(dim).unwrap();
         let vectors: Vec<Vec<f32>> = (0..5000).map(|i| pseudo_random(dim, i as u64)).collect();
         for (i, v) in vectors.iter().enumerate() {
-            assert!(index.insert(hash(i), PathBuf::from(format!("{i}.jpg")), v));
+            index.insert(&hash(i), v).unwrap();
         }
+        let by_hash: HashMap<ContentHash, usize> = (0..vectors.len()).map(|i| (hash(i), i)).collect();
         let query = &vectors[42];
-        let found = index.search(query, 10, Some(&hash(42)), &|_| true);
+        let found = index.search(query, 10, Some(&hash(42)), None, |h| Some(vectors[by_hash[h]].clone())).unwrap();
         let q = normalise(query);
         let mut brute: Vec<(f32, usize)> =
             (0..vectors.len()).filter(|&i| i != 42).map(|i| (dot(&q, &normalise(&vectors[i])), i)).collect();
         brute.sort_by(|a, b| b.0.total_cmp(&a.0));
         let expected: Vec<usize> = brute.iter().take(10).map(|b| b.1).collect();
-        let got: Vec<usize> =
-            found.iter().map(|m| m.path.to_str().unwrap().trim_end_matches(".jpg").parse().unwrap()).collect();
+        let got: Vec<usize> = found.iter().map(|(h, _)| by_hash[h]).collect();
         assert_eq!(got, expected);
-        for (m, b) in found.iter().zip(&brute) {
-            assert!((m.score - b.0).abs() < 1e-5);
+        for ((_, score), b) in found.iter().zip(&brute) {
+            assert!((score - b.0).abs() < 1e-5);
         }
     }
 
     #[test]
-    fn filters_and_replacements_apply() {
-        let mut index = SimilarityIndex::new(2);
-        index.insert(hash(1), "a".into(), &[1.0, 0.0]);
-        index.insert(hash(2), "b".into(), &[0.9, 0.1]);
-        index.insert(hash(3), "c".into(), &[0.0, 1.0]);
-        let only_c = index.search(&[1.0, 0.0], 5, Some(&hash(1)), &|h| *h == hash(3));
-        assert_eq!(only_c.len(), 1);
-        assert_eq!(only_c[0].path, PathBuf::from("c"));
-        index.insert(hash(3), "c2".into(), &[1.0, 0.0]);
+    fn filters_replacements_and_removals_apply() {
+        let mut index = SimilarityIndex::new(2).unwrap();
+        let vectors = [[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]];
+        for (i, v) in vectors.iter().enumerate() {
+            index.insert(&hash(i), v).unwrap();
+        }
+        let exact = |h: &ContentHash| (0..3).find(|&i| hash(i) == *h).map(|i| vectors[i].to_vec());
+        let only_c = index.search(&[1.0, 0.0], 5, Some(&hash(0)), Some(&|h| *h == hash(2)), exact).unwrap();
+        assert_eq!(only_c.iter().map(|m| m.0).collect::<Vec<_>>(), [hash(2)]);
+        index.insert(&hash(2), &[1.0, 0.0]).unwrap();
         assert_eq!(index.len(), 3);
-        let top = index.search(&[1.0, 0.0], 1, Some(&hash(1)), &|_| true);
-        assert_eq!(top[0].path, PathBuf::from("c2"));
-        assert!((top[0].score - 1.0).abs() < 1e-6);
-        assert!(!index.insert(hash(4), "d".into(), &[1.0]));
+        let top = index.search(&[1.0, 0.0], 1, Some(&hash(0)), None, |_| Some(vec![1.0, 0.0])).unwrap();
+        assert!((top[0].1 - 1.0).abs() < 1e-6);
+        index.remove(&hash(1)).unwrap();
+        assert!(!index.contains(&hash(1)));
+        let rest = index.search(&[1.0, 0.0], 5, None, None, |_| Some(vec![1.0, 0.0])).unwrap();
+        assert_eq!(rest.len(), 2);
+        assert!(index.insert(&hash(4), &[1.0]).is_err(), "another width is refused");
+        assert!(index.extend(&[(hash(4), vec![1.0])]).is_err());
+        index.extend(&[(hash(5), vec![0.0, 1.0]), (hash(2), vec![0.0, -1.0])]).unwrap();
+        assert_eq!(index.len(), 3);
+        assert_eq!(index.codes(&hash(2)), Some(codes_of(&[0.0, -1.0])));
+    }
+
+    #[test]
+    fn a_saved_index_is_trusted_only_for_claimed_contents() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("index.usearch");
+        let mut index = SimilarityIndex::new(8).unwrap();
+        for i in 0..20 {
+            index.insert(&hash(i), &pseudo_random(8, i as u64)).unwrap();
+        }
+        index.save(&file).unwrap();
+        let mut back = SimilarityIndex::load(&file, 8).unwrap();
+        assert_eq!((back.len(), back.unclaimed()), (0, 20));
+        assert!(back.claim(&hash(3)) && !back.claim(&hash(99)));
+        assert_eq!((back.len(), back.unclaimed()), (1, 19));
+        assert_eq!(back.codes(&hash(3)), Some(codes_of(&pseudo_random(8, 3))));
+        assert_eq!(back.codes(&hash(4)), None, "unclaimed codes are not served");
     }
 }

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded, select};
@@ -12,9 +12,11 @@ use super::Notifier;
 use super::loader::{LoaderMsg, spawn_loader};
 use super::pipeline::{self, DecodeContext, Hit, Job, PipeMsg, Prepared, ReadyImage};
 use super::protocol::{Command, Event, ModelStatus, PhotoError, Progress, Tagged, WorkerConfig};
+use super::duplicates;
 use super::similar::Similarity;
 use crate::library::cache::{self, Cache, CacheError, ContentHash, NewResult};
 use crate::library::photo_info::PhotoInfo;
+use crate::library::trash;
 use crate::library::search::Match;
 use crate::model::config::ModelConfig;
 use crate::model::labels::{Label, class_name};
@@ -28,13 +30,21 @@ struct Query {
     within: Option<Vec<PathBuf>>,
 }
 
+/// A question about the library that waits for the model.
+enum Request {
+    /// Photos like one photo.
+    Similar(Query),
+    /// Groups of duplicate photos among these files, or among every file the cache knows.
+    Duplicates(Option<Vec<PathBuf>>),
+}
+
 /// Where the model is, and what waits for it.
 enum ModelState {
     /// Looking for the model's files: added paths and queries wait.
-    Locating { waiting_paths: Vec<Vec<PathBuf>>, waiting_queries: Vec<Query> },
+    Locating { waiting_paths: Vec<Vec<PathBuf>>, waiting_queries: Vec<Request> },
     /// The files are found and the configuration is known, so scanning and decoding run;
     /// the weights are still loading, so queries wait.
-    Located { config: ModelConfig, model_id: String, waiting_queries: Vec<Query> },
+    Located { config: ModelConfig, model_id: String, waiting_queries: Vec<Request> },
     /// Loaded and running.
     Ready(Box<Model>),
     /// It could not be made ready (the loader said why).
@@ -137,7 +147,10 @@ impl Engine {
             };
             select! {
                 recv(self.commands) -> command => match command {
-                    Ok(Command::Shutdown) | Err(_) => return,
+                    Ok(Command::Shutdown) | Err(_) => {
+                        self.save_index();
+                        return;
+                    }
                     Ok(command) => self.handle(command),
                 },
                 recv(self.loader) -> msg => match msg {
@@ -180,8 +193,15 @@ impl Engine {
             },
             Command::Cancel => self.cancel(),
             Command::ClearCache => self.clear_cache(),
-            Command::FindSimilar { query, k, within } => {
-                let query = Query { query, k, within };
+            Command::FindSimilar { query, k, within } => self.request(Request::Similar(Query { query, k, within })),
+            Command::FindDuplicates { within } => self.request(Request::Duplicates(within)),
+            Command::MoveToTrash(paths) => self.move_to_trash(&paths),
+            Command::Shutdown => {}
+        }
+    }
+
+    /// Answers a request now, or once the model is loaded.
+    fn request(&mut self, query: Request) {
                 match &mut self.model {
                     ModelState::Locating { waiting_queries, .. } | ModelState::Located { waiting_queries, .. } => {
                         waiting_queries.push(query);
@@ -189,9 +209,6 @@ impl Engine {
                     ModelState::Failed => self.reply_unavailable(query),
                     ModelState::Ready(_) => self.answer(query),
                 }
-            }
-            Command::Shutdown => {}
-        }
     }
 
     fn on_loader(&mut self, msg: LoaderMsg) {
@@ -260,9 +277,17 @@ impl Engine {
         }
     }
 
-    fn reply_unavailable(&self, query: Query) {
-        let outcome = Err(PhotoError::model_unavailable(query.query.clone()));
-        self.notifier.send(Event::Similar { query: query.query, outcome });
+    fn reply_unavailable(&self, request: Request) {
+        match request {
+            Request::Similar(query) => {
+                let outcome = Err(PhotoError::model_unavailable(query.query.clone()));
+                self.notifier.send(Event::Similar { query: query.query, outcome });
+            }
+            Request::Duplicates(_) => {
+                let outcome = Err("the model is not available, so photos cannot be compared".to_owned());
+                self.notifier.send(Event::Duplicates(outcome));
+            }
+        }
     }
 
     /// What decoding needs to know about the model and the cache.
@@ -390,14 +415,15 @@ impl Engine {
         from_cache: bool,
     ) -> Tagged {
         let num_classes = self.model.located().map_or(0, |(config, _)| config.eva.num_classes);
-        self.similarity.insert(path, hash, &embedding);
+        let embedding: Arc<[f32]> = embedding.into();
+        self.similarity.insert(path, hash, embedding.clone());
         Tagged {
             labels: labels
                 .iter()
                 .take(self.config.top_k)
                 .map(|c| Label { class: c.class, label: class_name(c.class, num_classes), prob: c.prob })
                 .collect(),
-            embedding: embedding.into(),
+            embedding,
             hash,
             info,
             from_cache,
@@ -431,6 +457,7 @@ impl Engine {
             self.notifier.send(Event::Progress(*p));
         }
         if complete {
+            self.save_index();
             self.notifier.send(Event::Idle);
         }
     }
@@ -506,24 +533,54 @@ impl Engine {
             .collect()
     }
 
-    /// Answers a similarity query (the model is loaded).
-    fn answer(&mut self, query: Query) {
-        let outcome = self.similar(&query);
-        self.notifier.send(Event::Similar { query: query.query, outcome });
+    /// Saves the similarity index beside the cache if it has changed.
+    fn save_index(&mut self) {
+        let cache = self.cache.as_ref().zip(self.model.located().map(|(_, id)| id));
+        self.similarity.save(cache);
+    }
+
+    /// Answers a request (the model is loaded).
+    fn answer(&mut self, request: Request) {
+        match request {
+            Request::Similar(query) => {
+                let outcome = self.similar(&query);
+                self.notifier.send(Event::Similar { query: query.query, outcome });
+            }
+            Request::Duplicates(within) => {
+                let cache = self.cache.as_ref().zip(self.model.located().map(|(_, id)| id));
+                let outcome = duplicates::graph(&mut self.similarity, cache, within.as_deref())
+                    .map(Arc::new)
+                    .map_err(|e| format!("duplicates could not be looked for: {e}"));
+                self.notifier.send(Event::Duplicates(outcome));
+            }
+        }
+    }
+
+    /// Moves photos to the trash with their sidecars, then forgets them.
+    fn move_to_trash(&mut self, paths: &[PathBuf]) {
+        let report = trash::move_to_trash(paths, &AtomicBool::new(false));
+        if let Some(cache) = self.cache.as_mut()
+            && let Err(e) = cache.forget_files(&report.moved)
+        {
+            tracing::warn!("{e}");
+        }
+        let cache = self.cache.as_ref().zip(self.model.located().map(|(_, id)| id));
+        self.similarity.forget(&report.moved, cache);
+        self.save_index();
+        self.notifier.send(Event::Trashed(report));
     }
 
     fn similar(&mut self, query: &Query) -> Result<Vec<Match>, PhotoError> {
         let (hash, embedding) = self.query_embedding(&query.query)?;
-        let model_id = self.model.located().map(|(_, id)| id.to_owned()).unwrap_or_default();
-        let cache = self.cache.as_ref().map(|cache| (cache, model_id.as_str()));
+        let cache = self.cache.as_ref().zip(self.model.located().map(|(_, id)| id));
         self.similarity.search(cache, &hash, &embedding, query.k, query.within.as_deref()).map_err(|e| {
-            let message = format!("{}: the cache could not be searched: {e}", query.query.display());
+            let message = format!("{}: the library could not be searched: {e}", query.query.display());
             PhotoError::file(query.query.clone(), message)
         })
     }
 
     /// The embedding of a query photo: from this session, the cache, or the model.
-    fn query_embedding(&mut self, path: &Path) -> Result<(ContentHash, Vec<f32>), PhotoError> {
+    fn query_embedding(&mut self, path: &Path) -> Result<(ContentHash, Arc<[f32]>), PhotoError> {
         if let Some(known) = self.similarity.known(path) {
             return Ok(known);
         }
@@ -532,7 +589,7 @@ impl Engine {
         match pipeline::prepare(path, &context, self.cache.as_ref())? {
             Prepared::Hit(hit) => {
                 let tagged = self.accept_hit(path, hit);
-                Ok((tagged.hash, tagged.embedding.to_vec()))
+                Ok((tagged.hash, tagged.embedding))
             }
             Prepared::Ready(item) => {
                 let model = self.model.model().ok_or_else(|| PhotoError::model_unavailable(path.to_owned()))?;
@@ -543,7 +600,7 @@ impl Engine {
                     .into_iter()
                     .next()
                     .ok_or_else(|| PhotoError::model(path.to_owned(), &"the model returned no result for the query"))?;
-                Ok((tagged.hash, tagged.embedding.to_vec()))
+                Ok((tagged.hash, tagged.embedding))
             }
         }
     }

@@ -8,6 +8,7 @@
 //! per batch, and answers similarity queries ([`similar`]). Every queue is bounded, so memory
 //! stays flat for any folder size.
 
+mod duplicates;
 mod engine;
 mod loader;
 mod pipeline;

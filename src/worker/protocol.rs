@@ -6,8 +6,10 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::library::cache::ContentHash;
+use crate::library::duplicates::DuplicateGraph;
 use crate::library::photo_info::PhotoInfo;
 use crate::library::search::Match;
+use crate::library::trash::TrashReport;
 use crate::model::device::{DTypeChoice, DeviceChoice};
 use crate::model::labels::Label;
 use crate::model::weights::ModelSource;
@@ -76,6 +78,15 @@ pub enum Command {
         /// Compare only against photos at these paths (already added); all cached photos if `None`.
         within: Option<Vec<PathBuf>>,
     },
+    /// Find groups of duplicate photos (answered with [`Event::Duplicates`]).
+    FindDuplicates {
+        /// Only among photos at these paths (already added); among every file the cache
+        /// knows if `None`.
+        within: Option<Vec<PathBuf>>,
+    },
+    /// Move photos and their XMP sidecars to the system trash and forget them (answered with
+    /// [`Event::Trashed`]).
+    MoveToTrash(Vec<PathBuf>),
     /// Delete every cached result.
     ClearCache,
     /// Stop the worker.
@@ -187,6 +198,10 @@ pub enum Event {
         /// Ranked matches, or why there are none.
         outcome: Result<Vec<Match>, PhotoError>,
     },
+    /// The photos that may be duplicates and how alike they are, or why there are none.
+    Duplicates(Result<Arc<DuplicateGraph>, String>),
+    /// What a move to the trash did.
+    Trashed(TrashReport),
     /// The cache was emptied, or could not be: the text says which.
     CacheCleared(Result<(), String>),
     /// Nothing is queued or running.

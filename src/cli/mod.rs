@@ -1,5 +1,7 @@
 //! Command-line interface: argument parsing and the headless subcommands.
 
+mod duplicates;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,6 +51,8 @@ pub enum Subcmd {
     Similar(SimilarArgs),
     /// Write the labels as XMP sidecars, a CSV file or a JSON file.
     Export(ExportArgs),
+    /// Find exact and near copies: one group per line, the suggested photo to keep first.
+    Duplicates(duplicates::DuplicatesArgs),
     /// Time the model on random input (random weights unless --model-dir is given).
     Bench(BenchArgs),
 }
@@ -248,6 +252,7 @@ pub fn run(command: Subcmd, options: &Options) -> ExitCode {
         Subcmd::Tag(tag) => run_tag(options, &tag),
         Subcmd::Similar(similar) => run_similar(options, &similar),
         Subcmd::Export(export) => run_export(options, &export),
+        Subcmd::Duplicates(args) => duplicates::run(options, &args),
         Subcmd::Bench(bench) => run_bench(options, &bench).map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|e| {
