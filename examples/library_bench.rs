@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use evatag::library::cache::{self, Cache, FileStamp, NewResult};
-use evatag::library::photo_info::PhotoInfo;
 use evatag::library::duplicates::near_pairs;
-use evatag::library::search::{SimilarityIndex, dot, normalise};
+use evatag::library::photo_info::PhotoInfo;
+use evatag::library::search::{Filters, Reach, SimilarityIndex, dot, normalise};
 use evatag::model::ClassProb;
 use evatag::model::device::{DTypeChoice, DeviceChoice, place};
 use evatag::model::weights::{self, ModelFiles, ModelSource};
@@ -66,7 +66,10 @@ fn clustered(i: usize, groups: usize, dim: usize) -> Vec<f32> {
 
 fn resident_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kb = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches(" kB").parse().ok());
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok());
     kb.unwrap_or(0u64) * 1024
 }
 
@@ -128,7 +131,8 @@ fn similar_queries(count: usize) -> anyhow::Result<()> {
     for (query, truth) in queries.iter().zip(&exact) {
         let started = Instant::now();
         // The exact rows are regenerated here; the app reads them from the cache.
-        let found = index.search(query, K, None, None, |h| Some(clustered(by_hash[h], groups, DIM)))?;
+        let found =
+            index.search(query, K, Filters::default(), Reach::Best, |h| Some(clustered(by_hash[h], groups, DIM)))?;
         times.push(started.elapsed());
         hits += found.iter().filter(|(h, _)| truth.contains(&by_hash[h])).count();
     }
@@ -167,8 +171,8 @@ fn build_index(count: usize, groups: usize) -> anyhow::Result<(SimilarityIndex, 
 
 /// Groups duplicates among `count` clustered embeddings, a tenth of which have a near copy.
 fn duplicates(count: usize) -> anyhow::Result<()> {
-    use rayon::prelude::*;
     use evatag::library::duplicates::{DEFAULT_THRESHOLD, DuplicateGraph, DuplicatePhoto, LOWEST_THRESHOLD, Link};
+    use rayon::prelude::*;
     let groups = count.div_ceil(40);
     let originals = count - count / 10;
     // Photo i >= originals is a near copy of photo i - originals.

@@ -793,3 +793,54 @@ fn settings_offer_every_model_with_its_figures_and_remember_the_choice() {
     assert_eq!(harness.state().settings().model.as_deref(), Some(tiny.name), "the choice is remembered");
     assert!(harness.state().settings().model_dir.is_none());
 }
+
+#[test]
+fn the_duplicates_view_groups_copies_and_asks_before_the_trash() {
+    let (photos, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut copied = copy_photos(photos.path());
+    let original = photos.path().join("cat_landscape.jpg");
+    let copy = photos.path().join("cat-copy.jpg");
+    std::fs::copy(&original, &copy).unwrap();
+    // The original is older, so it is the one to keep.
+    let file = std::fs::File::options().write(true).open(&original).unwrap();
+    file.set_modified(std::time::SystemTime::now() - Duration::from_secs(3600)).unwrap();
+    copied.push(copy.clone());
+    let mut harness = app_harness(cache.path(), vec![photos.path().to_owned()], 4);
+    step_until(&mut harness, "every photo is tagged", |app| all_finished(app, copied.len()) && !app.is_busy());
+
+    harness.get_by_label("Duplicates").click();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while harness.query_by_label_contains("Group 1").is_none() {
+        assert!(Instant::now() < deadline, "the groups are shown");
+        harness.step();
+    }
+    harness.step();
+    // At 1.0 only the exact copy groups, whatever the test model makes of the other photos.
+    harness.get_by_role_and_label(egui::accesskit::Role::Slider, "Similarity at least").set_value_accesskit(1.0);
+    harness.step();
+    harness.step();
+    harness.get_by_label_contains("Group 1 · 2 photos");
+    assert!(harness.query_by_label_contains("Group 2").is_none());
+    harness.get_by_label("cat_landscape.jpg, keep");
+    harness.get_by_label("cat-copy.jpg, similarity 1.000");
+
+    // The move asks first, listing what would go; Cancel moves nothing.
+    harness.get_by_label("Move the others to the trash (1)…").click();
+    harness.step();
+    harness.step();
+    harness.get_by_label("Move 1 photos to the trash?");
+    harness.get_by_label(&copy.display().to_string());
+    harness.get_by_label("Cancel").click();
+    harness.step();
+    harness.step();
+    assert!(harness.query_by_label("Move 1 photos to the trash?").is_none());
+    assert!(copy.exists() && original.exists());
+    assert_eq!(harness.state().settings().duplicate_threshold, 1.0, "the threshold is remembered");
+
+    // Escape goes back to the grid.
+    harness.key_press(egui::Key::Escape);
+    harness.step();
+    harness.step();
+    assert!(harness.query_by_label_contains("Group 1").is_none());
+    harness.get_by_label("cat-copy.jpg");
+}

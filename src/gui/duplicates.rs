@@ -201,8 +201,12 @@ fn card(
     let caption = |line: usize, text: String, color: Color32| {
         let font = egui::FontId::proportional(12.0);
         let mut job = egui::text::LayoutJob::single_section(text, egui::TextFormat::simple(font, color));
-        job.wrap =
-            egui::text::TextWrapping { max_width: THUMB - 6.0, max_rows: 1, break_anywhere: true, ..Default::default() };
+        job.wrap = egui::text::TextWrapping {
+            max_width: THUMB - 6.0,
+            max_rows: 1,
+            break_anywhere: true,
+            ..Default::default()
+        };
         let galley = ui.painter().layout_job(job);
         let at = egui::pos2(rect.min.x + 3.0, rect.min.y + THUMB + line as f32 * 15.0);
         ui.painter().galley(at, galley, color);

@@ -702,7 +702,10 @@ mod tests {
         assert_eq!(cache.files_of_model("m1").unwrap(), [(path.to_owned(), hash)]);
         assert!(cache.files_of_model("m2").unwrap().is_empty());
         cache.remember_file(Path::new("/photos/copy.jpg"), stamp, &hash).unwrap();
-        assert_eq!(cache.paths_of(&hash).unwrap(), [PathBuf::from("/photos/cat.jpg"), PathBuf::from("/photos/copy.jpg")]);
+        assert_eq!(
+            cache.paths_of(&hash).unwrap(),
+            [PathBuf::from("/photos/cat.jpg"), PathBuf::from("/photos/copy.jpg")]
+        );
         cache.forget_files(&[path.to_owned()]).unwrap();
         assert_eq!(cache.paths_of(&hash).unwrap(), [PathBuf::from("/photos/copy.jpg")]);
         assert_eq!(cache.hashes("m1").unwrap(), [hash], "the result stays for the other copy");

@@ -111,15 +111,13 @@ impl DuplicateGraph {
         for photo in 0..self.photos.len() {
             members.entry(sets.root(photo)).or_default().push(photo);
         }
-        let mut groups: Vec<Group> = members
-            .into_values()
-            .filter(|photos| photos.len() > 1)
-            .map(|photos| self.group_of(photos))
-            .collect();
+        let mut groups: Vec<Group> =
+            members.into_values().filter(|photos| photos.len() > 1).map(|photos| self.group_of(photos)).collect();
         groups.sort_by(|a, b| {
-            b.members.len().cmp(&a.members.len()).then_with(|| {
-                self.photos[a.members[0].photo].path.cmp(&self.photos[b.members[0].photo].path)
-            })
+            b.members
+                .len()
+                .cmp(&a.members.len())
+                .then_with(|| self.photos[a.members[0].photo].path.cmp(&self.photos[b.members[0].photo].path))
         });
         groups
     }
@@ -261,8 +259,7 @@ mod tests {
         graph.links = vec![link(0, 1, &graph), link(1, 2, &graph), link(1, 3, &graph)];
         let groups = graph.groups(0.95);
         assert_eq!(groups.len(), 1);
-        let names: Vec<&str> =
-            groups[0].members.iter().map(|m| graph.photos[m.photo].path.to_str().unwrap()).collect();
+        let names: Vec<&str> = groups[0].members.iter().map(|m| graph.photos[m.photo].path.to_str().unwrap()).collect();
         // Same pixels and bytes: the older copy is kept; the exact copy scores 1.
         assert_eq!(names, ["copy-of-full.jpg", "full.jpg", "small.jpg"]);
         assert!(groups[0].members[0].keep && !groups[0].members[1].keep);

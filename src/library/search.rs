@@ -29,6 +29,15 @@ pub const EXHAUSTIVE_BELOW: usize = 20_000;
 /// about 1e-3 of the exact ones, so only near-ties this deep could change the order.
 pub const EXTRA_CANDIDATES: usize = 40;
 
+/// What a search leaves out.
+#[derive(Clone, Copy, Default)]
+pub struct Filters<'a> {
+    /// A content never returned (the query photo itself).
+    pub exclude: Option<&'a ContentHash>,
+    /// Only contents this accepts are returned.
+    pub keep: Option<&'a (dyn Fn(&ContentHash) -> bool + Sync)>,
+}
+
 /// Candidates kept by a graph search for very close neighbours.
 const CLOSE_EXPANSION: usize = 48;
 
@@ -37,6 +46,8 @@ const CLOSE_EXPANSION: usize = 48;
 pub enum Reach {
     /// As well as it can: every photo in a small index, a wide graph search in a large one.
     Best,
+    /// A wide graph search, whatever the size of the index.
+    Wide,
     /// A narrow graph search, enough for neighbours that are very close (near copies).
     Close,
 }
@@ -152,6 +163,8 @@ impl SimilarityIndex {
         reach: Reach,
     ) -> Result<Vec<(ContentHash, f32)>, AnnError> {
         let exhaustive = reach == Reach::Best && self.ann.len() < EXHAUSTIVE_BELOW;
+        // The expansion is the index's own setting: searches at different reaches must not
+        // run at the same time (the worker searches from one thread; near_pairs all Close).
         self.ann.set_expansion((reach == Reach::Close).then_some(CLOSE_EXPANSION));
         let found = match keep {
             Some(keep) => {
@@ -170,17 +183,18 @@ impl SimilarityIndex {
         &self,
         query: &[f32],
         k: usize,
-        exclude: Option<&ContentHash>,
-        keep: Option<&(dyn Fn(&ContentHash) -> bool + Sync)>,
+        filters: Filters<'_>,
+        reach: Reach,
         mut exact: impl FnMut(&ContentHash) -> Option<Vec<f32>>,
     ) -> Result<Vec<(ContentHash, f32)>, AnnError> {
+        let Filters { exclude, keep } = filters;
         if query.len() != self.dim() || k == 0 {
             return Ok(Vec::new());
         }
         let query = normalise(query);
         let wanted = k + EXTRA_CANDIDATES + usize::from(exclude.is_some());
         let mut ranked: Vec<(ContentHash, f32)> = self
-            .candidates(&quantise(&query).0, wanted, keep, Reach::Best)?
+            .candidates(&quantise(&query).0, wanted, keep, reach)?
             .into_iter()
             .filter(|(hash, _)| Some(hash) != exclude)
             .filter_map(|(hash, _)| Some((hash, dot(&query, &normalise(&exact(&hash)?)))))
@@ -226,6 +240,10 @@ mod tests {
         *blake3::hash(&i.to_le_bytes()).as_bytes()
     }
 
+    fn exclude(hash: &ContentHash) -> Filters<'_> {
+        Filters { exclude: Some(hash), keep: None }
+    }
+
     fn pseudo_random(n: usize, seed: u64) -> Vec<f32> {
         let mut state = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
         (0..n)
@@ -246,7 +264,8 @@ mod tests {
         }
         let by_hash: HashMap<ContentHash, usize> = (0..vectors.len()).map(|i| (hash(i), i)).collect();
         let query = &vectors[42];
-        let found = index.search(query, 10, Some(&hash(42)), None, |h| Some(vectors[by_hash[h]].clone())).unwrap();
+        let found =
+            index.search(query, 10, exclude(&hash(42)), Reach::Best, |h| Some(vectors[by_hash[h]].clone())).unwrap();
         let q = normalise(query);
         let mut brute: Vec<(f32, usize)> =
             (0..vectors.len()).filter(|&i| i != 42).map(|i| (dot(&q, &normalise(&vectors[i])), i)).collect();
@@ -259,6 +278,34 @@ mod tests {
         }
     }
 
+    /// Photos come in groups, so the vectors do: a group's centre plus a photo's own offset.
+    fn clustered(i: usize, dim: usize) -> Vec<f32> {
+        let centre = pseudo_random(dim, 1_000_000 + (i % 100) as u64);
+        let offset = pseudo_random(dim, i as u64);
+        normalise(&centre.iter().zip(&offset).map(|(c, o)| c + 0.6 * o).collect::<Vec<f32>>())
+    }
+
+    #[test]
+    fn graph_searches_recall_the_exact_nearest() {
+        let (dim, count, k) = (96, 4000, 10);
+        let vectors: Vec<Vec<f32>> = (0..count).map(|i| clustered(i, dim)).collect();
+        let mut index = SimilarityIndex::new(dim).unwrap();
+        index.extend(&(0..count).map(|i| (hash(i), vectors[i].clone())).collect::<Vec<_>>()).unwrap();
+        let by_hash: HashMap<ContentHash, usize> = (0..count).map(|i| (hash(i), i)).collect();
+        let (mut hits, queries) = (0, 100);
+        for q in 0..queries {
+            let query = &vectors[q * 37];
+            let mut exact: Vec<(f32, usize)> = (0..count).map(|i| (dot(query, &vectors[i]), i)).collect();
+            exact.sort_by(|a, b| b.0.total_cmp(&a.0));
+            let truth: Vec<usize> = exact[..k].iter().map(|e| e.1).collect();
+            let found =
+                index.search(query, k, Filters::default(), Reach::Wide, |h| Some(vectors[by_hash[h]].clone())).unwrap();
+            hits += found.iter().filter(|(h, _)| truth.contains(&by_hash[h])).count();
+        }
+        let recall = hits as f64 / (queries * k) as f64;
+        assert!(recall >= 0.99, "recall@{k} {recall}");
+    }
+
     #[test]
     fn filters_replacements_and_removals_apply() {
         let mut index = SimilarityIndex::new(2).unwrap();
@@ -267,15 +314,23 @@ mod tests {
             index.insert(&hash(i), v).unwrap();
         }
         let exact = |h: &ContentHash| (0..3).find(|&i| hash(i) == *h).map(|i| vectors[i].to_vec());
-        let only_c = index.search(&[1.0, 0.0], 5, Some(&hash(0)), Some(&|h| *h == hash(2)), exact).unwrap();
+        let only_c = index
+            .search(
+                &[1.0, 0.0],
+                5,
+                Filters { exclude: Some(&hash(0)), keep: Some(&|h| *h == hash(2)) },
+                Reach::Best,
+                exact,
+            )
+            .unwrap();
         assert_eq!(only_c.iter().map(|m| m.0).collect::<Vec<_>>(), [hash(2)]);
         index.insert(&hash(2), &[1.0, 0.0]).unwrap();
         assert_eq!(index.len(), 3);
-        let top = index.search(&[1.0, 0.0], 1, Some(&hash(0)), None, |_| Some(vec![1.0, 0.0])).unwrap();
+        let top = index.search(&[1.0, 0.0], 1, exclude(&hash(0)), Reach::Best, |_| Some(vec![1.0, 0.0])).unwrap();
         assert!((top[0].1 - 1.0).abs() < 1e-6);
         index.remove(&hash(1)).unwrap();
         assert!(!index.contains(&hash(1)));
-        let rest = index.search(&[1.0, 0.0], 5, None, None, |_| Some(vec![1.0, 0.0])).unwrap();
+        let rest = index.search(&[1.0, 0.0], 5, Filters::default(), Reach::Best, |_| Some(vec![1.0, 0.0])).unwrap();
         assert_eq!(rest.len(), 2);
         assert!(index.insert(&hash(4), &[1.0]).is_err(), "another width is refused");
         assert!(index.extend(&[(hash(4), vec![1.0])]).is_err());

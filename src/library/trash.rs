@@ -94,7 +94,7 @@ mod tests {
         };
         let (jpeg, raw) = (touch("a.jpg"), touch("a.cr2"));
         let (appended, shared) = (touch("a.jpg.xmp"), touch("a.xmp"));
-        assert_eq!(sidecars_of(&jpeg, &[]), [appended.clone()]);
+        assert_eq!(sidecars_of(&jpeg, &[]), std::slice::from_ref(&appended));
         assert_eq!(sidecars_of(&jpeg, std::slice::from_ref(&raw)), [appended, shared.clone()]);
         std::fs::remove_file(&raw).unwrap();
         assert_eq!(sidecars_of(&jpeg, &[]).last(), Some(&shared));

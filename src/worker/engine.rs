@@ -9,15 +9,15 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, bounded, select};
 
 use super::Notifier;
+use super::duplicates;
 use super::loader::{LoaderMsg, spawn_loader};
 use super::pipeline::{self, DecodeContext, Hit, Job, PipeMsg, Prepared, ReadyImage};
 use super::protocol::{Command, Event, ModelStatus, PhotoError, Progress, Tagged, WorkerConfig};
-use super::duplicates;
 use super::similar::Similarity;
 use crate::library::cache::{self, Cache, CacheError, ContentHash, NewResult};
 use crate::library::photo_info::PhotoInfo;
-use crate::library::trash;
 use crate::library::search::Match;
+use crate::library::trash;
 use crate::model::config::ModelConfig;
 use crate::model::labels::{Label, class_name};
 use crate::model::{ClassProb, Model, Prediction};
@@ -202,13 +202,13 @@ impl Engine {
 
     /// Answers a request now, or once the model is loaded.
     fn request(&mut self, query: Request) {
-                match &mut self.model {
-                    ModelState::Locating { waiting_queries, .. } | ModelState::Located { waiting_queries, .. } => {
-                        waiting_queries.push(query);
-                    }
-                    ModelState::Failed => self.reply_unavailable(query),
-                    ModelState::Ready(_) => self.answer(query),
-                }
+        match &mut self.model {
+            ModelState::Locating { waiting_queries, .. } | ModelState::Located { waiting_queries, .. } => {
+                waiting_queries.push(query);
+            }
+            ModelState::Failed => self.reply_unavailable(query),
+            ModelState::Ready(_) => self.answer(query),
+        }
     }
 
     fn on_loader(&mut self, msg: LoaderMsg) {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::library::ann::AnnError;
 use crate::library::cache::{Cache, CacheError, ContentHash};
-use crate::library::search::{Match, SimilarityIndex, codes_of, dot, normalise};
+use crate::library::search::{Filters, Match, Reach, SimilarityIndex, codes_of, dot, normalise};
 
 /// Index vectors compared with the cache's embeddings when a saved index is opened.
 const SAMPLE_CHECKED: usize = 16;
@@ -134,7 +134,8 @@ impl Similarity {
         }
         self.open_index(cache)?;
         let Some(index) = self.index.as_ref() else { return Ok(Vec::new()) };
-        let found = index.search(embedding, k + SPARE_RESULTS, Some(query_hash), None, |hash| self.exact(hash, cache))?;
+        let filters = Filters { exclude: Some(query_hash), keep: None };
+        let found = index.search(embedding, k + SPARE_RESULTS, filters, Reach::Best, |hash| self.exact(hash, cache))?;
         Ok(found
             .into_iter()
             .filter_map(|(hash, score)| Some(Match { path: self.path_of(&hash, cache)?, hash, score }))
