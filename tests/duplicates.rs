@@ -1,5 +1,6 @@
 //! `evatag duplicates` on copies made from the fixture photos: an exact copy, near copies
 //! (resized, re-encoded, turned by EXIF, cropped by 3%) and different photos.
+#![allow(clippy::unwrap_used, reason = "a test that unwraps fails, which is what it should do")]
 
 mod common;
 
