@@ -91,18 +91,20 @@ impl Similarity {
     /// Forgets files that are gone (moved to the trash); a content no other file holds leaves
     /// the index. `cache` is consulted after it has forgotten the files.
     pub fn forget(&mut self, paths: &[PathBuf], cache: CacheOfModel<'_>) {
-        let mut contents = HashSet::new();
-        for path in paths {
-            if let Some(hash) = self.session_hashes.remove(path) {
-                contents.insert(hash);
+        let gone: HashSet<ContentHash> = paths.iter().filter_map(|path| self.session_hashes.remove(path)).collect();
+        if gone.is_empty() {
+            return;
+        }
+        // Another file of this session may still hold a content that a forgotten one held.
+        let mut still_held: HashMap<ContentHash, PathBuf> = HashMap::new();
+        for (path, hash) in &self.session_hashes {
+            if gone.contains(hash) {
+                still_held.entry(*hash).or_insert_with(|| path.clone());
             }
         }
-        let still_held: HashSet<ContentHash> = self.session_hashes.values().copied().collect();
-        for hash in contents {
-            if still_held.contains(&hash) {
-                if let Some(path) = self.session_hashes.iter().find(|(_, h)| **h == hash).map(|(p, _)| p.clone()) {
-                    self.session_paths.insert(hash, path);
-                }
+        for hash in gone {
+            if let Some(path) = still_held.remove(&hash) {
+                self.session_paths.insert(hash, path);
                 continue;
             }
             self.session_paths.remove(&hash);
