@@ -1,7 +1,9 @@
 //! Benchmarks of the photo library (not tests; numbers vary with the machine):
 //!
 //! ```sh
-//! cargo run --release --example library_bench -- similar [N]      # queries over N clustered embeddings
+//! cargo run --release --example library_bench -- similar [N [INDEX]]  # queries over N clustered embeddings
+//!                                                                   # (the index saved to / opened from INDEX)
+//! cargo run --release --example library_bench -- embeddings FILE  # recall on `evatag tag --embedding` output
 //! cargo run --release --example library_bench -- duplicates [N]   # grouping N photos, a tenth near copies
 //! cargo run --release --example library_bench -- cache            # 10,000 already-tagged photos
 //! cargo run --release --example library_bench -- throughput DIR   # tagging vs model-only, model in DIR
@@ -26,11 +28,16 @@ use evatag::worker::{Command, Event, Progress, Worker, WorkerConfig};
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        Some("similar") => similar_queries(args.get(1).map_or(Ok(1_000_000), |n| n.parse())?),
+        Some("similar") => {
+            similar_queries(args.get(1).map_or(Ok(1_000_000), |n| n.parse())?, args.get(2).map(Path::new))
+        }
+        Some("embeddings") => real_embeddings(Path::new(args.get(1).map_or("embeddings.jsonl", String::as_str))),
         Some("duplicates") => duplicates(args.get(1).map_or(Ok(100_000), |n| n.parse())?),
         Some("cache") => cache_lookup(),
         Some("throughput") => throughput(Path::new(args.get(1).map_or(".", String::as_str))),
-        _ => anyhow::bail!("usage: library_bench similar [N] | duplicates [N] | cache | throughput MODEL_DIR"),
+        _ => anyhow::bail!(
+            "usage: library_bench similar [N [INDEX]] | embeddings FILE | duplicates [N] | cache | throughput MODEL_DIR"
+        ),
     }
 }
 
@@ -47,6 +54,9 @@ fn noise(seed: u64, n: usize) -> Vec<f32> {
         .collect()
 }
 
+/// Themes the benchmark's groups of photos belong to.
+const THEMES: u64 = 1000;
+
 /// Embedding width of EVA-giant.
 const DIM: usize = 1408;
 
@@ -54,11 +64,20 @@ fn hash_of(i: usize) -> cache::ContentHash {
     *blake3::hash(&i.to_le_bytes()).as_bytes()
 }
 
-/// Photos come in groups (bursts, trips, subjects), so the test embeddings do too: each is a
-/// group's centre plus its own offset, of a size that varies from photo to photo; uniform
-/// random vectors would have no near neighbours at all.
+/// Photos come in groups (bursts, trips), and groups in themes (subjects, places), so the test
+/// embeddings do too: each is its theme's centre, plus its group's offset, plus its own offset
+/// of a size that varies from photo to photo. Uniform random vectors would have no near
+/// neighbours at all; `FLAT_GROUPS=1` leaves the themes out, making every group unrelated to
+/// every other (no real library is like that, and graph searches find it hardest).
 fn clustered(i: usize, groups: usize, dim: usize) -> Vec<f32> {
-    let centre = noise(1_000_000_007 + (i % groups) as u64, dim);
+    let group = (i % groups) as u64;
+    let group_offset = noise(1_000_000_007 + group, dim);
+    let centre: Vec<f32> = if std::env::var_os("FLAT_GROUPS").is_some() {
+        group_offset
+    } else {
+        let theme = noise(3_000_000_019 + group % THEMES, dim);
+        theme.iter().zip(&group_offset).map(|(t, g)| t + g).collect()
+    };
     let spread = 0.3 + 0.5 * ((i * 7919) % 1000) as f32 / 1000.0;
     let offset = noise(i as u64, dim);
     normalise(&centre.iter().zip(&offset).map(|(c, o)| c + spread * o).collect::<Vec<f32>>())
@@ -76,12 +95,21 @@ fn resident_bytes() -> u64 {
 /// Builds the similarity index over `count` clustered embeddings, then times queries (the
 /// index's candidates re-ranked exactly, as the app does) and measures their recall of the
 /// exact top 10.
-fn similar_queries(count: usize) -> anyhow::Result<()> {
+fn similar_queries(count: usize, saved: Option<&Path>) -> anyhow::Result<()> {
     use rayon::prelude::*;
     const K: usize = 10;
     const QUERIES: usize = 200;
     let groups = count.div_ceil(40);
-    let (index, _) = build_index(count, groups)?;
+    let index = match saved.filter(|file| file.exists()) {
+        Some(file) => open_index(file, count)?,
+        None => {
+            let index = build_index(count, groups)?;
+            if let Some(file) = saved {
+                index.save(file)?;
+            }
+            index
+        }
+    };
     // Queries: photos like ones in the library (a member of a group, moved a little).
     let queries: Vec<Vec<f32>> = (0..QUERIES)
         .map(|q| {
@@ -149,7 +177,7 @@ fn similar_queries(count: usize) -> anyhow::Result<()> {
 
 /// The similarity index of `count` clustered embeddings, built on every core, with the time it
 /// took.
-fn build_index(count: usize, groups: usize) -> anyhow::Result<(SimilarityIndex, Duration)> {
+fn build_index(count: usize, groups: usize) -> anyhow::Result<SimilarityIndex> {
     let before = resident_bytes();
     let mut index = SimilarityIndex::new(DIM)?;
     let started = Instant::now();
@@ -166,7 +194,64 @@ fn build_index(count: usize, groups: usize) -> anyhow::Result<(SimilarityIndex, 
         count as f64 / built.as_secs_f64(),
         resident_bytes().saturating_sub(before) as f64 / 1e9,
     );
-    Ok((index, built))
+    Ok(index)
+}
+
+/// Recall of the graph search against exact search on embeddings a model made of real photos
+/// (the JSON lines of `evatag tag --embedding`), every tenth photo asking for its 10 nearest.
+fn real_embeddings(file: &Path) -> anyhow::Result<()> {
+    const K: usize = 10;
+    let mut vectors: Vec<Vec<f32>> = Vec::new();
+    for line in std::fs::read_to_string(file)?.lines() {
+        let row: serde_json::Value = serde_json::from_str(line)?;
+        if let Some(values) = row["embedding"].as_array() {
+            vectors.push(normalise(&values.iter().filter_map(|v| v.as_f64()).map(|v| v as f32).collect::<Vec<_>>()));
+        }
+    }
+    anyhow::ensure!(vectors.len() > K, "{} holds too few embeddings", file.display());
+    let mut index = SimilarityIndex::new(vectors[0].len())?;
+    index.extend(&vectors.iter().enumerate().map(|(i, v)| (hash_of(i), v.clone())).collect::<Vec<_>>())?;
+    let by_hash: HashMap<cache::ContentHash, usize> = (0..vectors.len()).map(|i| (hash_of(i), i)).collect();
+    let (mut hits, mut asked, mut times) = (0, 0, Vec::new());
+    for q in (0..vectors.len()).step_by(10) {
+        let mut exact: Vec<(f32, usize)> =
+            (0..vectors.len()).filter(|&i| i != q).map(|i| (dot(&vectors[q], &vectors[i]), i)).collect();
+        exact.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let truth: Vec<usize> = exact[..K].iter().map(|e| e.1).collect();
+        let filters = Filters { exclude: Some(&hash_of(q)), keep: None };
+        let started = Instant::now();
+        let found = index.search(&vectors[q], K, filters, Reach::Wide, |h| Some(vectors[by_hash[h]].clone()))?;
+        times.push(started.elapsed());
+        hits += found.iter().filter(|(h, _)| truth.contains(&by_hash[h])).count();
+        asked += K;
+    }
+    times.sort();
+    println!(
+        "{} real embeddings of {} from {}: graph search recall@{K} {:.4} over {} queries, p50 {:.2} ms",
+        vectors.len(),
+        vectors[0].len(),
+        file.display(),
+        hits as f64 / asked as f64,
+        times.len(),
+        ms(times[times.len() / 2])
+    );
+    Ok(())
+}
+
+/// The index a run of this benchmark saved, opened as the app opens it (every content claimed).
+fn open_index(file: &Path, count: usize) -> anyhow::Result<SimilarityIndex> {
+    let before = resident_bytes();
+    let started = Instant::now();
+    let mut index = SimilarityIndex::load(file, DIM)?;
+    let claimed = (0..count).filter(|&i| index.claim(&hash_of(i))).count();
+    anyhow::ensure!(claimed == count && index.unclaimed() == 0, "{} holds another index", file.display());
+    println!(
+        "index of {count} opened from {} in {:.1} s, {:.2} GB resident",
+        file.display(),
+        started.elapsed().as_secs_f64(),
+        resident_bytes().saturating_sub(before) as f64 / 1e9
+    );
+    Ok(index)
 }
 
 /// Groups duplicates among `count` clustered embeddings, a tenth of which have a near copy.

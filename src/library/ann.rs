@@ -27,7 +27,7 @@ const CONNECTIVITY: usize = 16;
 const EXPANSION_ADD: usize = 128;
 /// Candidates kept while searching, at least (usearch keeps as many as are asked for when
 /// that is more).
-const EXPANSION_SEARCH: usize = 160;
+const EXPANSION_SEARCH: usize = 256;
 
 /// Errors of the index (usearch reports them as text).
 #[derive(Debug, thiserror::Error)]
