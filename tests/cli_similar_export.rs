@@ -109,7 +109,10 @@ const DIGIKAM_SIDECAR: &str = r#"<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d
 fn export_merges_sidecars_and_writes_csv_and_json() {
     let (photos, cache, out) =
         (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let copied = copy_photos(photos.path());
+    let mut copied = copy_photos(photos.path());
+    let dated = photos.path().join("dated_offset.jpg");
+    std::fs::copy(fixtures().join("exif/dated_offset.jpg"), &dated).unwrap();
+    copied.push(dated.clone());
     let cat = photos.path().join("cat_landscape.jpg");
     std::fs::write(photos.path().join("cat_landscape.jpg.xmp"), DIGIKAM_SIDECAR).unwrap();
     let originals: Vec<Vec<u8>> = copied.iter().map(|p| std::fs::read(p).unwrap()).collect();
@@ -143,9 +146,16 @@ fn export_merges_sidecars_and_writes_csv_and_json() {
     let keyword = top.split(',').next().unwrap().trim();
     assert!(merged.contains(&format!("<rdf:li>{keyword}</rdf:li>")), "no {keyword}:\n{merged}");
     assert!(merged.contains(&format!("evatag|{keyword}")), "{merged}");
+    // The date taken (at the camera's offset) and the camera go with the labels.
+    let dated_row = json_rows.as_array().unwrap().iter().find(|r| r["path"] == *dated.to_string_lossy()).unwrap();
+    assert_eq!(dated_row["taken"], "2021-07-14T09:30:00+02:00");
+    assert_eq!(dated_row["camera"], "Canon EOS R5");
+    assert!(cat_row.get("taken").is_none() && cat_row.get("camera").is_none(), "{cat_row}");
     let csv_text = std::fs::read_to_string(&csv).unwrap();
-    assert!(csv_text.starts_with("path,rank,class,label,prob"), "{csv_text}");
+    assert!(csv_text.starts_with("path,rank,class,label,prob,path_bytes,taken,camera\n"), "{csv_text}");
     assert_eq!(csv_text.lines().count(), 1 + 5 * copied.len(), "{csv_text}");
+    let dated_line = csv_text.lines().find(|l| l.starts_with(&*dated.to_string_lossy())).unwrap();
+    assert!(dated_line.ends_with(",,2021-07-14T09:30:00+02:00,Canon EOS R5"), "{dated_line}");
 }
 
 #[test]

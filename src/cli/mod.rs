@@ -445,7 +445,7 @@ fn run_export(options: &Options, args: &ExportArgs) -> anyhow::Result<ExitCode> 
     let mut failed = 0usize;
     let progress = tag_paths(&worker, &mut feedback, args.paths.clone(), |path, outcome| {
         match outcome {
-            Ok(t) => tagged.push((path, t.labels)),
+            Ok(t) => tagged.push((path, t.labels, t.info)),
             Err(e) => {
                 failed += 1;
                 bar.suspend(|| eprintln!("evatag: {e}"));
@@ -455,7 +455,8 @@ fn run_export(options: &Options, args: &ExportArgs) -> anyhow::Result<ExitCode> 
     })?;
     worker.shutdown();
     feedback.finish(&progress, started.elapsed().as_secs_f64());
-    let photos: Vec<PhotoTags> = tagged.iter().map(|(path, labels)| PhotoTags { path, labels }).collect();
+    let photos: Vec<PhotoTags> =
+        tagged.iter().map(|(path, labels, info)| PhotoTags { path, labels, info: Some(info) }).collect();
     // From here on files are written beside the photos: an interrupt stops between files, so
     // that no temporary file is left behind.
     let stop = Arc::new(AtomicBool::new(false));

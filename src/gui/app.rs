@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, unbounded};
 
 use crate::library::export::{self, ExportRequest, PhotoTags, SidecarNaming};
+use crate::library::photo_info::PhotoInfo;
 use crate::library::search::Match;
 use crate::library::trash::TrashReport;
 use crate::model::device::DeviceChoice;
@@ -950,8 +951,13 @@ impl App {
 
     /// Writes XMP sidecars (no `csv`) or one CSV file, on a background thread.
     fn export(&mut self, ctx: &egui::Context, csv: Option<PathBuf>) {
-        let tagged: Vec<(PathBuf, Vec<Label>)> =
-            self.export_targets().map(|(path, labels)| (path.to_owned(), labels.to_vec())).collect();
+        let tagged: Vec<(PathBuf, Vec<Label>, PhotoInfo)> = self
+            .export_targets()
+            .map(|(path, labels)| {
+                let info = self.photos.index_of(path).map(|i| self.photos.photo(i).info.clone()).unwrap_or_default();
+                (path.to_owned(), labels.to_vec(), info)
+            })
+            .collect();
         let ctx = ctx.clone();
         let request = ExportRequest {
             sidecars: csv.is_none().then_some(self.settings.sidecar_naming),
@@ -962,7 +968,8 @@ impl App {
         let (tx, rx) = unbounded();
         self.export_rx = Some(rx);
         std::thread::spawn(move || {
-            let photos: Vec<PhotoTags> = tagged.iter().map(|(path, labels)| PhotoTags { path, labels }).collect();
+            let photos: Vec<PhotoTags> =
+                tagged.iter().map(|(path, labels, info)| PhotoTags { path, labels, info: Some(info) }).collect();
             let report = request.run(&photos, &AtomicBool::new(false));
             let done = match (&request.csv, report.sidecars) {
                 (Some(file), _) => format!("Wrote {} photos to {}", photos.len(), file.display()),

@@ -93,6 +93,13 @@ fn parse_taken(date: &str, offset: Option<&str>) -> Option<DateTime<FixedOffset>
     offset.from_local_datetime(&naive).single()
 }
 
+/// When a photo was taken in RFC 3339, at the offset of the clock that took it, e.g.
+/// `2024-05-01T14:03:27+02:00`.
+pub fn taken_rfc3339(info: &PhotoInfo) -> Option<String> {
+    let offset = FixedOffset::east_opt(info.taken_offset.unwrap_or(0))?;
+    Some(offset.timestamp_opt(info.taken?, 0).single()?.to_rfc3339())
+}
+
 /// When a photo was taken, as the clock that took it read it, e.g. `2024-05-01 14:03`.
 pub fn taken_text(info: &PhotoInfo) -> Option<String> {
     let offset = FixedOffset::east_opt(info.taken_offset.unwrap_or(0))?;
@@ -114,6 +121,8 @@ mod tests {
         // Shown as the camera's clock read it, wherever it is shown.
         let info = PhotoInfo { taken: Some(west.timestamp()), taken_offset: Some(-5 * 3600 - 1800), camera: None };
         assert_eq!(taken_text(&info).as_deref(), Some("2024-05-01 14:03"));
+        assert_eq!(taken_rfc3339(&info).as_deref(), Some("2024-05-01T14:03:27-05:30"));
+        assert_eq!(taken_rfc3339(&PhotoInfo::default()), None);
     }
 
     #[test]

@@ -19,6 +19,7 @@ use std::time::{Duration, SystemTime};
 
 use tempfile::NamedTempFile;
 
+use super::photo_info::PhotoInfo;
 use crate::model::labels::Label;
 
 pub use tabular::{write_csv, write_json};
@@ -80,6 +81,8 @@ pub struct PhotoTags<'a> {
     pub path: &'a Path,
     /// Its labels.
     pub labels: &'a [Label],
+    /// Its date taken and camera, when known.
+    pub info: Option<&'a PhotoInfo>,
 }
 
 /// Errors from exporting tags.
@@ -425,7 +428,7 @@ mod tests {
             (photo_in(dir.path(), "x.jpg"), photo_in(dir.path(), "x.png"), photo_in(dir.path(), "y.jpg"));
         let labels = [label(281, "tabby", 0.6)];
         let photos: Vec<PhotoTags> =
-            [&jpg, &png, &other].iter().map(|path| PhotoTags { path, labels: &labels }).collect();
+            [&jpg, &png, &other].iter().map(|path| PhotoTags { path, labels: &labels, info: None }).collect();
         let request = ExportRequest { sidecars: Some(SidecarNaming::Replaced), csv: None, json: None, min_prob: 0.1 };
         let report = request.run(&photos, &AtomicBool::new(false));
         assert_eq!(report.sidecars, 1);
@@ -467,7 +470,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let labels = [label(281, "tabby", 0.6)];
         let paths: Vec<PathBuf> = (0..3).map(|i| photo_in(dir.path(), &format!("{i}.jpg"))).collect();
-        let photos: Vec<PhotoTags> = paths.iter().map(|path| PhotoTags { path, labels: &labels }).collect();
+        let photos: Vec<PhotoTags> = paths.iter().map(|path| PhotoTags { path, labels: &labels, info: None }).collect();
         let csv = dir.path().join("all.csv");
         let request = ExportRequest {
             sidecars: Some(SidecarNaming::Appended),
@@ -495,7 +498,7 @@ mod tests {
         let long_ago = SystemTime::now() - Duration::from_secs(3600);
         fs::File::options().write(true).open(&stale).unwrap().set_modified(long_ago).unwrap();
         let labels = [label(281, "tabby", 0.6)];
-        let photos = [PhotoTags { path: &photo, labels: &labels }];
+        let photos = [PhotoTags { path: &photo, labels: &labels, info: None }];
         let request = ExportRequest { sidecars: Some(SidecarNaming::Appended), csv: None, json: None, min_prob: 0.1 };
         assert!(request.run(&photos, &AtomicBool::new(false)).errors.is_empty());
         assert!(!stale.exists());

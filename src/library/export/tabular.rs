@@ -11,6 +11,7 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use super::{ExportError, PhotoTags, io_error, ranked, replace_file};
+use crate::library::photo_info::taken_rfc3339;
 use crate::model::labels::Label;
 
 /// The printable form of a path and, when that form is lossy, its exact bytes in hexadecimal.
@@ -36,6 +37,10 @@ struct JsonPhoto<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     labels: Option<Vec<&'a Label>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    taken: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    camera: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     embedding: Option<&'a [f32]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
@@ -44,7 +49,7 @@ struct JsonPhoto<'a> {
 impl<'a> JsonPhoto<'a> {
     fn new(path: &'a Path) -> Self {
         let (path, path_bytes) = path_fields(path);
-        Self { path, path_bytes, labels: None, embedding: None, error: None }
+        Self { path, path_bytes, labels: None, taken: None, camera: None, embedding: None, error: None }
     }
 }
 
@@ -137,17 +142,22 @@ impl<W: Write> ResultStream<W> {
     }
 }
 
-/// CSV with header path,rank,class,label,prob,path_bytes: one row per label at or above
-/// `min_prob`. Rows follow `photos`; each photo's labels are ranked best first from 1.
+/// CSV with header path,rank,class,label,prob,path_bytes,taken,camera: one row per label at or
+/// above `min_prob`. Rows follow `photos`; each photo's labels are ranked best first from 1.
+/// `taken` is RFC 3339 at the camera's offset; it and `camera` are empty when unknown.
 pub fn write_csv(path: &Path, photos: &[PhotoTags<'_>], min_prob: f32) -> Result<(), ExportError> {
     let csv_error = |source| ExportError::Csv { path: path.to_owned(), source };
     replace_file(path, |out| {
         let mut csv = csv::WriterBuilder::new().has_headers(false).from_writer(out);
-        csv.write_record(["path", "rank", "class", "label", "prob", "path_bytes"]).map_err(csv_error)?;
+        csv.write_record(["path", "rank", "class", "label", "prob", "path_bytes", "taken", "camera"])
+            .map_err(csv_error)?;
         for photo in photos {
             let (text, bytes) = path_fields(photo.path);
+            let taken = photo.info.and_then(taken_rfc3339).unwrap_or_default();
+            let camera = photo.info.and_then(|info| info.camera.as_deref()).unwrap_or("");
             for (rank, label) in ranked(photo.labels, min_prob).into_iter().enumerate() {
-                let row = (&*text, rank + 1, label.class, &label.label, label.prob, bytes.as_deref().unwrap_or(""));
+                let path_bytes = bytes.as_deref().unwrap_or("");
+                let row = (&*text, rank + 1, label.class, &label.label, label.prob, path_bytes, &taken, camera);
                 csv.serialize(row).map_err(csv_error)?;
             }
         }
@@ -155,12 +165,18 @@ pub fn write_csv(path: &Path, photos: &[PhotoTags<'_>], min_prob: f32) -> Result
     })
 }
 
-/// JSON array of `{"path", "labels": [{class, label, prob}...]}` (plus `path_bytes` where the
-/// path is not UTF-8), with each photo's labels at or above `min_prob`, best first.
+/// JSON array of `{"path", "labels": [{class, label, prob}...], "taken", "camera"}` (plus
+/// `path_bytes` where the path is not UTF-8), with each photo's labels at or above `min_prob`,
+/// best first; `taken` (RFC 3339 at the camera's offset) and `camera` only when known.
 pub fn write_json(path: &Path, photos: &[PhotoTags<'_>], min_prob: f32) -> Result<(), ExportError> {
     let entries: Vec<JsonPhoto<'_>> = photos
         .iter()
-        .map(|photo| JsonPhoto { labels: Some(ranked(photo.labels, min_prob)), ..JsonPhoto::new(photo.path) })
+        .map(|photo| JsonPhoto {
+            labels: Some(ranked(photo.labels, min_prob)),
+            taken: photo.info.and_then(taken_rfc3339),
+            camera: photo.info.and_then(|info| info.camera.as_deref()),
+            ..JsonPhoto::new(photo.path)
+        })
         .collect();
     replace_file(path, |out| {
         serde_json::to_writer_pretty(&mut *out, &entries)
@@ -230,34 +246,45 @@ mod tests {
         (first, second)
     }
 
+    /// Taken at 14:03:27 on a clock two hours ahead of UTC, with a Canon.
+    fn dated_info() -> crate::library::photo_info::PhotoInfo {
+        crate::library::photo_info::PhotoInfo {
+            taken: Some(1_714_565_007),
+            taken_offset: Some(7200),
+            camera: Some("Canon EOS R5".to_owned()),
+        }
+    }
+
     #[test]
     fn csv_has_a_row_per_label_above_the_threshold() {
         let dir = tempfile::tempdir().unwrap();
         let (first, second) = two_photos();
+        let info = dated_info();
         let photos = [
-            PhotoTags { path: Path::new("/p/a.jpg"), labels: &first },
-            PhotoTags { path: Path::new("/p/b, c.jpg"), labels: &second },
+            PhotoTags { path: Path::new("/p/a.jpg"), labels: &first, info: Some(&info) },
+            PhotoTags { path: Path::new("/p/b, c.jpg"), labels: &second, info: None },
         ];
         let path = dir.path().join("tags.csv");
         write_csv(&path, &photos, 0.1).unwrap();
         assert_eq!(
             fs::read_to_string(&path).unwrap(),
-            "path,rank,class,label,prob,path_bytes\n\
-             /p/a.jpg,1,281,\"tabby, tabby cat\",0.6,\n\
-             /p/a.jpg,2,2,\"the \"\"best\"\" cat\",0.3,\n\
-             \"/p/b, c.jpg\",1,739,potter's wheel,0.25,\n"
+            "path,rank,class,label,prob,path_bytes,taken,camera\n\
+             /p/a.jpg,1,281,\"tabby, tabby cat\",0.6,,2024-05-01T14:03:27+02:00,Canon EOS R5\n\
+             /p/a.jpg,2,2,\"the \"\"best\"\" cat\",0.3,,2024-05-01T14:03:27+02:00,Canon EOS R5\n\
+             \"/p/b, c.jpg\",1,739,potter's wheel,0.25,,,\n"
         );
         write_csv(&path, &photos, 0.99).unwrap();
-        assert_eq!(fs::read_to_string(&path).unwrap(), "path,rank,class,label,prob,path_bytes\n");
+        assert_eq!(fs::read_to_string(&path).unwrap(), "path,rank,class,label,prob,path_bytes,taken,camera\n");
     }
 
     #[test]
     fn json_lists_each_photo_with_its_labels_above_the_threshold() {
         let dir = tempfile::tempdir().unwrap();
         let (first, second) = two_photos();
+        let info = dated_info();
         let photos = [
-            PhotoTags { path: Path::new("/p/a.jpg"), labels: &first },
-            PhotoTags { path: Path::new("/p/b, c.jpg"), labels: &second },
+            PhotoTags { path: Path::new("/p/a.jpg"), labels: &first, info: Some(&info) },
+            PhotoTags { path: Path::new("/p/b, c.jpg"), labels: &second, info: None },
         ];
         let path = dir.path().join("tags.json");
         write_json(&path, &photos, 0.1).unwrap();
@@ -268,7 +295,7 @@ mod tests {
                 {"path": "/p/a.jpg", "labels": [
                     {"class": 281, "label": "tabby, tabby cat", "prob": 0.6},
                     {"class": 2, "label": "the \"best\" cat", "prob": 0.3},
-                ]},
+                ], "taken": "2024-05-01T14:03:27+02:00", "camera": "Canon EOS R5"},
                 {"path": "/p/b, c.jpg", "labels": [{"class": 739, "label": "potter's wheel", "prob": 0.25}]},
             ])
         );
