@@ -13,8 +13,8 @@
 #      it with its five labels, then finds the photos that look like it (the strip under
 #      the grid);
 #   5. saves a screenshot of the whole screen, reduced to a 256-colour PNG, then opens
-#      the photo in the viewer (Enter) and saves that as OUT-viewer.png; closes the app
-#      and the X server.
+#      the photo in the viewer (Enter) and saves that as OUT-viewer.png, then the
+#      Duplicates view (Escape, D) as OUT-duplicates.png; closes the app and the X server.
 #
 # The test model has random weights: the labels it gives are real ImageNet classes, with
 # real probabilities, but they do not describe the photos.
@@ -209,4 +209,13 @@ settle 1 2 10
 shot "$tmp/viewer.png"
 save "$tmp/viewer.png" "$viewer_out"
 
-echo "screenshot.sh: ${out#"$root"/} and ${viewer_out#"$root"/} ($count photos, ${width}x${height}, $(du -k "$out" | cut -f1) KiB, $((SECONDS - started)) s)"
+# The Duplicates view: Escape closes the viewer, D compares the photos.
+duplicates_out="${out%.png}-duplicates.png"
+xdotool key Escape
+settle 1 2 10
+xdotool key d
+settle 2 3 20
+shot "$tmp/duplicates.png"
+save "$tmp/duplicates.png" "$duplicates_out"
+
+echo "screenshot.sh: ${out#"$root"/}, ${viewer_out#"$root"/} and ${duplicates_out#"$root"/} ($count photos, ${width}x${height}, $(du -k "$out" | cut -f1) KiB, $((SECONDS - started)) s)"

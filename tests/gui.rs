@@ -843,4 +843,11 @@ fn the_duplicates_view_groups_copies_and_asks_before_the_trash() {
     harness.step();
     assert!(harness.query_by_label_contains("Group 1").is_none());
     harness.get_by_label("cat-copy.jpg");
+    // D opens it again.
+    harness.key_press(egui::Key::D);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while harness.query_by_label_contains("Group 1").is_none() {
+        assert!(Instant::now() < deadline, "D shows the duplicates");
+        harness.step();
+    }
 }

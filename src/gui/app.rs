@@ -1094,6 +1094,9 @@ impl App {
             {
                 actions.push(Action::FindSimilar(index));
             }
+            if !control_focused && i.consume_key(egui::Modifiers::NONE, egui::Key::D) {
+                actions.push(Action::ShowDuplicates(true));
+            }
             if i.consume_key(egui::Modifiers::NONE, egui::Key::Escape) {
                 actions.push(if self.show_settings { Action::ShowSettings(false) } else { Action::ClearSelection });
             }

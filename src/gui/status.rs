@@ -77,7 +77,8 @@ pub fn toolbar(ui: &mut egui::Ui, view: &Toolbar<'_>, actions: &mut Vec<Action>)
                 if ui.button("Settings").clicked() {
                     actions.push(Action::ShowSettings(!view.settings_open));
                 }
-                let duplicates = ui.button("Duplicates").on_hover_text("Find exact and near copies among the photos");
+                let duplicates =
+                    ui.button("Duplicates").on_hover_text("Find exact and near copies among the photos (D)");
                 if duplicates.clicked() {
                     actions.push(Action::ShowDuplicates(true));
                 }
