@@ -98,8 +98,11 @@ pub struct Group {
 }
 
 impl DuplicateGraph {
-    /// The groups of photos joined by links scoring at least `threshold` (exact copies are
-    /// always joined), largest first.
+    /// The groups of photos at least `threshold` alike, largest first. Photos joined by links
+    /// at the threshold (exact copies always) are candidates; within them, the photo to keep
+    /// takes every candidate at least `threshold` alike *to it*, and what is left forms groups
+    /// the same way. So every member's score is at least the threshold: a chain of photos each
+    /// like the next, whose ends are not alike, does not make one group.
     pub fn groups(&self, threshold: f32) -> Vec<Group> {
         let mut sets = DisjointSets::new(self.photos.len());
         for link in &self.links {
@@ -107,12 +110,34 @@ impl DuplicateGraph {
                 sets.join(link.a, link.b);
             }
         }
-        let mut members: HashMap<usize, Vec<usize>> = HashMap::new();
+        let mut candidates: HashMap<usize, Vec<usize>> = HashMap::new();
         for photo in 0..self.photos.len() {
-            members.entry(sets.root(photo)).or_default().push(photo);
+            candidates.entry(sets.root(photo)).or_default().push(photo);
         }
-        let mut groups: Vec<Group> =
-            members.into_values().filter(|photos| photos.len() > 1).map(|photos| self.group_of(photos)).collect();
+        let mut groups: Vec<Group> = Vec::new();
+        for mut left in candidates.into_values().filter(|photos| photos.len() > 1) {
+            left.sort_by(|&a, &b| keeper_order(&self.photos[a], &self.photos[b]));
+            while left.len() > 1 {
+                let keeper = left[0];
+                let (members, rest): (Vec<Member>, Vec<usize>) = {
+                    let mut members = vec![Member { photo: keeper, keep: true, score: 1.0 }];
+                    let mut rest = Vec::new();
+                    for &photo in &left[1..] {
+                        let score = self.score(keeper, photo);
+                        if score >= threshold {
+                            members.push(Member { photo, keep: false, score });
+                        } else {
+                            rest.push(photo);
+                        }
+                    }
+                    (members, rest)
+                };
+                if members.len() > 1 {
+                    groups.push(Group::new(members));
+                }
+                left = rest;
+            }
+        }
         groups.sort_by(|a, b| {
             b.members
                 .len()
@@ -122,22 +147,19 @@ impl DuplicateGraph {
         groups
     }
 
-    /// The photos of one group in order: the one to keep, then the others by similarity.
-    fn group_of(&self, mut photos: Vec<usize>) -> Group {
-        photos.sort_by(|&a, &b| keeper_order(&self.photos[a], &self.photos[b]));
-        let keeper = &self.photos[photos[0]];
-        let mut members: Vec<Member> = photos
-            .iter()
-            .enumerate()
-            .map(|(i, &photo)| {
-                let other = &self.photos[photo];
-                let score =
-                    if other.hash == keeper.hash { 1.0 } else { dot(&keeper.embedding, &other.embedding).min(1.0) };
-                Member { photo, keep: i == 0, score }
-            })
-            .collect();
+    /// The cosine similarity of two photos (1 for exact copies).
+    fn score(&self, a: usize, b: usize) -> f32 {
+        let (a, b) = (&self.photos[a], &self.photos[b]);
+        if a.hash == b.hash { 1.0 } else { dot(&a.embedding, &b.embedding).min(1.0) }
+    }
+}
+
+impl Group {
+    /// A group from its members, the one to keep first: the others are put in order, most
+    /// alike first.
+    fn new(mut members: Vec<Member>) -> Self {
         members[1..].sort_by(|a, b| b.score.total_cmp(&a.score).then(a.photo.cmp(&b.photo)));
-        Group { members }
+        Self { members }
     }
 }
 
@@ -272,6 +294,29 @@ mod tests {
         let strict = graph.groups(1.0);
         assert_eq!(strict.len(), 1);
         assert_eq!(strict[0].members.len(), 2);
+    }
+
+    #[test]
+    fn a_chain_of_alike_photos_whose_ends_differ_is_not_one_group() {
+        // a~b and b~c at about 0.96, a~c at about 0.85: c does not join a's group.
+        let angle = |degrees: f32| [degrees.to_radians().cos(), degrees.to_radians().sin()];
+        let mut graph = DuplicateGraph {
+            photos: vec![
+                photo("a.jpg", 1, (40, 30), 9, None, &angle(0.0)),
+                photo("b.jpg", 2, (20, 15), 9, None, &angle(16.0)),
+                photo("c.jpg", 3, (10, 8), 9, None, &angle(32.0)),
+                photo("d.jpg", 4, (10, 8), 8, None, &angle(46.0)),
+            ],
+            links: Vec::new(),
+        };
+        graph.links = vec![link(0, 1, &graph), link(1, 2, &graph), link(2, 3, &graph)];
+        let groups = graph.groups(0.95);
+        let names: Vec<Vec<&str>> = groups
+            .iter()
+            .map(|g| g.members.iter().map(|m| graph.photos[m.photo].path.to_str().unwrap()).collect())
+            .collect();
+        assert_eq!(names, [["a.jpg", "b.jpg"], ["c.jpg", "d.jpg"]]);
+        assert!(groups.iter().flat_map(|g| &g.members).all(|m| m.score >= 0.95));
     }
 
     #[test]
