@@ -12,4 +12,5 @@ pub mod model;
 pub mod options;
 pub mod preprocess;
 pub mod setup;
+pub mod units;
 pub mod worker;

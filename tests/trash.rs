@@ -71,7 +71,8 @@ fn photos_go_to_the_trash_with_their_sidecars_and_nothing_is_lost_when_interrupt
     assert_eq!(report.moved, std::slice::from_ref(&doomed));
     assert_eq!(report.sidecars, [appended.clone(), replaced.clone()]);
     assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
-    assert!(report.errors[0].contains("not-there.jpg"), "{:?}", report.errors);
+    assert_eq!(report.errors[0].0, missing);
+    assert!(report.errors[0].1.contains("not-there.jpg"), "{:?}", report.errors);
     assert!(!doomed.exists() && !appended.exists() && !replaced.exists());
     assert!(in_trash(&trash, &name), "the photo is in the trash, with its restore information");
     assert!(in_trash(&trash, &format!("{name}.xmp")));

@@ -6,10 +6,11 @@ use std::process::ExitCode;
 
 use serde_json::json;
 
-use super::{Feedback, tag_paths};
+use super::{Feedback, tag_to_search};
 use crate::library::duplicates::{DEFAULT_THRESHOLD, DuplicateGraph, Group, LOWEST_THRESHOLD};
 use crate::library::export::tabular::path_fields;
 use crate::options::Options;
+use crate::units::human_bytes;
 use crate::worker::{Command, Event, Worker, WorkerConfig};
 
 /// Options of `evatag duplicates`.
@@ -44,22 +45,8 @@ fn parse_threshold(text: &str) -> Result<f32, String> {
 pub fn run(options: &Options, args: &DuplicatesArgs) -> anyhow::Result<ExitCode> {
     let worker = Worker::spawn(WorkerConfig::new(options, args.batch.into(), 5), Box::new(|| {}));
     let mut feedback = Feedback::new();
-    let mut within = Vec::new();
-    let mut failed = 0;
-    if !args.paths.is_empty() {
-        let bar = feedback.bar.clone();
-        tag_paths(&worker, &mut feedback, args.paths.clone(), |path, outcome| {
-            match outcome {
-                Ok(_) => within.push(path),
-                Err(e) => {
-                    failed += 1;
-                    bar.suspend(|| eprintln!("evatag: {e}"));
-                }
-            }
-            Ok(())
-        })?;
-    }
-    worker.send(Command::FindDuplicates { within: (!args.paths.is_empty()).then_some(within) });
+    let (within, failed) = tag_to_search(&worker, &mut feedback, &args.paths)?;
+    worker.send(Command::FindDuplicates { within });
     let mut graph = None;
     for event in worker.events() {
         feedback.on_event(&event)?;
@@ -131,13 +118,4 @@ fn write_group_text(out: &mut impl Write, graph: &DuplicateGraph, group: &Group)
         writeln!(out, "{mark}  {size:>11}  {:>9}  {}", human_bytes(photo.bytes), photo.path.display())?;
     }
     writeln!(out)
-}
-
-/// Bytes in kB, MB or GB (powers of 1000, as file managers show them).
-pub fn human_bytes(bytes: u64) -> String {
-    match bytes {
-        b if b >= 1_000_000_000 => format!("{:.1} GB", b as f64 / 1e9),
-        b if b >= 1_000_000 => format!("{:.1} MB", b as f64 / 1e6),
-        b => format!("{:.0} kB", b as f64 / 1e3),
-    }
 }

@@ -351,6 +351,31 @@ fn tag_paths(
     Ok(last)
 }
 
+/// Tags the PATHS a search is limited to: the paths tagged (`None` when no PATHS were given, so
+/// that the whole cache is searched) and how many failed, each failure said on stderr.
+fn tag_to_search(
+    worker: &Worker,
+    feedback: &mut Feedback,
+    paths: &[PathBuf],
+) -> anyhow::Result<(Option<Vec<PathBuf>>, usize)> {
+    if paths.is_empty() {
+        return Ok((None, 0));
+    }
+    let (mut tagged, mut failed) = (Vec::new(), 0);
+    let bar = feedback.bar.clone();
+    tag_paths(worker, feedback, paths.to_vec(), |path, outcome| {
+        match outcome {
+            Ok(_) => tagged.push(path),
+            Err(e) => {
+                failed += 1;
+                bar.suspend(|| eprintln!("evatag: {e}"));
+            }
+        }
+        Ok(())
+    })?;
+    Ok((Some(tagged), failed))
+}
+
 fn run_tag(options: &Options, args: &TagArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let worker = Worker::spawn(WorkerConfig::new(options, args.batch.into(), args.top_k.into()), Box::new(|| {}));
@@ -380,21 +405,7 @@ fn run_tag(options: &Options, args: &TagArgs) -> anyhow::Result<ExitCode> {
 fn run_similar(options: &Options, args: &SimilarArgs) -> anyhow::Result<ExitCode> {
     let worker = Worker::spawn(WorkerConfig::new(options, args.batch.into(), 5), Box::new(|| {}));
     let mut feedback = Feedback::new();
-    let mut within = Vec::new();
-    let mut failed = 0;
-    if !args.paths.is_empty() {
-        tag_paths(&worker, &mut feedback, args.paths.clone(), |path, outcome| {
-            match outcome {
-                Ok(_) => within.push(path),
-                Err(e) => {
-                    failed += 1;
-                    eprintln!("evatag: {e}");
-                }
-            }
-            Ok(())
-        })?;
-    }
-    let within = (!args.paths.is_empty()).then_some(within);
+    let (within, failed) = tag_to_search(&worker, &mut feedback, &args.paths)?;
     worker.send(Command::FindSimilar { query: args.image.clone(), k: args.k as usize, within });
     let mut stdout = std::io::stdout().lock();
     for event in worker.events() {

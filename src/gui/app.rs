@@ -514,15 +514,13 @@ impl App {
         let gone: Vec<usize> = report.moved.iter().filter_map(|path| self.photos.index_of(path)).collect();
         self.take_out(gone);
         self.similar = None;
-        for error in &report.errors {
-            let path = error.split_once(": ").map_or_else(PathBuf::new, |(p, _)| PathBuf::from(p));
-            self.errors.push((path, error.clone()));
-        }
+        let failed = report.errors.len();
+        self.errors.extend(report.errors);
         let sidecars = match report.sidecars.len() {
             0 => String::new(),
             n => format!(" and {n} XMP sidecars"),
         };
-        let failed = match report.errors.len() {
+        let failed = match failed {
             0 => String::new(),
             n => format!(" {n} could not be moved (see Errors)."),
         };

@@ -3,7 +3,7 @@
 //! keyword) and clearing the cache.
 
 use super::app::Action;
-use super::settings::human_bytes;
+use crate::units::human_bytes;
 
 /// What writing sidecars now would do.
 #[derive(Debug, Clone, PartialEq)]

@@ -6,18 +6,19 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::TimeZone;
-use egui::{Color32, Rect, Sense, Vec2};
+use egui::{Sense, Vec2};
 
 use crate::library::duplicates::{DuplicateGraph, DuplicatePhoto, Group, LOWEST_THRESHOLD, Member};
 
 use super::app::Action;
-use super::settings::human_bytes;
-use super::thumbnails::{Size, Thumbnails};
+use super::card;
+use super::thumbnails::Thumbnails;
+use crate::units::human_bytes;
 
 /// Side of a copy's thumbnail, in points.
 const THUMB: f32 = 112.0;
 /// Height of the three caption lines under it.
-const CAPTION: f32 = 48.0;
+const CAPTION: f32 = 3.0 * card::LINE + 3.0;
 /// Height of a group's heading line.
 const HEADING: f32 = 22.0;
 
@@ -184,37 +185,19 @@ fn card(
         return;
     }
     let visuals = ui.visuals();
-    let fill = if response.hovered() { visuals.widgets.hovered.bg_fill } else { visuals.extreme_bg_color };
-    ui.painter().rect_filled(rect, 4.0, fill);
-    if member.keep {
-        ui.painter().rect_stroke(rect, 4.0, (2.0, visuals.selection.bg_fill), egui::StrokeKind::Inside);
-    }
-    let image_area = Rect::from_min_size(rect.min, Vec2::splat(THUMB)).shrink(4.0);
-    if let Some(texture) = thumbnails.get(&photo.path, Size::Thumb) {
-        let size = texture.size_vec2();
-        let fitted = Rect::from_center_size(image_area.center(), size * (image_area.width() / size.x.max(size.y)));
-        let uv = Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0));
-        ui.painter().image(texture.id(), fitted, uv, Color32::WHITE);
-    }
     let strong = if member.keep { visuals.selection.stroke.color } else { visuals.text_color() };
     let weak = visuals.weak_text_color();
-    let caption = |line: usize, text: String, color: Color32| {
-        let font = egui::FontId::proportional(12.0);
-        let mut job = egui::text::LayoutJob::single_section(text, egui::TextFormat::simple(font, color));
-        job.wrap = egui::text::TextWrapping {
-            max_width: THUMB - 6.0,
-            max_rows: 1,
-            break_anywhere: true,
-            ..Default::default()
-        };
-        let galley = ui.painter().layout_job(job);
-        let at = egui::pos2(rect.min.x + 3.0, rect.min.y + THUMB + line as f32 * 15.0);
-        ui.painter().galley(at, galley, color);
-    };
-    let verdict_line = if member.keep { "Keep".to_owned() } else { format!("{:.3} · {name}", member.score) };
-    caption(0, if member.keep { format!("{verdict_line} · {name}") } else { verdict_line }, strong);
-    caption(1, format!("{}×{} · {}", photo.width, photo.height, human_bytes(photo.bytes)), weak);
-    caption(2, date_text(photo), weak);
+    let first_line = if member.keep { format!("Keep · {name}") } else { format!("{:.3} · {name}", member.score) };
+    let captions = [
+        (first_line, strong),
+        (format!("{}×{} · {}", photo.width, photo.height, human_bytes(photo.bytes)), weak),
+        (date_text(photo), weak),
+    ];
+    card::paint(ui, rect, THUMB, response.hovered(), &photo.path, thumbnails, &captions);
+    if member.keep {
+        let outline = (2.0, ui.visuals().selection.bg_fill);
+        ui.painter().rect_stroke(rect, 4.0, outline, egui::StrokeKind::Inside);
+    }
     response.on_hover_text(format!("{}\nDouble-click to open", photo.path.display()));
 }
 

@@ -5,6 +5,7 @@
 //! return actions, which the app applies once per frame.
 
 mod app;
+mod card;
 mod confirm;
 mod details;
 mod duplicates;

@@ -8,6 +8,7 @@ use crate::model::registry::{self, RegisteredModel};
 
 use super::app::Action;
 use super::photos::SortKey;
+use crate::units::human_bytes;
 
 /// What is remembered between runs (through eframe's persistence).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -204,18 +205,6 @@ fn model_facts(model: &RegisteredModel) -> String {
     )
 }
 
-/// Bytes in a unit a person reads at a glance.
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,11 +218,5 @@ mod tests {
         let many: Vec<PathBuf> = (0..100).map(|i| PathBuf::from(format!("/p{i}"))).collect();
         s.remember(&many);
         assert_eq!(s.last_paths.len(), 102, "no folder of the library is forgotten");
-    }
-
-    #[test]
-    fn bytes_read_naturally() {
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(4_050_000_000), "4.0 GB");
     }
 }

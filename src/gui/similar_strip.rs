@@ -1,15 +1,16 @@
 //! The strip of photos that look like the selected one, along the bottom of the grid: a
 //! single row that scrolls sideways, so it fits a small window and leaves the grid in view.
 
-use egui::{Color32, Rect, Sense, Vec2};
+use egui::{Sense, Vec2};
 
 use super::app::{Action, SimilarView};
-use super::thumbnails::{Size, Thumbnails};
+use super::card;
+use super::thumbnails::Thumbnails;
 
 /// Side of a result's thumbnail, in points.
 const THUMB: f32 = 96.0;
 /// Height of the two caption lines under it.
-const CAPTION: f32 = 32.0;
+const CAPTION: f32 = 2.0 * card::LINE + 2.0;
 
 /// The strip, as a panel at the bottom of the window's remaining space.
 pub fn strip(ui: &mut egui::Ui, view: &SimilarView, thumbnails: &mut Thumbnails, actions: &mut Vec<Action>) {
@@ -70,31 +71,8 @@ fn card(
     if !ui.is_rect_visible(rect) {
         return;
     }
-    let visuals = ui.visuals();
-    let fill = if response.hovered() { visuals.widgets.hovered.bg_fill } else { visuals.extreme_bg_color };
-    ui.painter().rect_filled(rect, 4.0, fill);
-    let image_area = Rect::from_min_size(rect.min, Vec2::splat(THUMB)).shrink(3.0);
-    if let Some(texture) = thumbnails.get(&m.path, Size::Thumb) {
-        let size = texture.size_vec2();
-        let fitted = Rect::from_center_size(image_area.center(), size * (image_area.width() / size.x.max(size.y)));
-        let uv = Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0));
-        ui.painter().image(texture.id(), fitted, uv, Color32::WHITE);
-    }
-    let text_color = visuals.text_color();
-    let caption = |line: usize, text: String, color: Color32| {
-        let font = egui::FontId::proportional(12.0);
-        let mut job = egui::text::LayoutJob::single_section(text, egui::TextFormat::simple(font, color));
-        job.wrap = egui::text::TextWrapping {
-            max_width: THUMB - 6.0,
-            max_rows: 1,
-            break_anywhere: true,
-            ..Default::default()
-        };
-        let galley = ui.painter().layout_job(job);
-        let at = egui::pos2(rect.min.x + 3.0, rect.min.y + THUMB + line as f32 * 15.0);
-        ui.painter().galley(at, galley, color);
-    };
-    caption(0, label.clone(), text_color);
-    caption(1, format!("similarity {:.3}", m.score), visuals.weak_text_color());
+    let captions =
+        [(label, ui.visuals().text_color()), (format!("similarity {:.3}", m.score), ui.visuals().weak_text_color())];
+    card::paint(ui, rect, THUMB, response.hovered(), &m.path, thumbnails, &captions);
     response.on_hover_text(m.path.display().to_string());
 }

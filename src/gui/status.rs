@@ -7,7 +7,7 @@ use crate::worker::{ModelStatus, Progress};
 
 use super::app::Action;
 use super::photos::{Counts, SortKey};
-use super::settings::human_bytes;
+use crate::units::human_bytes;
 
 /// What the toolbar shows.
 pub struct Toolbar<'a> {

@@ -17,8 +17,8 @@ pub struct TrashReport {
     pub moved: Vec<PathBuf>,
     /// Their sidecars now in the trash.
     pub sidecars: Vec<PathBuf>,
-    /// One line per photo or sidecar that could not be moved, naming it and the cause.
-    pub errors: Vec<String>,
+    /// Each photo or sidecar that could not be moved, with a line naming it and the cause.
+    pub errors: Vec<(PathBuf, String)>,
     /// Whether `stop` ended the batch before every photo was moved.
     pub stopped: bool,
 }
@@ -33,7 +33,7 @@ pub fn move_to_trash(photos: &[PathBuf], stop: &AtomicBool) -> TrashReport {
             break;
         }
         if let Err(e) = trash::delete(photo) {
-            report.errors.push(format!("{}: not moved to the trash: {e}", photo.display()));
+            report.errors.push((photo.clone(), format!("{}: not moved to the trash: {e}", photo.display())));
             continue;
         }
         report.moved.push(photo.clone());
@@ -41,7 +41,10 @@ pub fn move_to_trash(photos: &[PathBuf], stop: &AtomicBool) -> TrashReport {
         for sidecar in sidecars_of(photo, remaining) {
             match trash::delete(&sidecar) {
                 Ok(()) => report.sidecars.push(sidecar),
-                Err(e) => report.errors.push(format!("{}: not moved to the trash: {e}", sidecar.display())),
+                Err(e) => {
+                    let message = format!("{}: not moved to the trash: {e}", sidecar.display());
+                    report.errors.push((sidecar, message));
+                }
             }
         }
     }

@@ -76,9 +76,9 @@ pub(super) fn graph(
         let hash = contents[content];
         let first = graph.photos.len();
         first_photo.insert(content, first);
+        let info = cache.and_then(|(cache, _)| cache.photo_info(&hash));
         for (i, path) in by_content[&hash].iter().enumerate() {
-            let info = cache.and_then(|(cache, _)| cache.photo_info(&hash));
-            graph.photos.push(facts(path, hash, info, embeddings[&content].clone()));
+            graph.photos.push(facts(path, hash, info.as_ref(), embeddings[&content].clone()));
             if i > 0 {
                 graph.links.push(Link { a: first, b: first + i, score: 1.0 });
             }
@@ -101,7 +101,7 @@ fn shown_size(path: &Path) -> Option<(u32, u32)> {
 }
 
 /// What chooses the copy to keep: size in pixels and bytes, and age.
-fn facts(path: &Path, hash: ContentHash, info: Option<PhotoInfo>, embedding: Arc<[f32]>) -> DuplicatePhoto {
+fn facts(path: &Path, hash: ContentHash, info: Option<&PhotoInfo>, embedding: Arc<[f32]>) -> DuplicatePhoto {
     let (width, height) = shown_size(path).unwrap_or((0, 0));
     let meta = std::fs::metadata(path).ok();
     let modified = meta

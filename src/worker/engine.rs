@@ -13,7 +13,7 @@ use super::duplicates;
 use super::loader::{LoaderMsg, spawn_loader};
 use super::pipeline::{self, DecodeContext, Hit, Job, PipeMsg, Prepared, ReadyImage};
 use super::protocol::{Command, Event, ModelStatus, PhotoError, Progress, Tagged, WorkerConfig};
-use super::similar::Similarity;
+use super::similar::{CacheOfModel, Similarity};
 use crate::library::cache::{self, Cache, CacheError, ContentHash, NewResult};
 use crate::library::photo_info::PhotoInfo;
 use crate::library::search::Match;
@@ -535,7 +535,7 @@ impl Engine {
 
     /// Saves the similarity index beside the cache if it has changed.
     fn save_index(&mut self) {
-        let cache = self.cache.as_ref().zip(self.model.located().map(|(_, id)| id));
+        let cache = cache_of_model(&self.cache, &self.model);
         self.similarity.save(cache);
     }
 
@@ -547,7 +547,7 @@ impl Engine {
                 self.notifier.send(Event::Similar { query: query.query, outcome });
             }
             Request::Duplicates(within) => {
-                let cache = self.cache.as_ref().zip(self.model.located().map(|(_, id)| id));
+                let cache = cache_of_model(&self.cache, &self.model);
                 let outcome = duplicates::graph(&mut self.similarity, cache, within.as_deref())
                     .map(Arc::new)
                     .map_err(|e| format!("duplicates could not be looked for: {e}"));
@@ -564,7 +564,7 @@ impl Engine {
         {
             tracing::warn!("{e}");
         }
-        let cache = self.cache.as_ref().zip(self.model.located().map(|(_, id)| id));
+        let cache = cache_of_model(&self.cache, &self.model);
         self.similarity.forget(&report.moved, cache);
         self.save_index();
         self.notifier.send(Event::Trashed(report));
@@ -572,7 +572,7 @@ impl Engine {
 
     fn similar(&mut self, query: &Query) -> Result<Vec<Match>, PhotoError> {
         let (hash, embedding) = self.query_embedding(&query.query)?;
-        let cache = self.cache.as_ref().zip(self.model.located().map(|(_, id)| id));
+        let cache = cache_of_model(&self.cache, &self.model);
         self.similarity.search(cache, &hash, &embedding, query.k, query.within.as_deref()).map_err(|e| {
             let message = format!("{}: the library could not be searched: {e}", query.query.display());
             PhotoError::file(query.query.clone(), message)
@@ -604,4 +604,10 @@ impl Engine {
             }
         }
     }
+}
+
+/// The cache and the id of the model whose results it is asked for (none until the model's
+/// files are found). A free function, so that the similarity index can be borrowed beside it.
+fn cache_of_model<'a>(cache: &'a Option<Cache>, model: &'a ModelState) -> CacheOfModel<'a> {
+    cache.as_ref().zip(model.located().map(|(_, id)| id))
 }
