@@ -2,6 +2,9 @@
 
 use candle_core::{DType, Device};
 
+use super::cpu::bf16::Bf16Path;
+use super::linear::LinearWeights;
+
 /// The device a user asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum DeviceChoice {
@@ -34,12 +37,13 @@ impl DeviceChoice {
 /// The floating-point type a user asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum DTypeChoice {
-    /// 32-bit floats (always used on CPU).
+    /// 32-bit floats.
     #[default]
     F32,
     /// 16-bit IEEE floats (GPUs only).
     F16,
-    /// bfloat16 (GPUs only).
+    /// bfloat16: on GPUs for everything; on the CPU for the linear layers' weights (half the
+    /// memory), with f32 activations.
     Bf16,
 }
 
@@ -62,8 +66,10 @@ impl DTypeChoice {
 pub struct Placement {
     /// Where tensors live.
     pub device: Device,
-    /// The weight and activation type.
+    /// The activation type, and the weights' unless `linear_weights` says otherwise.
     pub dtype: DType,
+    /// How linear layers hold their weights.
+    pub linear_weights: LinearWeights,
     /// Why the request could not be honoured as given, if it could not.
     pub warnings: Vec<String>,
 }
@@ -72,6 +78,20 @@ impl Placement {
     /// A short human name for the device, e.g. `CPU (AVX-512 kernels, 2 threads)` or `CUDA GPU`.
     pub fn device_name(&self) -> String {
         describe(&self.device)
+    }
+
+    /// The precision results are computed in: `f32`, `f16` or `bf16`.
+    pub fn precision(&self) -> DTypeChoice {
+        match (self.dtype, self.linear_weights) {
+            (DType::F16, _) => DTypeChoice::F16,
+            (DType::BF16, _) | (_, LinearWeights::Bf16) => DTypeChoice::Bf16,
+            _ => DTypeChoice::F32,
+        }
+    }
+
+    /// How the CPU multiplies by bf16 weights, when it does.
+    pub fn bf16_kernels(&self) -> Option<&'static str> {
+        (self.device.is_cpu() && self.linear_weights == LinearWeights::Bf16).then(|| Bf16Path::detect().name())
     }
 }
 
@@ -123,16 +143,17 @@ pub fn place(device: DeviceChoice, dtype: DTypeChoice) -> Placement {
         DeviceChoice::Cuda => start_gpu("CUDA", || Device::new_cuda(0), &mut warnings),
         DeviceChoice::Metal => start_gpu("Metal", || Device::new_metal(0), &mut warnings),
     };
-    let dtype = match (dtype, device.is_cpu()) {
-        (DTypeChoice::F32, _) => DType::F32,
-        (other, true) => {
-            warnings.push(format!("{} is for GPUs; the CPU computes in f32", other.name()));
-            DType::F32
+    let (dtype, linear_weights) = match (dtype, device.is_cpu()) {
+        (DTypeChoice::F32, _) => (DType::F32, LinearWeights::AsLoaded),
+        (DTypeChoice::Bf16, true) => (DType::F32, LinearWeights::Bf16),
+        (DTypeChoice::F16, true) => {
+            warnings.push("f16 is for GPUs; the CPU computes in f32 (bf16 halves its memory)".to_owned());
+            (DType::F32, LinearWeights::AsLoaded)
         }
-        (DTypeChoice::F16, false) => DType::F16,
-        (DTypeChoice::Bf16, false) => DType::BF16,
+        (DTypeChoice::F16, false) => (DType::F16, LinearWeights::AsLoaded),
+        (DTypeChoice::Bf16, false) => (DType::BF16, LinearWeights::AsLoaded),
     };
-    Placement { device, dtype, warnings }
+    Placement { device, dtype, linear_weights, warnings }
 }
 
 fn start_gpu(name: &str, start: impl FnOnce() -> candle_core::Result<Device>, warnings: &mut Vec<String>) -> Device {
@@ -150,11 +171,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cpu_is_always_available_and_f32() {
+    fn the_cpu_takes_bf16_weights_with_f32_activations_and_refuses_f16() {
         let p = place(DeviceChoice::Cpu, DTypeChoice::Bf16);
         assert!(p.device.is_cpu());
-        assert_eq!(p.dtype, DType::F32);
-        assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
+        assert_eq!((p.dtype, p.linear_weights, p.precision()), (DType::F32, LinearWeights::Bf16, DTypeChoice::Bf16));
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+        assert!(p.bf16_kernels().is_some());
+        let p = place(DeviceChoice::Cpu, DTypeChoice::F16);
+        assert_eq!((p.dtype, p.linear_weights, p.precision()), (DType::F32, LinearWeights::AsLoaded, DTypeChoice::F32));
+        assert!(p.warnings[0].contains("f16 is for GPUs"), "{:?}", p.warnings);
+        assert_eq!(place(DeviceChoice::Cpu, DTypeChoice::F32).bf16_kernels(), None);
     }
 
     #[cfg(not(feature = "cuda"))]

@@ -10,7 +10,7 @@ use candle_nn::VarBuilder;
 use super::attention::attention;
 use super::config::{AttentionLayout, EvaConfig, GlobalPool, MlpKind};
 use super::cpu::ops::{CpuLayerNorm, CpuSwiGlu};
-use super::linear::Linear;
+use super::linear::{Linear, LinearWeights};
 use super::rope::RotaryEmbedding;
 
 /// LayerNorm over the last dimension, computed in two passes (mean, then variance of the
@@ -59,13 +59,13 @@ struct PatchEmbed {
 }
 
 impl PatchEmbed {
-    fn new(cfg: &EvaConfig, vb: VarBuilder) -> Result<Self> {
+    fn new(cfg: &EvaConfig, vb: VarBuilder, format: LinearWeights) -> Result<Self> {
         let p = cfg.patch_size;
         let vb = vb.pp("proj");
         let weight = vb.get((cfg.embed_dim, cfg.in_chans, p, p), "weight")?;
         let weight = weight.reshape((cfg.embed_dim, cfg.in_chans * p * p))?;
         let bias = vb.get(cfg.embed_dim, "bias")?;
-        Ok(Self { proj: Linear::new(weight, Some(bias))?, patch_size: p })
+        Ok(Self { proj: Linear::new(weight, Some(bias), format)?, patch_size: p })
     }
 
     /// `[B, C, H, W]` pixels to `[B, (H/p)*(W/p), D]` tokens in row-major patch order.
@@ -95,12 +95,12 @@ struct Attention {
 }
 
 impl Attention {
-    fn new(cfg: &EvaConfig, vb: VarBuilder) -> Result<Self> {
+    fn new(cfg: &EvaConfig, vb: VarBuilder, format: LinearWeights) -> Result<Self> {
         let dim = cfg.embed_dim;
         Ok(Self {
-            qkv: load_qkv(cfg, &vb)?,
+            qkv: load_qkv(cfg, &vb, format)?,
             norm: cfg.attn_inner_norm.then(|| StableLayerNorm::new(dim, cfg.norm_eps, vb.pp("norm"))).transpose()?,
-            proj: Linear::load(dim, dim, vb.pp("proj"))?,
+            proj: Linear::load(dim, dim, vb.pp("proj"), format)?,
             num_heads: cfg.num_heads,
             scale: (cfg.head_dim() as f64).powf(-0.5),
         })
@@ -121,7 +121,7 @@ impl Attention {
 
 /// The q, k and v projections as one layer of `3 * dim` outputs, q then k then v, whichever way
 /// the checkpoint stores them; k's bias is zero.
-fn load_qkv(cfg: &EvaConfig, vb: &VarBuilder) -> Result<Linear> {
+fn load_qkv(cfg: &EvaConfig, vb: &VarBuilder, format: LinearWeights) -> Result<Linear> {
     let dim = cfg.embed_dim;
     let (weight, q_bias, v_bias) = match cfg.attention {
         AttentionLayout::Fused => {
@@ -140,7 +140,7 @@ fn load_qkv(cfg: &EvaConfig, vb: &VarBuilder) -> Result<Linear> {
         (Some(q), Some(v)) => Some(Tensor::cat(&[&q, &q.zeros_like()?, &v], 0)?),
         _ => None,
     };
-    Linear::new(weight, bias)
+    Linear::new(weight, bias, format)
 }
 
 /// The feed-forward block: fc1, exact (erf) GELU, fc2 (EVA); or SwiGLU, `silu(gate) * value`
@@ -156,23 +156,23 @@ struct Mlp {
 }
 
 impl Mlp {
-    fn new(cfg: &EvaConfig, vb: VarBuilder) -> Result<Self> {
+    fn new(cfg: &EvaConfig, vb: VarBuilder, format: LinearWeights) -> Result<Self> {
         let (dim, hidden) = (cfg.embed_dim, cfg.mlp_hidden);
         let fc1 = match cfg.mlp {
-            MlpKind::Gelu => Linear::load(dim, hidden, vb.pp("fc1"))?,
-            MlpKind::SwiGluPacked => Linear::load(dim, 2 * hidden, vb.pp("fc1"))?,
+            MlpKind::Gelu => Linear::load(dim, hidden, vb.pp("fc1"), format)?,
+            MlpKind::SwiGluPacked => Linear::load(dim, 2 * hidden, vb.pp("fc1"), format)?,
             MlpKind::SwiGlu => {
                 let (gate, value) = (vb.pp("fc1_g"), vb.pp("fc1_x"));
                 let weight =
                     Tensor::cat(&[&gate.get((hidden, dim), "weight")?, &value.get((hidden, dim), "weight")?], 0)?;
                 let bias = Tensor::cat(&[&gate.get(hidden, "bias")?, &value.get(hidden, "bias")?], 0)?;
-                Linear::new(weight, Some(bias))?
+                Linear::new(weight, Some(bias), format)?
             }
         };
         Ok(Self {
             fc1,
             norm: cfg.mlp_norm.then(|| StableLayerNorm::new(hidden, cfg.norm_eps, vb.pp("norm"))).transpose()?,
-            fc2: Linear::load(hidden, dim, vb.pp("fc2"))?,
+            fc2: Linear::load(hidden, dim, vb.pp("fc2"), format)?,
             kind: cfg.mlp,
             hidden,
         })
@@ -211,12 +211,12 @@ struct Block {
 }
 
 impl Block {
-    fn new(cfg: &EvaConfig, vb: VarBuilder) -> Result<Self> {
+    fn new(cfg: &EvaConfig, vb: VarBuilder, format: LinearWeights) -> Result<Self> {
         Ok(Self {
             norm1: StableLayerNorm::new(cfg.embed_dim, cfg.norm_eps, vb.pp("norm1"))?,
-            attn: Attention::new(cfg, vb.pp("attn"))?,
+            attn: Attention::new(cfg, vb.pp("attn"), format)?,
             norm2: StableLayerNorm::new(cfg.embed_dim, cfg.norm_eps, vb.pp("norm2"))?,
-            mlp: Mlp::new(cfg, vb.pp("mlp"))?,
+            mlp: Mlp::new(cfg, vb.pp("mlp"), format)?,
         })
     }
 
@@ -250,22 +250,26 @@ pub struct Eva {
 }
 
 impl Eva {
-    /// Builds the network from weights named as in timm's checkpoint.
-    pub fn new(config: &EvaConfig, vb: VarBuilder) -> Result<Self> {
+    /// Builds the network from weights named as in timm's checkpoint, its linear layers holding
+    /// their weights as `format` says.
+    pub fn new(config: &EvaConfig, vb: VarBuilder, format: LinearWeights) -> Result<Self> {
         let dim = config.embed_dim;
         let num_tokens = config.num_patches() + config.num_prefix_tokens();
-        let blocks =
-            (0..config.depth).map(|i| Block::new(config, vb.pp(format!("blocks.{i}")))).collect::<Result<Vec<_>>>()?;
+        let blocks = (0..config.depth)
+            .map(|i| Block::new(config, vb.pp(format!("blocks.{i}")), format))
+            .collect::<Result<Vec<_>>>()?;
         let layer_norm = |name: &str| StableLayerNorm::new(dim, config.norm_eps, vb.pp(name));
         Ok(Self {
-            patch_embed: PatchEmbed::new(config, vb.pp("patch_embed"))?,
+            patch_embed: PatchEmbed::new(config, vb.pp("patch_embed"), format)?,
             cls_token: config.class_token.then(|| vb.get((1, 1, dim), "cls_token")).transpose()?,
             pos_embed: vb.get((1, num_tokens, dim), "pos_embed")?,
             rope: config.rope.map(|rope| RotaryEmbedding::new(config, &rope, vb.dtype(), vb.device())).transpose()?,
             blocks,
             norm: (!config.use_fc_norm).then(|| layer_norm("norm")).transpose()?,
             fc_norm: config.use_fc_norm.then(|| layer_norm("fc_norm")).transpose()?,
-            head: (config.num_classes > 0).then(|| Linear::load(dim, config.num_classes, vb.pp("head"))).transpose()?,
+            head: (config.num_classes > 0)
+                .then(|| Linear::load(dim, config.num_classes, vb.pp("head"), format))
+                .transpose()?,
             config: config.clone(),
         })
     }

@@ -419,20 +419,44 @@ impl SimpleBackend for Checkpoint {
     }
 }
 
-/// Serves normally distributed random tensors of whatever shape is asked for: the network at
-/// full size without its weights, for benchmarks.
+/// Serves normally distributed random tensors (mean 0, standard deviation 0.02) of whatever
+/// shape is asked for: the network at full size without its weights, for benchmarks and for
+/// tests that compare precisions. A tensor's values depend only on its name, so two networks
+/// built from it hold the same weights.
 pub struct RandomWeights;
+
+impl RandomWeights {
+    /// Values per independently seeded chunk, generated in parallel.
+    const CHUNK: usize = 1 << 16;
+
+    /// `count` normal values, seeded by `name`.
+    fn values(name: &str, count: usize) -> Vec<f32> {
+        use rand::{Rng, SeedableRng};
+        use rayon::prelude::*;
+        let hash = blake3::hash(name.as_bytes());
+        let seed = u64::from_le_bytes(hash.as_bytes()[..8].try_into().expect("8 bytes"));
+        let normal = rand_distr::Normal::new(0f32, 0.02).expect("a valid standard deviation");
+        let mut values = vec![0f32; count];
+        values.par_chunks_mut(Self::CHUNK).enumerate().for_each(|(chunk, values)| {
+            let mut rng =
+                rand::rngs::SmallRng::seed_from_u64(seed ^ (chunk as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            values.iter_mut().for_each(|v| *v = rng.sample(normal));
+        });
+        values
+    }
+}
 
 impl SimpleBackend for RandomWeights {
     fn get(
         &self,
         shape: Shape,
-        _name: &str,
+        name: &str,
         _hints: candle_nn::Init,
         dtype: DType,
         device: &Device,
     ) -> candle_core::Result<Tensor> {
-        Tensor::randn(0f32, 0.02, shape, device)?.to_dtype(dtype)
+        let values = Self::values(name, shape.elem_count());
+        Tensor::from_vec(values, shape, &Device::Cpu)?.to_device(device)?.to_dtype(dtype)
     }
 
     fn get_unchecked(&self, name: &str, _dtype: DType, _device: &Device) -> candle_core::Result<Tensor> {
@@ -474,4 +498,25 @@ pub fn fingerprint(files: &ModelFiles) -> Result<String, WeightsError> {
         hasher.update(&mmap[offset..(offset + SAMPLE_LEN).min(mmap.len())]);
     }
     Ok(hasher.finalize().to_hex()[..16].to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_weights_depend_only_on_the_name_and_have_the_asked_spread() -> candle_core::Result<()> {
+        let get = |name: &str| {
+            RandomWeights.get(Shape::from((300, 700)), name, candle_nn::Init::Const(0.0), DType::F32, &Device::Cpu)
+        };
+        let (a, again, other) = (get("blocks.0.fc1")?, get("blocks.0.fc1")?, get("blocks.1.fc1")?);
+        let values = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
+        assert_eq!(values(&a)?, values(&again)?);
+        assert_ne!(values(&a)?, values(&other)?);
+        let v = values(&a)?;
+        let mean = v.iter().sum::<f32>() / v.len() as f32;
+        let std = (v.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / v.len() as f32).sqrt();
+        assert!(mean.abs() < 1e-3 && (std - 0.02).abs() < 1e-3, "mean {mean}, std {std}");
+        Ok(())
+    }
 }

@@ -40,11 +40,22 @@ pub fn load_model(name: &str) -> Model {
     Model::load(&files, &place(DeviceChoice::Cpu, DTypeChoice::F32)).expect("fixture model loads")
 }
 
+/// Loads a fixture model on the CPU with its linear layers' weights in bf16.
+pub fn load_model_bf16(name: &str) -> Model {
+    let files: ModelFiles = locate(&ModelSource::Dir(model_dir(name)), &mut ()).expect("fixture model files");
+    Model::load(&files, &place(DeviceChoice::Cpu, DTypeChoice::Bf16)).expect("fixture model loads in bf16")
+}
+
 /// Loads a fixture model on the CPU in f64: every layer then takes candle's generic operations,
 /// the path GPUs and half precision use, instead of the fused f32 CPU kernels.
 pub fn load_model_generic(name: &str) -> Model {
     let files: ModelFiles = locate(&ModelSource::Dir(model_dir(name)), &mut ()).expect("fixture model files");
-    let placement = evatag::model::device::Placement { device: Device::Cpu, dtype: DType::F64, warnings: Vec::new() };
+    let placement = evatag::model::device::Placement {
+        device: Device::Cpu,
+        dtype: DType::F64,
+        linear_weights: evatag::model::linear::LinearWeights::AsLoaded,
+        warnings: Vec::new(),
+    };
     Model::load(&files, &placement).expect("fixture model loads in f64")
 }
 

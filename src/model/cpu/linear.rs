@@ -1,4 +1,5 @@
-//! The CPU kernel behind `Linear`: `y = x Wᵀ + b`, optionally followed by the exact GELU.
+//! The CPU kernels behind `Linear`: `y = x Wᵀ + b`, optionally followed by the exact GELU, with
+//! the weight in f32 ([`CpuLinear`]) or in bf16 ([`CpuLinearBf16`]).
 //!
 //! At EVA's shapes (a few hundred to a thousand rows, thousands of features) one multi-threaded
 //! GEMM call over the whole product, which is what candle's CPU matmul does, is slower than
@@ -8,9 +9,12 @@
 //! as it completes, while it is still in cache. The measurements are in `bench/README.md`
 //! ("Kernel notes").
 
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape};
+use std::sync::Arc;
+
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape};
 use rayon::prelude::*;
 
+use super::bf16::{Bf16Path, PackedBf16};
 use super::gemm::{self, Operand};
 use super::{SendPtr, f32_slice, ops};
 
@@ -38,48 +42,172 @@ impl CustomOp3 for CpuLinear {
     ) -> Result<(CpuStorage, Shape)> {
         let name = self.name();
         let (x, w, bias) = (f32_slice(name, xs, xl)?, f32_slice(name, ws, wl)?, f32_slice(name, bs, bl)?);
-        let dims = xl.dims();
-        let k = dims[dims.len() - 1];
         let (n, wk) = wl.shape().dims2()?;
-        if wk != k || bias.len() != n {
-            candle_core::bail!("linear-cpu: input width {k}, weight {n}x{wk}, bias {}", bias.len());
-        }
-        let m = x.len() / k.max(1);
-        let mut y = vec![0f32; m * n];
-        for_each_block(m, n, &mut y, |Block { first_row, rows: m, first, count }, out| {
-            let rows = || {
-                (0..m).map(|row| {
-                    // SAFETY: `out` is column `first` of row `first_row` of the matrix `y`; this
-                    // task alone touches these rows' columns `first..first + count`.
-                    unsafe { std::slice::from_raw_parts_mut(out.add(row * n), count) }
-                })
-            };
-            // Every row starts as the bias; the product accumulates onto it.
-            for row in rows() {
-                row.copy_from_slice(&bias[first..first + count]);
-            }
+        let product = Product::new(name, x, xl, (n, wk), bias)?;
+        let k = product.inputs;
+        product.run(self.gelu, |block, out| {
+            start_from_bias(block, out, n, bias);
             // SAFETY: x is m x k and w is n x k, row-major; rows `first..first + count` of w
             // give this task's columns of y, which only it writes.
             unsafe {
                 gemm::sgemm(
-                    m,
-                    count,
+                    block.rows,
+                    block.count,
                     k,
                     1.0,
-                    Operand::rows(x.as_ptr().add(first_row * k), k),
-                    Operand::transposed(w.as_ptr().add(first * k), k),
+                    Operand::rows(x.as_ptr().add(block.first_row * k), k),
+                    Operand::transposed(w.as_ptr().add(block.first * k), k),
                     1.0,
                     out,
                     n,
                 );
             }
-            if self.gelu {
-                rows().for_each(ops::gelu_in_place);
+        })
+    }
+}
+
+/// `x Wᵀ + b` for a contiguous f32 input `[..., in]` and bias `[out]`, with the weight held in
+/// bf16, optionally followed by the exact GELU. See `model::cpu::bf16` for the two paths.
+#[derive(Debug, Clone)]
+pub(crate) struct CpuLinearBf16 {
+    /// The weight, `[out, in]`.
+    pub(crate) weight: Arc<PackedBf16>,
+    /// Whether GELU is applied to the result.
+    pub(crate) gelu: bool,
+}
+
+/// Inputs widened per step on the `Widen` path: a block of 352 features then takes 704 KiB of
+/// f32, which stays in the L2 cache while the `gemm` crate multiplies by it.
+const WIDEN_INPUTS: usize = 512;
+
+impl CustomOp2 for CpuLinearBf16 {
+    fn name(&self) -> &'static str {
+        "linear-bf16-cpu"
+    }
+
+    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, bs: &CpuStorage, bl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let name = self.name();
+        let (x, bias) = (f32_slice(name, xs, xl)?, f32_slice(name, bs, bl)?);
+        let weight = &self.weight;
+        let (n, k) = (weight.features(), weight.inputs());
+        let product = Product::new(name, x, xl, (n, k), bias)?;
+        match weight.path() {
+            Bf16Path::DotProduct => dot_product(product, weight, bias, self.gelu),
+            Bf16Path::Widen => {
+                product.run(self.gelu, |block, out| {
+                    start_from_bias(block, out, n, bias);
+                    let mut wide = vec![0f32; block.count * WIDEN_INPUTS.min(k)];
+                    for first_input in (0..k).step_by(WIDEN_INPUTS) {
+                        let inputs = first_input..(first_input + WIDEN_INPUTS).min(k);
+                        let width = inputs.len();
+                        weight.widen_rows(block.first, block.count, inputs, &mut wide);
+                        // SAFETY: x has k columns, row-major; `wide` holds this task's features for
+                        // `width` inputs, row-major; only this task writes its block of y.
+                        unsafe {
+                            gemm::sgemm(
+                                block.rows,
+                                block.count,
+                                width,
+                                1.0,
+                                Operand::rows(x.as_ptr().add(block.first_row * k + first_input), k),
+                                Operand::transposed(wide.as_ptr(), width),
+                                1.0,
+                                out,
+                                n,
+                            );
+                        }
+                    }
+                })
+            }
+        }
+    }
+}
+
+/// The dot-product path of [`CpuLinearBf16`]: activations rounded to bf16 once, then the
+/// AVX512_BF16 kernel per block.
+#[cfg(target_arch = "x86_64")]
+fn dot_product(product: Product, weight: &PackedBf16, bias: &[f32], gelu: bool) -> Result<(CpuStorage, Shape)> {
+    use super::bf16_dot;
+    if !bf16_dot::supported() {
+        candle_core::bail!("linear-bf16-cpu: weights packed for AVX512_BF16 on a CPU without it");
+    }
+    let n = weight.features();
+    // SAFETY: the CPU has just been checked.
+    let rounded = unsafe { bf16_dot::round_rows(product.x, product.rows, product.inputs) };
+    product.run(gelu, |block, out| {
+        // SAFETY: the CPU has been checked; `rounded` holds every row; blocks start at multiples
+        // of FEATURES_PER_TASK, a multiple of the panel width; only this task writes its block.
+        unsafe {
+            bf16_dot::product_block(
+                &rounded,
+                weight,
+                bias,
+                block.first_row..block.first_row + block.rows,
+                block.first..block.first + block.count,
+                out,
+                n,
+            );
+        }
+    })
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn dot_product(_: Product, _: &PackedBf16, _: &[f32], _: bool) -> Result<(CpuStorage, Shape)> {
+    candle_core::bail!("linear-bf16-cpu: the AVX512_BF16 path exists on x86-64 only")
+}
+
+/// A product's input and output shapes, checked.
+struct Product<'a> {
+    x: &'a [f32],
+    rows: usize,
+    inputs: usize,
+    features: usize,
+    out_dims: Vec<usize>,
+}
+
+impl<'a> Product<'a> {
+    /// Checks an input of layout `xl` against a `(features, inputs)` weight and the bias.
+    fn new(name: &str, x: &'a [f32], xl: &Layout, (features, inputs): (usize, usize), bias: &[f32]) -> Result<Self> {
+        let dims = xl.dims();
+        let k = dims[dims.len() - 1];
+        if inputs != k || bias.len() != features {
+            candle_core::bail!("{name}: input width {k}, weight {features}x{inputs}, bias {}", bias.len());
+        }
+        let mut out_dims = dims.to_vec();
+        *out_dims.last_mut().expect("at least one dimension") = features;
+        Ok(Self { x, rows: x.len() / k.max(1), inputs, features, out_dims })
+    }
+
+    /// Runs `block_task(block, out)` over the [`blocks`] of the output in parallel, then the
+    /// GELU on each block if asked; `out` points at the block's first element.
+    fn run(self, gelu: bool, block_task: impl Fn(Block, *mut f32) + Sync) -> Result<(CpuStorage, Shape)> {
+        let (m, n) = (self.rows, self.features);
+        let mut y = vec![0f32; m * n];
+        for_each_block(m, n, &mut y, |block, out| {
+            block_task(block, out);
+            if gelu {
+                block_rows(block, out, n).for_each(ops::gelu_in_place);
             }
         });
-        let mut out_dims = dims.to_vec();
-        *out_dims.last_mut().expect("at least one dimension") = n;
-        Ok((CpuStorage::F32(y), Shape::from_dims(&out_dims)))
+        Ok((CpuStorage::F32(y), Shape::from_dims(&self.out_dims)))
+    }
+}
+
+/// The rows of a block of a row-major output with `n` columns, as slices.
+fn block_rows<'a>(block: Block, out: *mut f32, n: usize) -> impl Iterator<Item = &'a mut [f32]> {
+    let out = SendPtr(out);
+    (0..block.rows).map(move |row| {
+        // SAFETY: `out` is column `first` of row `first_row` of the output; the task that owns
+        // this block alone touches these rows' columns `first..first + count`, and uses the
+        // slices only while the output lives.
+        unsafe { std::slice::from_raw_parts_mut(out.get().add(row * n), block.count) }
+    })
+}
+
+/// Sets every row of a block to the bias, for a product to accumulate onto.
+fn start_from_bias(block: Block, out: *mut f32, n: usize, bias: &[f32]) {
+    for row in block_rows(block, out, n) {
+        row.copy_from_slice(&bias[block.first..block.first + block.count]);
     }
 }
 
@@ -189,6 +317,76 @@ mod tests {
         assert!(blocks(257, 1408, 8).len() > blocks(257, 1408, 1).len());
         let (whole, split) = (run(1)?, run(8)?);
         assert!(whole.iter().zip(&split).all(|(a, b)| a.to_bits() == b.to_bits()));
+        Ok(())
+    }
+
+    /// The bf16 paths this CPU can run.
+    fn bf16_paths() -> Vec<Bf16Path> {
+        #[cfg(target_arch = "x86_64")]
+        if super::super::bf16_dot::supported() {
+            return vec![Bf16Path::DotProduct, Bf16Path::Widen];
+        }
+        vec![Bf16Path::Widen]
+    }
+
+    fn bf16(v: f32) -> f64 {
+        f64::from(half::bf16::from_f32(v).to_f32())
+    }
+
+    /// Checks `x Wᵀ + b` with bf16 weights against the definition in f64, over the same rounded
+    /// weights and (on the dot-product path) the same rounded activations.
+    fn check_bf16_product(path: Bf16Path, rows: usize, k: usize, n: usize) -> Result<()> {
+        let device = Device::Cpu;
+        let x = Tensor::randn(0f32, 1.0, (rows, k), &device)?;
+        let w = Tensor::randn(0f32, 1.0, (n, k), &device)?;
+        let b = Tensor::randn(0f32, 1.0, n, &device)?;
+        let (xv, wv, bv) =
+            (x.flatten_all()?.to_vec1::<f32>()?, w.flatten_all()?.to_vec1::<f32>()?, b.to_vec1::<f32>()?);
+        let weight = Arc::new(PackedBf16::pack_for(path, &wv, n, k));
+        let ours = x.apply_op2_no_bwd(&b, &CpuLinearBf16 { weight, gelu: false })?.to_vec2::<f32>()?;
+        let round_x = |v: f32| if path == Bf16Path::DotProduct { bf16(v) } else { f64::from(v) };
+        for i in 0..rows {
+            for j in 0..n {
+                let terms = (0..k).map(|p| round_x(xv[i * k + p]) * bf16(wv[j * k + p]));
+                let want: f64 = f64::from(bv[j]) + terms.clone().sum::<f64>();
+                let scale: f64 = f64::from(bv[j]).abs() + terms.map(f64::abs).sum::<f64>();
+                let got = f64::from(ours[i][j]);
+                assert!((got - want).abs() <= 1e-5 * scale, "{path:?} {rows}x{k}x{n} ({i}, {j}): {got} vs {want}");
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn bf16_kernels_match_the_definition() -> Result<()> {
+        // Odd widths, single rows and features, every tile height, and inputs over several passes.
+        for path in bf16_paths() {
+            for (rows, k, n) in [(3, 5, 7), (2, 33, 1), (25, 1, 40), (13, 600, 100), (1, 1030, 33), (257, 64, 700)] {
+                check_bf16_product(path, rows, k, n)?;
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn bf16_kernels_are_bit_identical_however_the_rows_are_split_and_fuse_the_gelu() -> Result<()> {
+        let x = Tensor::randn(0f32, 1.0, (1, 257, 96), &Device::Cpu)?;
+        let w = Tensor::randn(0f32, 1.0, (1408, 96), &Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?;
+        let b = Tensor::randn(0f32, 1.0, 1408, &Device::Cpu)?;
+        for path in bf16_paths() {
+            let weight = Arc::new(PackedBf16::pack_for(path, &w, 1408, 96));
+            let run = |threads: usize, gelu: bool| -> Result<Vec<f32>> {
+                let pool =
+                    rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(candle_core::Error::wrap)?;
+                let op = CpuLinearBf16 { weight: weight.clone(), gelu };
+                pool.install(|| x.apply_op2_no_bwd(&b, &op)?.flatten_all()?.to_vec1::<f32>())
+            };
+            let (whole, split) = (run(1, true)?, run(8, true)?);
+            assert!(whole.iter().zip(&split).all(|(a, b)| a.to_bits() == b.to_bits()), "{path:?}");
+            let mut separate = run(1, false)?;
+            ops::gelu_in_place(&mut separate);
+            assert!(whole.iter().zip(&separate).all(|(a, b)| (a - b).abs() < 1e-5), "{path:?}");
+        }
         Ok(())
     }
 

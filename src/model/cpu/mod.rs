@@ -1,5 +1,5 @@
 //! The CPU kernels behind the network's layers: matrix products, fused linear layers and
-//! attention, LayerNorm, softmax, GELU and SwiGLU's gate, and the run-time choice of vector
+//! attention, bf16 weights, LayerNorm, softmax, GELU and SwiGLU's gate, and the run-time choice of vector
 //! instructions.
 //!
 //! The network (`model::linear`, `model::attention`, `model::eva`) hands f32 tensors on the CPU
@@ -7,6 +7,9 @@
 //! candle's own operations, which exist on every backend.
 
 pub(crate) mod attention;
+pub(crate) mod bf16;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod bf16_dot;
 pub(crate) mod gemm;
 pub(crate) mod linear;
 pub(crate) mod ops;

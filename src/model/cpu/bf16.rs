@@ -1,0 +1,241 @@
+//! Linear-layer weights held as bfloat16 on the CPU: half the memory of f32.
+//!
+//! A [`PackedBf16`] is rounded to nearest even once, when the model loads, and arranged for the
+//! path the CPU will multiply it with ([`Bf16Path`]):
+//! - with AVX512_BF16, in panels for the `VDPBF16PS` dot-product instruction (`bf16_dot`), which
+//!   multiplies pairs of bf16 values into f32 sums: the activations are rounded to bf16 as well,
+//!   and a product costs about half of its f32 form;
+//! - elsewhere, as plain rows that are widened back to f32 (exactly: a bf16 value is the top half
+//!   of an f32) one block at a time, just before the `gemm` crate's f32 kernel multiplies them.
+//!   The activations stay f32; the speed is that of f32, the memory is still halved.
+
+use half::bf16;
+use rayon::prelude::*;
+
+use super::simd;
+
+/// Output features per panel of the dot-product arrangement: two vectors of 16 f32 sums.
+pub(crate) const PANEL: usize = 32;
+
+/// Elements of one panel for one pair of inputs: each feature's two weights side by side.
+pub(crate) const PANEL_PAIR: usize = 2 * PANEL;
+
+/// How the CPU multiplies by bf16 weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Bf16Path {
+    /// x86-64 with AVX512_BF16: `VDPBF16PS` on bf16 activations and weights, f32 sums.
+    DotProduct,
+    /// Weights widened to f32 block by block, f32 activations, the `gemm` crate's f32 kernel.
+    Widen,
+}
+
+impl Bf16Path {
+    /// The path for this CPU, lowered to `Widen` when a test caps the SIMD level below
+    /// AVX-512 on this thread.
+    pub(crate) fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if simd::allows(simd::SimdLevel::Avx512)
+                && std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bf16")
+            {
+                return Self::DotProduct;
+            }
+        }
+        Self::Widen
+    }
+
+    /// The name users see, e.g. `AVX512_BF16 dot products`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::DotProduct => "AVX512_BF16 dot products",
+            Self::Widen => "bf16 widened to f32",
+        }
+    }
+}
+
+/// A `[features, inputs]` weight matrix rounded to bf16, arranged for one [`Bf16Path`].
+pub(crate) struct PackedBf16 {
+    features: usize,
+    inputs: usize,
+    path: Bf16Path,
+    /// For `DotProduct`: `features / 32` panels (rounded up), each `inputs / 2` pairs (rounded
+    /// up) of [`PANEL_PAIR`] elements, zero where a feature or input is past the end. For
+    /// `Widen`: row-major `[features, inputs]`.
+    bits: Vec<u16>,
+}
+
+impl std::fmt::Debug for PackedBf16 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PackedBf16")
+            .field("features", &self.features)
+            .field("inputs", &self.inputs)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PackedBf16 {
+    /// Rounds a row-major `[features, inputs]` f32 matrix to bf16 for the path this CPU takes.
+    pub(crate) fn pack(weight: &[f32], features: usize, inputs: usize) -> Self {
+        Self::pack_for(Bf16Path::detect(), weight, features, inputs)
+    }
+
+    /// Rounds a row-major `[features, inputs]` f32 matrix to bf16 for `path`.
+    pub(crate) fn pack_for(path: Bf16Path, weight: &[f32], features: usize, inputs: usize) -> Self {
+        assert_eq!(weight.len(), features * inputs, "a {features}x{inputs} weight");
+        let round = |w: f32| bf16::from_f32(w).to_bits();
+        let bits = match path {
+            Bf16Path::Widen => weight.par_iter().map(|&w| round(w)).collect(),
+            Bf16Path::DotProduct => {
+                let pairs = inputs.div_ceil(2);
+                let mut bits = vec![0u16; features.div_ceil(PANEL) * pairs * PANEL_PAIR];
+                if pairs > 0 {
+                    bits.par_chunks_mut(pairs * PANEL_PAIR).enumerate().for_each(|(panel, out)| {
+                        let first = panel * PANEL;
+                        for lane in 0..PANEL.min(features - first) {
+                            let row = &weight[(first + lane) * inputs..][..inputs];
+                            for (input, &w) in row.iter().enumerate() {
+                                out[panel_slot(lane, input)] = round(w);
+                            }
+                        }
+                    });
+                }
+                bits
+            }
+        };
+        Self { features, inputs, path, bits }
+    }
+
+    /// Output features (rows of the weight).
+    pub(crate) fn features(&self) -> usize {
+        self.features
+    }
+
+    /// Inputs (columns of the weight).
+    pub(crate) fn inputs(&self) -> usize {
+        self.inputs
+    }
+
+    /// The path this arrangement is for.
+    pub(crate) fn path(&self) -> Bf16Path {
+        self.path
+    }
+
+    /// The packed elements (see the field's layout).
+    pub(crate) fn bits(&self) -> &[u16] {
+        &self.bits
+    }
+
+    /// Bytes held.
+    #[cfg(test)]
+    pub(crate) fn size_in_bytes(&self) -> usize {
+        self.bits.len() * size_of::<u16>()
+    }
+
+    /// Writes features `first..first + count`, inputs `inputs`, widened to f32, to `out` as a
+    /// row-major `[count, inputs.len()]` matrix. For the `Widen` arrangement.
+    pub(crate) fn widen_rows(&self, first: usize, count: usize, inputs: std::ops::Range<usize>, out: &mut [f32]) {
+        debug_assert_eq!(self.path, Bf16Path::Widen);
+        let width = inputs.len();
+        for (row, out) in out.chunks_exact_mut(width).take(count).enumerate() {
+            let from = &self.bits[(first + row) * self.inputs..][inputs.clone()];
+            widen(from, out);
+        }
+    }
+
+    /// The weight of `feature` for `input`, as f32, whatever the arrangement.
+    #[cfg(test)]
+    pub(crate) fn get(&self, feature: usize, input: usize) -> f32 {
+        let index = match self.path {
+            Bf16Path::Widen => feature * self.inputs + input,
+            Bf16Path::DotProduct => {
+                (feature / PANEL) * self.inputs.div_ceil(2) * PANEL_PAIR + panel_slot(feature % PANEL, input)
+            }
+        };
+        bf16::from_bits(self.bits[index]).to_f32()
+    }
+}
+
+/// Where the weight of lane `lane` of a panel for `input` lies within the panel: pair by pair,
+/// the first 16 lanes then the last 16, each lane's two inputs side by side.
+fn panel_slot(lane: usize, input: usize) -> usize {
+    (input / 2) * PANEL_PAIR + (lane / 16) * PANEL + (lane % 16) * 2 + input % 2
+}
+
+#[inline(always)]
+fn widen_portable(from: &[u16], to: &mut [f32]) {
+    for (t, &f) in to.iter_mut().zip(from) {
+        *t = f32::from_bits(u32::from(f) << 16);
+    }
+}
+
+simd::multiversion! {
+    /// Widens bf16 bits to f32: exact, each value becomes the top half of an f32.
+    fn widen(from: &[u16], to: &mut [f32]) => widen_portable;
+    avx512: ["avx512f"];
+    avx2: ["avx2"];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matrix(features: usize, inputs: usize) -> Vec<f32> {
+        (0..features * inputs).map(|i| ((i as f32) * 0.731).sin() * 3.0).collect()
+    }
+
+    #[test]
+    fn both_arrangements_hold_every_weight_rounded_to_nearest_even() {
+        for (features, inputs) in [(1, 1), (33, 7), (64, 20), (70, 3)] {
+            let weight = matrix(features, inputs);
+            for path in [Bf16Path::DotProduct, Bf16Path::Widen] {
+                let packed = PackedBf16::pack_for(path, &weight, features, inputs);
+                for f in 0..features {
+                    for i in 0..inputs {
+                        let want = bf16::from_f32(weight[f * inputs + i]).to_f32();
+                        assert_eq!(packed.get(f, i).to_bits(), want.to_bits(), "{path:?} ({f}, {i})");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rounding_is_to_nearest_even_and_halves_the_memory() {
+        // 1 + 2^-8 lies halfway between two bf16 values and rounds to the even one, 1.
+        let halfway = f32::from_bits(0x3f80_8000);
+        let above = f32::from_bits(0x3f80_8001);
+        let packed = PackedBf16::pack_for(Bf16Path::Widen, &[halfway, above], 1, 2);
+        assert_eq!(packed.get(0, 0), 1.0);
+        assert_eq!(packed.get(0, 1), f32::from_bits(0x3f81_0000));
+        let weight = matrix(64, 64);
+        assert_eq!(PackedBf16::pack_for(Bf16Path::DotProduct, &weight, 64, 64).size_in_bytes(), 64 * 64 * 2);
+    }
+
+    #[test]
+    fn pad_features_and_inputs_are_zero() {
+        let packed = PackedBf16::pack_for(Bf16Path::DotProduct, &matrix(3, 3), 3, 3);
+        assert_eq!(packed.bits().len(), 2 * PANEL_PAIR);
+        let used: Vec<usize> = (0..3).flat_map(|f| (0..3).map(move |i| panel_slot(f, i))).collect();
+        for (slot, &b) in packed.bits().iter().enumerate() {
+            assert!(used.contains(&slot) || b == 0, "slot {slot} is {b:#x}");
+        }
+    }
+
+    #[test]
+    fn widening_rows_gives_the_rounded_weights_at_every_level() {
+        let (features, inputs) = (5, 37);
+        let weight = matrix(features, inputs);
+        let packed = PackedBf16::pack_for(Bf16Path::Widen, &weight, features, inputs);
+        simd::at_every_level(|level| {
+            let mut out = vec![f32::NAN; 3 * 30];
+            packed.widen_rows(1, 3, 4..34, &mut out);
+            for r in 0..3 {
+                for j in 0..30 {
+                    assert_eq!(out[r * 30 + j], packed.get(1 + r, 4 + j), "{level:?} ({r}, {j})");
+                }
+            }
+        });
+    }
+}
