@@ -38,6 +38,7 @@ fn main() -> anyhow::Result<()> {
             ..WorkerConfig::default()
         },
         device_from_command_line: true,
+        dtype_from_command_line: true,
         paths: vec![PathBuf::from(photos.path())],
         thumbnail_cache: Some(cache.path().join("thumbnails")),
         model_from_command_line: true,

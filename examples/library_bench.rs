@@ -336,7 +336,7 @@ fn cache_lookup() -> anyhow::Result<()> {
     let model_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/eva_tiny");
     let files = weights::locate(&ModelSource::Dir(model_dir.clone()), &mut ())?;
     let config = weights::read_config(&files.config)?;
-    let model_id = weights::model_id(&config, &files)?;
+    let model_id = weights::model_id(&config, &files, DTypeChoice::F32)?;
     let count = 10_000;
     let (mut cache, _) = Cache::open_in(cache_dir.path())?;
     let labels: Vec<ClassProb> = (0..25).map(|c| ClassProb { class: c, prob: 0.01 }).collect();

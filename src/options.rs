@@ -20,8 +20,8 @@ pub struct Options {
     pub source: ModelSource,
     /// The device asked for, if one was; the app otherwise uses the one it remembers.
     pub device: Option<DeviceChoice>,
-    /// The precision asked for.
-    pub dtype: DTypeChoice,
+    /// The precision asked for, if one was; the app otherwise uses the one it remembers.
+    pub dtype: Option<DTypeChoice>,
     /// The result cache's folder; `None` neither reads nor writes a cache.
     pub cache_dir: Option<PathBuf>,
     /// Images with more pixels than this (in millions) are refused before decoding.
@@ -36,7 +36,7 @@ impl Default for Options {
             model: registry::default_model(),
             source: ModelSource::default_hub(false),
             device: None,
-            dtype: DTypeChoice::F32,
+            dtype: None,
             cache_dir: setup::cache_dir(),
             max_megapixels: preprocess::DEFAULT_MAX_MEGAPIXELS,
             max_file_mb: preprocess::DEFAULT_MAX_FILE_MB,

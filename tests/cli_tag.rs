@@ -171,3 +171,26 @@ fn a_broken_model_folder_is_explained() {
     assert!(run.stderr.contains("truncated"), "{}", run.stderr);
     assert!(run.stderr.contains("model.safetensors"), "{}", run.stderr);
 }
+
+#[test]
+fn bf16_on_the_cpu_tags_alike_and_never_takes_f32_results_from_the_cache() {
+    let cache = tempfile::tempdir().unwrap();
+    let photo = fixtures().join("photos/coffee_landscape.jpg");
+    let run = |dtype: &str| {
+        let mut args = tag_args("eva_tiny", &[&photo]);
+        args.extend(["--embedding", "--dtype", dtype].map(Into::into));
+        let run = run_evatag(&os(&args), Some(cache.path()));
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+        let line = run.line_for(&photo);
+        let embedding: Vec<f32> =
+            line["embedding"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+        (embedding, line["labels"][0]["class"].as_u64().unwrap())
+    };
+    let (full, full_top) = run("f32");
+    let (half, half_top) = run("bf16");
+    assert_ne!(full, half, "bf16 was served the cached f32 result");
+    assert!(cosine(&full, &half) >= 0.999, "cosine {}", cosine(&full, &half));
+    assert_eq!(full_top, half_top);
+    assert_eq!(run("f32").0, full, "f32 results are still cached as they were");
+}

@@ -47,6 +47,7 @@ fn options_for(cache: &Path, model: PathBuf, paths: Vec<PathBuf>, batch_size: us
             ..WorkerConfig::default()
         },
         device_from_command_line: true,
+        dtype_from_command_line: true,
         model_from_command_line: true,
         paths,
         thumbnail_cache: Some(cache.join("thumbnails")),
@@ -319,6 +320,30 @@ fn settings_show_the_device_and_cpu_kernels_in_use() {
         node.label().as_deref() == Some("Device") && node.value().as_deref() == Some("CPU")
     };
     assert!(harness.query_all(egui_kittest::kittest::By::new().predicate(cpu_chosen)).next().is_some());
+}
+
+#[test]
+fn settings_switch_to_half_precision_and_remember_it() {
+    let cache = tempfile::tempdir().unwrap();
+    let mut options = options_for(cache.path(), model_dir("eva_tiny"), Vec::new(), 4);
+    options.dtype_from_command_line = false;
+    let mut harness = harness_with(options);
+    step_until(&mut harness, "the model is ready", |app| matches!(app.model_status(), ModelStatus::Ready { .. }));
+    assert!(harness.state().settings().precision.is_some(), "the first start chooses a precision");
+    harness.get_by_label("Settings").click();
+    harness.step();
+    harness.step();
+    harness.get_by_role_and_label(egui::accesskit::Role::ComboBox, "Precision").click();
+    harness.step();
+    harness.step();
+    harness.get_by_label_contains("full (f32, ");
+    harness.get_by_label_contains("half (bf16, ").click();
+    harness.step();
+    step_until(&mut harness, "the model runs with bf16 weights", |app| {
+        matches!(app.model_status(), ModelStatus::Ready { device, model_id }
+            if device.contains("bf16 weights") && model_id.ends_with("+bf16"))
+    });
+    assert_eq!(harness.state().settings().precision, Some(DTypeChoice::Bf16), "the choice is remembered");
 }
 
 #[test]

@@ -79,9 +79,10 @@ pub struct ModelArgs {
     /// app the device chosen in Settings].
     #[arg(long, value_name = "auto|cpu|cuda|metal", value_parser = parse_device, global = true)]
     pub device: Option<DeviceChoice>,
-    /// Floating-point precision (f16 and bf16 on GPUs only).
-    #[arg(long, value_name = "f32|f16|bf16", default_value = "f32", value_parser = parse_dtype, global = true)]
-    pub dtype: DTypeChoice,
+    /// Floating-point precision: bf16 halves the memory (on the CPU, of the weights), f16 is for
+    /// GPUs only [default: f32, or in the app the precision chosen in Settings].
+    #[arg(long, value_name = "f32|f16|bf16", value_parser = parse_dtype, global = true)]
+    pub dtype: Option<DTypeChoice>,
     /// Neither read nor write the result cache.
     #[arg(long, global = true)]
     pub no_cache: bool,
@@ -496,7 +497,7 @@ fn run_export(options: &Options, args: &ExportArgs) -> anyhow::Result<ExitCode> 
 }
 
 fn run_bench(options: &Options, args: &BenchArgs) -> anyhow::Result<()> {
-    let placement = device::place(options.device.unwrap_or_default(), options.dtype);
+    let placement = device::place(options.device.unwrap_or_default(), options.dtype.unwrap_or_default());
     for warning in &placement.warnings {
         eprintln!("evatag: warning: {warning}");
     }

@@ -11,7 +11,7 @@ use crate::library::export::{self, ExportRequest, PhotoTags, SidecarNaming};
 use crate::library::photo_info::PhotoInfo;
 use crate::library::search::Match;
 use crate::library::trash::TrashReport;
-use crate::model::device::DeviceChoice;
+use crate::model::device::{DTypeChoice, DeviceChoice};
 use crate::model::labels::Label;
 use crate::model::registry::{self, RegisteredModel};
 use crate::model::weights::ModelSource;
@@ -25,7 +25,7 @@ use super::picker::{self, PathEntry, Picked};
 use super::selection::{Pick, Selection};
 use super::settings::{self, Facts, Settings};
 use super::thumbnails::Thumbnails;
-use super::{details, grid, saved, sidebar, similar_strip, status, viewer};
+use super::{details, grid, precision, saved, sidebar, similar_strip, status, viewer};
 
 /// How the app starts.
 #[derive(Debug, Clone)]
@@ -35,6 +35,8 @@ pub struct AppOptions {
     pub worker: WorkerConfig,
     /// Whether the command line chose the device.
     pub device_from_command_line: bool,
+    /// Whether the command line chose the precision (it then wins over the remembered one).
+    pub dtype_from_command_line: bool,
     /// Paths to add at start; the last session's paths when empty.
     pub paths: Vec<PathBuf>,
     /// Folder for cached thumbnails, if any.
@@ -55,6 +57,7 @@ impl AppOptions {
         let thumbnail_cache = worker.cache_dir.as_ref().map(|d| d.join("thumbnails"));
         Self {
             device_from_command_line: options.device.is_some(),
+            dtype_from_command_line: options.dtype.is_some(),
             model_from_command_line: matches!(options.source, ModelSource::Dir(_)),
             model: options.model,
             worker,
@@ -163,6 +166,8 @@ pub enum Action {
     ChooseModel(&'static RegisteredModel),
     /// Reload the model on another device.
     ChangeDevice(DeviceChoice),
+    /// Reload the model in another precision.
+    ChangePrecision(DTypeChoice),
     /// Draw the grid's tiles this many points wide.
     SetTileSize(f32),
     /// Leave labels below this probability out of exported tags.
@@ -282,6 +287,16 @@ impl App {
         if !options.device_from_command_line {
             options.worker.device = settings.device;
         }
+        let mut precision_notice = None;
+        if !options.dtype_from_command_line {
+            let precision = settings.precision.unwrap_or_else(|| {
+                let (choice, notice) = precision::first_choice(precision::total_memory_bytes(), options.model);
+                precision_notice = notice;
+                choice
+            });
+            settings.precision = Some(precision);
+            options.worker.dtype = precision;
+        }
         // A model folder given on the command line is remembered; without one, the
         // remembered folder is used.
         match (&options.worker.source, &settings.model_dir) {
@@ -335,6 +350,7 @@ impl App {
             library_saved: LibrarySaved::default(),
             options,
         };
+        app.notices.extend(precision_notice);
         let start = if app.options.paths.is_empty() {
             app.settings.last_paths.iter().filter(|p| p.exists()).cloned().collect()
         } else {
@@ -832,6 +848,11 @@ impl App {
                 self.options.worker.device = device;
                 self.restart_worker(ctx);
             }
+            Action::ChangePrecision(precision) => {
+                self.settings.precision = Some(precision);
+                self.options.worker.dtype = precision;
+                self.restart_worker(ctx);
+            }
             Action::SetMinProb(min_prob) => self.settings.min_prob = min_prob,
             Action::SetTileSize(side) => {
                 self.settings.tile_size = side.clamp(*grid::TILE_SIZES.start(), *grid::TILE_SIZES.end())
@@ -1193,6 +1214,7 @@ impl App {
             let facts = Facts {
                 model: self.options.model,
                 device: self.options.worker.device,
+                precision: self.options.worker.dtype,
                 model_dir,
                 running_on,
                 folder: self.options.worker.cache_dir.as_deref(),

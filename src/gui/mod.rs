@@ -12,6 +12,7 @@ mod duplicates;
 mod grid;
 pub mod photos;
 mod picker;
+mod precision;
 mod saved;
 mod selection;
 mod settings;

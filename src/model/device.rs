@@ -75,9 +75,16 @@ pub struct Placement {
 }
 
 impl Placement {
-    /// A short human name for the device, e.g. `CPU (AVX-512 kernels, 2 threads)` or `CUDA GPU`.
+    /// A short human name for the device and, unless f32, the precision, e.g.
+    /// `CPU (AVX-512 kernels, 2 threads)`, `CUDA GPU, bf16` or
+    /// `CPU (AVX-512 kernels, 2 threads), bf16 weights (AVX512_BF16 dot products)`.
     pub fn device_name(&self) -> String {
-        describe(&self.device)
+        let device = describe(&self.device);
+        match (self.precision(), self.bf16_kernels()) {
+            (_, Some(kernels)) => format!("{device}, bf16 weights ({kernels})"),
+            (DTypeChoice::F32, None) => device,
+            (other, None) => format!("{device}, {}", other.name()),
+        }
     }
 
     /// The precision results are computed in: `f32`, `f16` or `bf16`.

@@ -63,15 +63,6 @@ pub fn top_k(probs: &[f32], k: usize) -> Vec<ClassProb> {
     order.into_iter().take(k).map(|class| ClassProb { class, prob: probs[class] }).collect()
 }
 
-/// A model id with the precision appended unless it is f32 (`…+bf16`), so that a cache never
-/// serves results of one precision for another.
-fn with_precision(id: String, placement: &Placement) -> String {
-    match placement.precision() {
-        device::DTypeChoice::F32 => id,
-        other => format!("{id}+{}", other.name()),
-    }
-}
-
 /// A network ready to run, with what it needs to be fed and identified.
 pub struct Model {
     eva: Eva,
@@ -90,7 +81,7 @@ impl Model {
         let vb = VarBuilder::from_backend(Box::new(checkpoint), placement.dtype, placement.device.clone());
         let eva = Eva::new(&config.eva, vb, placement.linear_weights)
             .map_err(|source| problems.take().unwrap_or(WeightsError::Build { path: files.weights.clone(), source }))?;
-        let id = with_precision(weights::model_id(&config, files)?, placement);
+        let id = weights::model_id(&config, files, placement.precision())?;
         Ok(Self { eva, config, device: placement.device.clone(), dtype: placement.dtype, id })
     }
 
@@ -98,7 +89,7 @@ impl Model {
     pub fn random(config: ModelConfig, placement: &Placement) -> candle_core::Result<Self> {
         let vb = VarBuilder::from_backend(Box::new(RandomWeights), placement.dtype, placement.device.clone());
         let eva = Eva::new(&config.eva, vb, placement.linear_weights)?;
-        let id = with_precision(format!("{}@random", config.architecture), placement);
+        let id = weights::with_precision(format!("{}@random", config.architecture), placement.precision());
         Ok(Self { eva, config, device: placement.device.clone(), dtype: placement.dtype, id })
     }
 

@@ -53,6 +53,12 @@ impl RegisteredModel {
         }
     }
 
+    /// Peak resident memory with the linear layers' weights in bf16 (`--dtype bf16` on the
+    /// CPU): the f32 figure less half the weights.
+    pub fn peak_memory_bf16_bytes(&self) -> u64 {
+        self.peak_memory_bytes - self.size_bytes / 2
+    }
+
     /// The model's Hub repository; offline when asked or when `HF_HUB_OFFLINE` says so.
     pub fn source(&self, offline: bool) -> ModelSource {
         ModelSource::Hub { repo: self.repo.to_owned(), offline: offline || offline_from_env() }

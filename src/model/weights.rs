@@ -15,6 +15,7 @@ use memmap2::Mmap;
 use safetensors::SafeTensors;
 
 use super::config::{ConfigError, ModelConfig};
+use super::device::DTypeChoice;
 
 /// The Hub repository of the default model.
 pub const DEFAULT_REPO: &str = "timm/eva_giant_patch14_224.clip_ft_in1k";
@@ -468,9 +469,19 @@ impl SimpleBackend for RandomWeights {
     }
 }
 
-/// The identity results are cached under: the architecture and the [`fingerprint`] of its files.
-pub fn model_id(config: &ModelConfig, files: &ModelFiles) -> Result<String, WeightsError> {
-    Ok(format!("{}@{}", config.architecture, fingerprint(files)?))
+/// The identity results are cached under: the architecture, the [`fingerprint`] of its files
+/// and the precision (see [`with_precision`]).
+pub fn model_id(config: &ModelConfig, files: &ModelFiles, precision: DTypeChoice) -> Result<String, WeightsError> {
+    Ok(with_precision(format!("{}@{}", config.architecture, fingerprint(files)?), precision))
+}
+
+/// A model id with the precision appended unless it is f32 (`…+bf16`), so that a cache never
+/// serves results of one precision for another, and f32 ids stay as they always were.
+pub fn with_precision(id: String, precision: DTypeChoice) -> String {
+    match precision {
+        DTypeChoice::F32 => id,
+        other => format!("{id}+{}", other.name()),
+    }
 }
 
 /// A short, stable identity of a model's weights and configuration, for cache keys.

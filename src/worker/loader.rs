@@ -37,10 +37,14 @@ pub(super) fn spawn_loader(config: &WorkerConfig, notifier: Notifier) -> Receive
                 wake();
             };
             send(LoaderMsg::Status(ModelStatus::Locating));
+            let placement = device::place(device_choice, dtype_choice);
+            for warning in &placement.warnings {
+                tracing::warn!("{warning}");
+            }
             let mut progress = StatusProgress::new(|status| send(LoaderMsg::Status(status)));
             let located = weights::locate(&source, &mut progress).and_then(|files| {
                 let config = weights::read_config(&files.config)?;
-                let model_id = weights::model_id(&config, &files)?;
+                let model_id = weights::model_id(&config, &files, placement.precision())?;
                 Ok((files, config, model_id))
             });
             let (files, config, model_id) = match located {
@@ -51,10 +55,6 @@ pub(super) fn spawn_loader(config: &WorkerConfig, notifier: Notifier) -> Receive
                 }
             };
             send(LoaderMsg::Located { config, model_id });
-            let placement = device::place(device_choice, dtype_choice);
-            for warning in &placement.warnings {
-                tracing::warn!("{warning}");
-            }
             send(LoaderMsg::Status(ModelStatus::Loading { device: placement.device_name() }));
             match Model::load(&files, &placement) {
                 Ok(model) => {

@@ -51,7 +51,7 @@ impl WorkerConfig {
         Self {
             source: options.source.clone(),
             device: options.device.unwrap_or_default(),
-            dtype: options.dtype,
+            dtype: options.dtype.unwrap_or_default(),
             cache_dir: options.cache_dir.clone(),
             batch_size: batch_size.max(1),
             top_k,
