@@ -1,16 +1,18 @@
 #!/usr/bin/env python3
-"""Times timm's EVA in PyTorch (float32, CPU), the reference evatag's own `evatag bench` is compared with.
+"""Times timm's EVA in PyTorch on the CPU (float32, or bfloat16 with --dtype bf16), the reference evatag's own
+`evatag bench` is compared with.
 
 The model is built with random weights (pretrained=False): nothing is downloaded, and the speed of a forward
 pass does not depend on the weights' values. Prints exactly one JSON line to stdout:
 
-    {"impl": "pytorch", "torch": ..., "timm": ..., "model": ..., "batch": B, "threads": T, "iters": N,
-     "seconds_per_image": S, "images_per_second": I}
+    {"impl": "pytorch", "torch": ..., "timm": ..., "model": ..., "dtype": ..., "batch": B, "threads": T,
+     "iters": N, "seconds_per_image": S, "images_per_second": I}
 
 where S is the median over the timed iterations of (seconds per batch) / B. Progress goes to stderr.
 
     python bench/torch_reference.py                      # eva_giant_patch14_224, batch 1, 3 timed iterations
     python bench/torch_reference.py --batch 4 --threads 2
+    python bench/torch_reference.py --dtype bf16           # weights and activations in bfloat16
     python bench/torch_reference.py --model-args '{"embed_dim": 64, "depth": 2, "num_heads": 4}' --iters 1
 
 Needs: torch==2.15.0 timm==1.0.31 (see bench/README.md).
@@ -36,6 +38,7 @@ def main():
     p.add_argument("--iters", type=int, default=3, help="timed forward passes")
     p.add_argument("--warmup", type=int, default=1, help="untimed forward passes first")
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="torch.set_num_threads")
+    p.add_argument("--dtype", choices=["f32", "bf16"], default="f32", help="the model's and the input's precision")
     args = p.parse_args()
     if args.batch < 1 or args.iters < 1 or args.warmup < 0 or args.threads < 1:
         p.error("--batch, --iters and --threads must be at least 1, --warmup at least 0")
@@ -52,12 +55,13 @@ def main():
     torch.manual_seed(0)
     log(f"building {args.model} {model_args or ''} with random weights (torch {torch.__version__}, "
         f"timm {timm.__version__}, {args.threads} threads)")
-    model = timm.create_model(args.model, pretrained=False, **model_args).eval().float()
+    dtype = {"f32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
+    model = timm.create_model(args.model, pretrained=False, **model_args).eval().to(dtype)
     n_params = sum(p.numel() for p in model.parameters())
     cfg = timm.data.resolve_data_config({}, model=model)
     c, h, w = cfg["input_size"]
-    x = torch.randn(args.batch, c, h, w, dtype=torch.float32)
-    log(f"{n_params / 1e6:.1f} M parameters, input {args.batch}x{c}x{h}x{w}")
+    x = torch.randn(args.batch, c, h, w, dtype=torch.float32).to(dtype)
+    log(f"{n_params / 1e6:.1f} M parameters in {args.dtype}, input {args.batch}x{c}x{h}x{w}")
 
     times = []
     with torch.inference_mode():
@@ -79,6 +83,7 @@ def main():
         "torch": torch.__version__,
         "timm": timm.__version__,
         "model": args.model,
+        "dtype": args.dtype,
         "batch": args.batch,
         "threads": args.threads,
         "iters": args.iters,
