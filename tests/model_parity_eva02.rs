@@ -6,6 +6,7 @@
 
 mod common;
 
+use candle_core::DType;
 use common::*;
 use evatag::model::Model;
 
@@ -33,7 +34,7 @@ fn eva02_matches_timm_on_timm_inputs_with_the_cpu_kernels() {
 #[test]
 fn eva02_matches_timm_on_timm_inputs_through_the_generic_path() {
     for name in MODELS {
-        assert_parity_on_timm_inputs(&load_model_generic(name), name, "generic candle operations, f64");
+        assert_parity_on_timm_inputs(&load_model_generic(name, DType::F32), name, "generic candle operations, f32");
     }
 }
 

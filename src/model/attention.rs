@@ -1,8 +1,8 @@
 //! Scaled dot-product attention over a fused q/k/v projection.
 //!
 //! f32 tensors on the CPU go through the kernel in `model::cpu::attention`, which reads q, k
-//! and v in place and keeps each head's scores in cache; every other device and precision uses
-//! candle's operations.
+//! and v in place and keeps each head's scores in cache; every other device and precision (and
+//! the generic graph, see `model::cpu`) uses candle's operations.
 
 use candle_core::{DType, Result, Tensor};
 
@@ -16,7 +16,7 @@ pub fn attention(qkv: &Tensor, heads: usize, scale: f64) -> Result<Tensor> {
     if heads == 0 || width % (3 * heads) != 0 {
         candle_core::bail!("attention: width {width} is not three times a multiple of {heads} heads");
     }
-    if qkv.device().is_cpu() && qkv.dtype() == DType::F32 {
+    if super::cpu::fused(qkv) {
         return qkv.contiguous()?.apply_op1_no_bwd(&CpuAttention { heads, scale: scale as f32 });
     }
     let (dim, head_dim) = (width / 3, width / 3 / heads);

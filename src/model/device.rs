@@ -61,6 +61,18 @@ impl DTypeChoice {
     }
 }
 
+/// Which operations run the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Graph {
+    /// evatag's fused kernels for f32 on the CPU; candle's operations on every other device and
+    /// precision.
+    #[default]
+    Fused,
+    /// candle's operations only, on every device: the graph GPUs run, chosen on the CPU by tests
+    /// so that it is checked where no GPU is. Takes linear weights as loaded.
+    Generic,
+}
+
 /// The device and precision the model will use, plus any warnings about fallbacks taken.
 #[derive(Debug, Clone)]
 pub struct Placement {
@@ -70,6 +82,8 @@ pub struct Placement {
     pub dtype: DType,
     /// How linear layers hold their weights.
     pub linear_weights: LinearWeights,
+    /// Which operations run the network.
+    pub graph: Graph,
     /// Why the request could not be honoured as given, if it could not.
     pub warnings: Vec<String>,
 }
@@ -160,7 +174,7 @@ pub fn place(device: DeviceChoice, dtype: DTypeChoice) -> Placement {
         (DTypeChoice::F16, false) => (DType::F16, LinearWeights::AsLoaded),
         (DTypeChoice::Bf16, false) => (DType::BF16, LinearWeights::AsLoaded),
     };
-    Placement { device, dtype, linear_weights, warnings }
+    Placement { device, dtype, linear_weights, graph: Graph::Fused, warnings }
 }
 
 fn start_gpu(name: &str, start: impl FnOnce() -> candle_core::Result<Device>, warnings: &mut Vec<String>) -> Device {

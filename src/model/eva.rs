@@ -14,7 +14,9 @@ use super::linear::{Linear, LinearWeights};
 use super::rope::RotaryEmbedding;
 
 /// LayerNorm over the last dimension, computed in two passes (mean, then variance of the
-/// centred values) in f32: `(x - mean) / sqrt(var + eps) * weight + bias`.
+/// centred values) in f32: `(x - mean) / sqrt(var + eps) * weight + bias`. The result has the
+/// weight's dtype, whatever the input's: the f32 residual stream comes out in the half precision
+/// of the layers that follow.
 ///
 /// EVA's residual stream carries a large mean; the one-pass `E[x^2] - E[x]^2` form loses most
 /// of the variance's significant digits there, so candle-nn's fused layer norm is not used.
@@ -36,10 +38,10 @@ impl StableLayerNorm {
 
 impl Module for StableLayerNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if x.device().is_cpu() && x.dtype() == DType::F32 {
+        if super::cpu::fused(x) && self.weight.dtype() == DType::F32 {
             return x.contiguous()?.apply_op3_no_bwd(&self.weight, &self.bias, &CpuLayerNorm { eps: self.eps as f32 });
         }
-        let dtype = x.dtype();
+        let dtype = self.weight.dtype();
         let x = x.to_dtype(DType::F32)?;
         let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
         let variance = centred.sqr()?.mean_keepdim(D::Minus1)?;
@@ -51,10 +53,12 @@ impl Module for StableLayerNorm {
 /// Non-overlapping patches projected to tokens: timm's `PatchEmbed` (a strided Conv2d).
 ///
 /// With stride equal to the kernel, the convolution is exactly a matrix product over flattened
-/// patches, which runs on every backend at matmul speed.
+/// patches, which runs on every backend at matmul speed. The bias, which starts the residual
+/// stream and can be large, is held and added in f32 in every precision.
 #[derive(Debug, Clone)]
 struct PatchEmbed {
     proj: Linear,
+    bias: Tensor,
     patch_size: usize,
 }
 
@@ -64,11 +68,11 @@ impl PatchEmbed {
         let vb = vb.pp("proj");
         let weight = vb.get((cfg.embed_dim, cfg.in_chans, p, p), "weight")?;
         let weight = weight.reshape((cfg.embed_dim, cfg.in_chans * p * p))?;
-        let bias = vb.get(cfg.embed_dim, "bias")?;
-        Ok(Self { proj: Linear::new(weight, Some(bias), format)?, patch_size: p })
+        let bias = vb.get_with_hints_dtype(cfg.embed_dim, "bias", candle_nn::Init::Const(0.0), DType::F32)?;
+        Ok(Self { proj: Linear::new(weight, None, format)?, bias, patch_size: p })
     }
 
-    /// `[B, C, H, W]` pixels to `[B, (H/p)*(W/p), D]` tokens in row-major patch order.
+    /// `[B, C, H, W]` pixels to `[B, (H/p)*(W/p), D]` f32 tokens in row-major patch order.
     fn forward(&self, images: &Tensor) -> Result<Tensor> {
         let (b, c, h, w) = images.dims4()?;
         let p = self.patch_size;
@@ -78,7 +82,7 @@ impl PatchEmbed {
             gh * gw,
             c * p * p,
         ))?;
-        self.proj.forward(&patches)
+        self.proj.forward(&patches)?.to_dtype(DType::F32)?.broadcast_add(&self.bias)
     }
 }
 
@@ -194,14 +198,15 @@ impl Mlp {
 /// tensors on the CPU go through one fused kernel (`model::cpu::ops`); other devices and
 /// precisions use candle's operations.
 fn swiglu(both: &Tensor, hidden: usize) -> Result<Tensor> {
-    if both.device().is_cpu() && both.dtype() == DType::F32 {
+    if super::cpu::fused(both) {
         return both.contiguous()?.apply_op1_no_bwd(&CpuSwiGlu);
     }
     let last = both.rank() - 1;
     both.narrow(last, 0, hidden)?.silu()? * both.narrow(last, hidden, hidden)?
 }
 
-/// A pre-norm transformer block.
+/// A pre-norm transformer block. The residual stream it adds to is f32 in every precision: EVA's
+/// carries values in the hundreds, where f16 and bf16 keep too few digits for the updates.
 #[derive(Debug, Clone)]
 struct Block {
     norm1: StableLayerNorm,
@@ -221,9 +226,14 @@ impl Block {
     }
 
     fn forward(&self, x: &Tensor, rope: Option<&RotaryEmbedding>) -> Result<Tensor> {
-        let x = (x + self.attn.forward(&self.norm1.forward(x)?, rope)?)?;
-        &x + self.mlp.forward(&self.norm2.forward(&x)?)?
+        let x = (x + self.attn.forward(&self.norm1.forward(x)?, rope)?.to_dtype(DType::F32)?)?;
+        &x + self.mlp.forward(&self.norm2.forward(&x)?)?.to_dtype(DType::F32)?
     }
+}
+
+/// A parameter added to the residual stream, held in f32 in every precision.
+fn residual(vb: &VarBuilder, shape: impl Into<candle_core::Shape>, name: &str) -> Result<Tensor> {
+    vb.get_with_hints_dtype(shape, name, candle_nn::Init::Const(0.0), DType::F32)
 }
 
 /// The image embedding and class logits of a batch.
@@ -261,8 +271,8 @@ impl Eva {
         let layer_norm = |name: &str| StableLayerNorm::new(dim, config.norm_eps, vb.pp(name));
         Ok(Self {
             patch_embed: PatchEmbed::new(config, vb.pp("patch_embed"), format)?,
-            cls_token: config.class_token.then(|| vb.get((1, 1, dim), "cls_token")).transpose()?,
-            pos_embed: vb.get((1, num_tokens, dim), "pos_embed")?,
+            cls_token: config.class_token.then(|| residual(&vb, (1, 1, dim), "cls_token")).transpose()?,
+            pos_embed: residual(&vb, (1, num_tokens, dim), "pos_embed")?,
             rope: config.rope.map(|rope| RotaryEmbedding::new(config, &rope, vb.dtype(), vb.device())).transpose()?,
             blocks,
             norm: (!config.use_fc_norm).then(|| layer_norm("norm")).transpose()?,
@@ -279,7 +289,8 @@ impl Eva {
         &self.config
     }
 
-    /// `[B, C, H, W]` normalised pixels to `[B, tokens, D]` features after the last block.
+    /// `[B, C, H, W]` normalised pixels to `[B, tokens, D]` features after the last block, in
+    /// the model's dtype (f32 without a final norm).
     pub fn forward_features(&self, images: &Tensor) -> Result<Tensor> {
         let mut x = self.patch_embed.forward(images)?;
         if let Some(cls) = &self.cls_token {
@@ -301,9 +312,12 @@ impl Eva {
     pub fn pre_logits(&self, features: &Tensor) -> Result<Tensor> {
         let pooled = match self.config.global_pool {
             GlobalPool::Avg => {
+                // Summed in f32: hundreds of tokens of a residual stream whose values run into the
+                // hundreds overflow f16.
                 let prefix = self.config.num_prefix_tokens();
                 let patches = features.dim(1)? - prefix;
-                features.narrow(1, prefix, patches)?.mean(1)?
+                let dtype = features.dtype();
+                features.narrow(1, prefix, patches)?.to_dtype(DType::F32)?.mean(1)?.to_dtype(dtype)?
             }
             GlobalPool::Token => features.narrow(1, 0, 1)?.squeeze(1)?,
         };

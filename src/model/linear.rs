@@ -64,13 +64,13 @@ impl Linear {
 
     /// The product, followed by GELU if `gelu`.
     fn product(&self, x: &Tensor, gelu: bool) -> Result<Tensor> {
-        let on_cpu_in_f32 = x.device().is_cpu() && x.dtype() == DType::F32;
+        let fused = super::cpu::fused(x);
         match &self.weight {
-            Weight::Bf16(weight) if on_cpu_in_f32 => {
+            Weight::Bf16(weight) if fused => {
                 x.contiguous()?.apply_op2_no_bwd(&self.bias, &CpuLinearBf16 { weight: weight.clone(), gelu })
             }
-            Weight::Bf16(_) => candle_core::bail!("bf16 linear weights take f32 inputs on the CPU"),
-            Weight::Tensor(weight) if on_cpu_in_f32 => {
+            Weight::Bf16(_) => candle_core::bail!("bf16 linear weights take f32 inputs, on the CPU's fused kernels"),
+            Weight::Tensor(weight) if fused => {
                 x.contiguous()?.apply_op3_no_bwd(weight, &self.bias, &CpuLinear { gelu })
             }
             Weight::Tensor(weight) => {

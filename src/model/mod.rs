@@ -19,7 +19,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
 use config::ModelConfig;
-use device::Placement;
+use device::{Graph, Placement};
 use eva::Eva;
 use weights::{Checkpoint, ModelFiles, RandomWeights, WeightsError};
 
@@ -69,6 +69,7 @@ pub struct Model {
     config: ModelConfig,
     device: Device,
     dtype: DType,
+    graph: Graph,
     id: String,
 }
 
@@ -82,7 +83,7 @@ impl Model {
         let eva = Eva::new(&config.eva, vb, placement.linear_weights)
             .map_err(|source| problems.take().unwrap_or(WeightsError::Build { path: files.weights.clone(), source }))?;
         let id = weights::model_id(&config, files, placement.precision())?;
-        Ok(Self { eva, config, device: placement.device.clone(), dtype: placement.dtype, id })
+        Ok(Self { eva, config, device: placement.device.clone(), dtype: placement.dtype, graph: placement.graph, id })
     }
 
     /// A registered architecture at full size with random weights, for benchmarks.
@@ -90,7 +91,7 @@ impl Model {
         let vb = VarBuilder::from_backend(Box::new(RandomWeights), placement.dtype, placement.device.clone());
         let eva = Eva::new(&config.eva, vb, placement.linear_weights)?;
         let id = weights::with_precision(format!("{}@random", config.architecture), placement.precision());
-        Ok(Self { eva, config, device: placement.device.clone(), dtype: placement.dtype, id })
+        Ok(Self { eva, config, device: placement.device.clone(), dtype: placement.dtype, graph: placement.graph, id })
     }
 
     /// The model's configuration and preprocessing.
@@ -119,7 +120,10 @@ impl Model {
         let batch = Tensor::from_vec(flat, (images.len(), channels, size, size), &Device::Cpu)?
             .to_device(&self.device)?
             .to_dtype(self.dtype)?;
-        let output = self.eva.embed_and_classify(&batch)?;
+        let output = match self.graph {
+            Graph::Fused => self.eva.embed_and_classify(&batch)?,
+            Graph::Generic => cpu::with_generic_graph(|| self.eva.embed_and_classify(&batch))?,
+        };
         let embeddings = output.embeddings.to_vec2::<f32>()?;
         let logits = output.logits.to_vec2::<f32>()?;
         Ok(embeddings.into_iter().zip(logits).map(|(embedding, logits)| Prediction { embedding, logits }).collect())

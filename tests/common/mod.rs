@@ -46,17 +46,18 @@ pub fn load_model_bf16(name: &str) -> Model {
     Model::load(&files, &place(DeviceChoice::Cpu, DTypeChoice::Bf16)).expect("fixture model loads in bf16")
 }
 
-/// Loads a fixture model on the CPU in f64: every layer then takes candle's generic operations,
-/// the path GPUs and half precision use, instead of the fused f32 CPU kernels.
-pub fn load_model_generic(name: &str) -> Model {
+/// Loads a fixture model on the CPU in `dtype`, run through the generic graph: every layer then
+/// takes candle's operations, the path GPUs take, instead of the fused f32 CPU kernels.
+pub fn load_model_generic(name: &str, dtype: DType) -> Model {
     let files: ModelFiles = locate(&ModelSource::Dir(model_dir(name)), &mut ()).expect("fixture model files");
     let placement = evatag::model::device::Placement {
         device: Device::Cpu,
-        dtype: DType::F64,
+        dtype,
         linear_weights: evatag::model::linear::LinearWeights::AsLoaded,
+        graph: evatag::model::device::Graph::Generic,
         warnings: Vec::new(),
     };
-    Model::load(&files, &placement).expect("fixture model loads in f64")
+    Model::load(&files, &placement).expect("fixture model loads on the generic graph")
 }
 
 /// File names of the fixture photos, sorted.

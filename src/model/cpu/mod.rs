@@ -3,8 +3,10 @@
 //! instructions.
 //!
 //! The network (`model::linear`, `model::attention`, `model::eva`) hands f32 tensors on the CPU
-//! to these kernels as candle custom operations; every other device and precision goes through
-//! candle's own operations, which exist on every backend.
+//! to these kernels as candle custom operations ([`fused`]); every other device and precision
+//! goes through candle's own operations, which exist on every backend. That generic graph, the
+//! one GPUs run, can be chosen on the CPU too ([`with_generic_graph`]), so that it is tested
+//! where no GPU is.
 
 pub(crate) mod attention;
 pub(crate) mod bf16;
@@ -15,7 +17,33 @@ pub(crate) mod linear;
 pub(crate) mod ops;
 pub(crate) mod simd;
 
-use candle_core::{CpuStorage, Layout, Result};
+use std::cell::Cell;
+
+use candle_core::{CpuStorage, DType, Layout, Result, Tensor};
+
+thread_local! {
+    /// Whether the layers run on this thread take candle's operations only.
+    static GENERIC_GRAPH: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether a layer hands `x` to the fused CPU kernels: f32 on the CPU, unless this thread runs
+/// the generic graph.
+pub(crate) fn fused(x: &Tensor) -> bool {
+    x.device().is_cpu() && x.dtype() == DType::F32 && !GENERIC_GRAPH.with(Cell::get)
+}
+
+/// Runs `f` with every layer run on this thread on candle's operations, the graph GPUs run,
+/// then restores the previous choice.
+pub(crate) fn with_generic_graph<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            GENERIC_GRAPH.with(|generic| generic.set(self.0));
+        }
+    }
+    let _restore = Restore(GENERIC_GRAPH.with(|generic| generic.replace(true)));
+    f()
+}
 
 /// The elements of a contiguous f32 tensor, as a CPU kernel named `op` receives it.
 pub(crate) fn f32_slice<'a>(op: &str, storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
