@@ -5,7 +5,15 @@
 #   packaging/linux/build-deb.sh                      # uses target/release/evatag
 #   packaging/linux/build-deb.sh --binary path/to/evatag --arch arm64
 #
-# Output: target/packaging/evatag_<version>_<arch>.deb, version read from Cargo.toml.
+#   eval "$(packaging/cuda/toolkit.sh --link)"
+#   RUSTFLAGS='-C link-arg=-Wl,-rpath,$ORIGIN' cargo build --release --features cuda
+#   packaging/linux/build-deb.sh --cuda "$CUDA_HOME/lib"    # the separate evatag-cuda package
+#
+# Output: target/packaging/evatag_<version>_<arch>.deb (or evatag-cuda_...), version read from Cargo.toml.
+# The CUDA package holds the CUDA build with the CUDA libraries it links (cuBLAS, cuRAND, NVRTC,
+# copied from the folder given) in /usr/lib/evatag-cuda, found through the binary's $ORIGIN run
+# path; it needs the NVIDIA driver (libcuda.so.1, 580 or newer), replaces the evatag package and
+# provides it.
 # Needs dpkg-deb (any Debian or Ubuntu system). When dpkg-shlibdeps (package dpkg-dev)
 # is present and the binary is an ELF file, the libc6/libgcc-s1 version constraints are
 # computed from the binary's symbols; otherwise they are left unversioned.
@@ -14,9 +22,10 @@ set -euo pipefail
 
 usage() {
     cat <<'EOF'
-usage: build-deb.sh [--binary PATH] [--out DIR] [--arch ARCH]
+usage: build-deb.sh [--binary PATH] [--out DIR] [--arch ARCH] [--cuda LIBDIR]
 
   --binary PATH   the evatag executable to package (default: target/release/evatag)
+  --cuda LIBDIR   package a CUDA build as evatag-cuda, with the CUDA libraries from LIBDIR
   --out DIR       where to write the .deb (default: target/packaging)
   --arch ARCH     Debian architecture (default: dpkg --print-architecture)
 EOF
@@ -26,6 +35,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 binary="$root/target/release/evatag"
 out="$root/target/packaging"
 arch=""
+cuda_libs=""
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -35,6 +45,8 @@ while [ $# -gt 0 ]; do
         --out=*) out="${1#*=}"; shift ;;
         --arch) arch="${2:?--arch needs a value}"; shift 2 ;;
         --arch=*) arch="${1#*=}"; shift ;;
+        --cuda) cuda_libs="${2:?--cuda needs the folder of the CUDA libraries}"; shift 2 ;;
+        --cuda=*) cuda_libs="${1#*=}"; shift ;;
         -h | --help) usage; exit 0 ;;
         *) echo "build-deb.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
     esac
@@ -75,28 +87,49 @@ stage="$(mktemp -d)"
 trap 'rm -rf "$stage"' EXIT
 pkg="$stage/pkg"
 
-install -Dm755 "$binary" "$pkg/usr/bin/evatag"
+package=evatag
+if [ -n "$cuda_libs" ]; then
+    package=evatag-cuda
+    # The binary finds the libraries beside it only through an $ORIGIN run path.
+    if ! readelf -d "$binary" 2>/dev/null | grep -q 'R.*PATH.*\$ORIGIN'; then
+        echo "build-deb.sh: $binary has no \$ORIGIN run path; build it with" \
+            "RUSTFLAGS='-C link-arg=-Wl,-rpath,\$ORIGIN' cargo build --release --features cuda" >&2
+        exit 1
+    fi
+    install -Dm755 "$binary" "$pkg/usr/lib/evatag-cuda/evatag"
+    mkdir -p "$pkg/usr/bin"
+    ln -s ../lib/evatag-cuda/evatag "$pkg/usr/bin/evatag"
+    copied=0
+    for lib in "$cuda_libs"/lib{cublas,cublasLt,curand,nvrtc,nvrtc-builtins,cudart}.so.*; do
+        [ -f "$lib" ] && [ ! -L "$lib" ] || continue
+        install -Dm644 "$lib" "$pkg/usr/lib/evatag-cuda/$(basename "$lib")"
+        copied=$((copied + 1))
+    done
+    [ "$copied" -gt 0 ] || { echo "build-deb.sh: no CUDA library in $cuda_libs" >&2; exit 1; }
+else
+    install -Dm755 "$binary" "$pkg/usr/bin/evatag"
+fi
 install -Dm644 "$linux/$app_id.desktop" "$pkg/usr/share/applications/$app_id.desktop"
 install -Dm644 "$linux/$app_id.metainfo.xml" "$pkg/usr/share/metainfo/$app_id.metainfo.xml"
 for size in 16 24 32 48 64 128 256 512; do
     install -Dm644 "$icons/evatag-$size.png" "$pkg/usr/share/icons/hicolor/${size}x${size}/apps/$app_id.png"
 done
 install -Dm644 "$root/assets/icon.svg" "$pkg/usr/share/icons/hicolor/scalable/apps/$app_id.svg"
-install -Dm644 "$linux/copyright" "$pkg/usr/share/doc/evatag/copyright"
+install -Dm644 "$linux/copyright" "$pkg/usr/share/doc/$package/copyright"
 
 maintainer="${DEB_MAINTAINER:-The evatag developers <maintainers@evatag.org>}"
 # Debian policy wants a changelog even for packages built outside the archive.
 # SOURCE_DATE_EPOCH, when set, fixes the dates written here.
 build_date="$(date -u -R ${SOURCE_DATE_EPOCH:+-d "@$SOURCE_DATE_EPOCH"})"
 cat >"$stage/changelog" <<EOF
-evatag ($version) unstable; urgency=medium
+$package ($version) unstable; urgency=medium
 
   * evatag $version, packaged from the upstream release.
 
  -- $maintainer  $build_date
 EOF
-gzip -9n <"$stage/changelog" >"$pkg/usr/share/doc/evatag/changelog.gz"
-chmod 644 "$pkg/usr/share/doc/evatag/changelog.gz"
+gzip -9n <"$stage/changelog" >"$pkg/usr/share/doc/$package/changelog.gz"
+chmod 644 "$pkg/usr/share/doc/$package/changelog.gz"
 
 # Libraries the binary links against: libc6 and libgcc-s1 (Rust's unwinder); the model needs
 # no system library. With dpkg-shlibdeps we get the minimum versions the binary needs.
@@ -104,7 +137,7 @@ linked="libc6, libgcc-s1"
 if command -v dpkg-shlibdeps >/dev/null && head -c4 "$binary" | grep -q 'ELF'; then
     mkdir -p "$stage/shlibs/debian"
     printf 'Source: evatag\n\nPackage: evatag\nArchitecture: any\n' >"$stage/shlibs/debian/control"
-    if found="$(cd "$stage/shlibs" && dpkg-shlibdeps -O "$pkg/usr/bin/evatag" 2>/dev/null)"; then
+    if found="$(cd "$stage/shlibs" && dpkg-shlibdeps -O "$(readlink -f "$pkg/usr/bin/evatag")" 2>/dev/null)"; then
         found="${found#shlibs:Depends=}"
         [ -n "$found" ] && linked="$found"
     fi
@@ -125,17 +158,30 @@ depends="$linked, libgl1, libegl1, libxkbcommon0"
 recommends="libx11-6, libx11-xcb1, libxcursor1, libxi6, libxkbcommon-x11-0, \
 libwayland-client0, libwayland-cursor0, libwayland-egl1, libdbus-1-3, xdg-desktop-portal | zenity"
 
+extra=""
+summary="Opens JPEG, PNG, WebP, TIFF, BMP and GIF files and whole folders."
+if [ "$package" = evatag-cuda ]; then
+    # libcuda.so.1 comes with the NVIDIA driver, under the distribution's or NVIDIA's name.
+    depends="$depends, libcuda1 (>= 580) | libnvidia-compute-580 | libnvidia-compute-590 | cuda-drivers (>= 580)"
+    extra="Conflicts: evatag
+Replaces: evatag
+Provides: evatag
+"
+    summary="This build runs the model on NVIDIA GPUs with CUDA 13 (the CUDA libraries are
+ included) and needs the NVIDIA driver 580 or newer; without a GPU it runs on the CPU."
+fi
+
 installed_size="$(du -sk --apparent-size "$pkg" | cut -f1)"
 mkdir -p "$pkg/DEBIAN"
 cat >"$pkg/DEBIAN/control" <<EOF
-Package: evatag
+Package: $package
 Version: $version
 Architecture: $arch
 Maintainer: $maintainer
 Installed-Size: $installed_size
 Depends: $depends
 Recommends: $recommends
-Section: graphics
+${extra}Section: graphics
 Priority: optional
 Homepage: https://github.com/evatag/evatag
 Description: Tag photos with ImageNet labels and find similar ones, on your own computer
@@ -143,7 +189,7 @@ Description: Tag photos with ImageNet labels and find similar ones, on your own 
  photos in a collection that look most like a chosen one. The EVA-CLIP image
  model runs locally; it is downloaded once, on first use.
  .
- Opens JPEG, PNG, WebP, TIFF, BMP and GIF files and whole folders.
+ $summary
 EOF
 
 (cd "$pkg" && find usr -type f -print0 | sort -z | xargs -0 md5sum) >"$pkg/DEBIAN/md5sums"
@@ -151,6 +197,6 @@ chmod 644 "$pkg/DEBIAN/control" "$pkg/DEBIAN/md5sums"
 find "$pkg" -type d -exec chmod 755 {} +
 
 mkdir -p "$out"
-deb="$out/evatag_${version}_${arch}.deb"
+deb="$out/${package}_${version}_${arch}.deb"
 dpkg-deb --build --root-owner-group -Zxz "$pkg" "$deb" >/dev/null
 echo "$deb"

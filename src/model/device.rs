@@ -154,7 +154,11 @@ pub fn place(device: DeviceChoice, dtype: DTypeChoice) -> Placement {
             }
         }
         DeviceChoice::Cuda if !cfg!(feature = "cuda") => {
-            warnings.push("this evatag was built without CUDA (build with `--features cuda`); using the CPU".into());
+            warnings.push(
+                "this evatag was built without CUDA: on Linux, install the evatag-cuda package (NVIDIA driver 580 \
+                 or newer), or build with `--features cuda`; using the CPU"
+                    .into(),
+            );
             Device::Cpu
         }
         DeviceChoice::Metal if !cfg!(feature = "metal") => {
@@ -181,7 +185,7 @@ fn start_gpu(name: &str, start: impl FnOnce() -> candle_core::Result<Device>, wa
     match start() {
         Ok(device) => device,
         Err(e) => {
-            warnings.push(format!("the {name} GPU did not start ({e}); using the CPU"));
+            warnings.push(format!("the {name} GPU did not start ({}); using the CPU", super::error_message(&e)));
             Device::Cpu
         }
     }

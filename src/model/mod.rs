@@ -23,6 +23,16 @@ use device::{Graph, Placement};
 use eva::Eva;
 use weights::{Checkpoint, ModelFiles, RandomWeights, WeightsError};
 
+/// What went wrong in candle, in one line: without the backtrace candle attaches when
+/// `RUST_BACKTRACE` is set, and with each context before its cause.
+pub fn error_message(error: &candle_core::Error) -> String {
+    match error {
+        candle_core::Error::WithBacktrace { inner, .. } => error_message(inner),
+        candle_core::Error::Context { inner, context } => format!("{context}: {}", error_message(inner)),
+        other => other.to_string(),
+    }
+}
+
 /// One class and its probability.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ClassProb {
@@ -127,5 +137,22 @@ impl Model {
         let embeddings = output.embeddings.to_vec2::<f32>()?;
         let logits = output.logits.to_vec2::<f32>()?;
         Ok(embeddings.into_iter().zip(logits).map(|(embedding, logits)| Prediction { embedding, logits }).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_messages_leave_out_backtraces_and_keep_their_context() {
+        let cause = candle_core::Error::Msg("CUDA_ERROR_NO_DEVICE".to_owned());
+        let traced = candle_core::Error::WithBacktrace {
+            inner: Box::new(cause),
+            backtrace: Box::new(std::backtrace::Backtrace::force_capture()),
+        };
+        assert!(traced.to_string().lines().count() > 1, "candle prints the backtrace");
+        let message = error_message(&traced.context("starting the GPU"));
+        assert_eq!(message, "starting the GPU: CUDA_ERROR_NO_DEVICE");
     }
 }

@@ -171,7 +171,7 @@ pub enum WeightsError {
         dtype: String,
     },
     /// The tensor library failed while building the network.
-    #[error("building the model from {path} failed: {source}")]
+    #[error("building the model from {path} failed: {}", super::error_message(source))]
     Build {
         /// The weights file.
         path: PathBuf,

@@ -485,7 +485,7 @@ impl Engine {
             }
             Err(e) => {
                 for item in batch {
-                    self.finish(item.path.clone(), Err(PhotoError::model(item.path, &e)));
+                    self.finish(item.path.clone(), Err(PhotoError::model(item.path, &crate::model::error_message(&e))));
                 }
             }
         }
@@ -593,7 +593,9 @@ impl Engine {
             }
             Prepared::Ready(item) => {
                 let model = self.model.model().ok_or_else(|| PhotoError::model_unavailable(path.to_owned()))?;
-                let prediction = model.predict(&[&item.input]).map_err(|e| PhotoError::model(path.to_owned(), &e))?;
+                let prediction = model
+                    .predict(&[&item.input])
+                    .map_err(|e| PhotoError::model(path.to_owned(), &crate::model::error_message(&e)))?;
                 let model_id = model.id().to_owned();
                 let recorded = self.record_results(&model_id, vec![item], prediction);
                 let (_, tagged) = recorded
