@@ -54,10 +54,12 @@ if $link; then
     mkdir -p "$stub"
     # cudarc's driver bindings declare each function as `pub fn cuName(` (or in a loaded-library table); every
     # one becomes a C function of the stub that returns CUDA_ERROR_STUB_LIBRARY (34).
-    sys="$(cargo metadata --format-version 1 2>/dev/null | "$PYTHON" -c '
+    root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+    cudarc="$(cd "$root" && cargo metadata --format-version 1 --features cuda | "$PYTHON" -c '
 import json, sys
-meta = json.load(sys.stdin)
-print(next(p["manifest_path"] for p in meta["packages"] if p["name"] == "cudarc").rsplit("/", 1)[0])')/src/driver/sys"
+print(next(p["manifest_path"] for p in json.load(sys.stdin)["packages"] if p["name"] == "cudarc").rsplit("/", 1)[0])')"
+    sys="$cudarc/src/driver/sys"
+    [ -d "$sys" ] || { echo "error: no driver bindings under $cudarc" >&2; exit 1; }
     grep -rhoE '\bcu[A-Z][A-Za-z0-9_]*\(' "$sys" | tr -d '(' | sort -u \
       | awk '{print "int " $1 "(void) { return 34; }"}' > "$stub/libcuda.c"
     cc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$stub/libcuda.so.1" "$stub/libcuda.c"
