@@ -16,12 +16,7 @@
 # peak memory includes loading; PyTorch builds the same model with random weights in memory. Nothing is downloaded.
 set -euo pipefail
 
-PYTHON="${PYTHON:-python3}"
-THREADS="${THREADS:-$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN)}"
-ITERS="${ITERS:-3}"
-WORKDIR="${WORKDIR:-/tmp/evatag-bench}"
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-EVATAG_BIN="${EVATAG_BIN:-$root/target/release/evatag}"
+source "$(dirname "${BASH_SOURCE[0]}")/side_by_side.sh"
 
 if [ "$#" -gt 0 ]; then
   models=("$@")
@@ -30,28 +25,11 @@ else
           eva02_base_patch14_448.mim_in22k_ft_in22k_in1k eva02_large_patch14_448.mim_m38m_ft_in22k_in1k
           eva_giant_patch14_224.clip_ft_in1k)
 fi
-[ -x "$EVATAG_BIN" ] || { echo "error: no evatag binary at $EVATAG_BIN; run cargo build --release" >&2; exit 1; }
-"$PYTHON" -c 'import torch, timm, safetensors' 2>/dev/null \
-  || { echo "error: $PYTHON cannot import torch, timm and safetensors (see bench/README.md)" >&2; exit 1; }
-
-log="$(mktemp -d)"
-trap 'rm -rf "$log"' EXIT
-
-# Runs a command under /usr/bin/time -v; prints its last stdout line, then its peak RSS in KB.
-measure() {
-  /usr/bin/time -v -o "$log/time" "$@" > "$log/out" 2> "$log/err" || { cat "$log/err" >&2; return 1; }
-  tail -n 1 "$log/out"
-  awk -F': ' '/Maximum resident set size/ {print $2}' "$log/time"
-}
 
 echo "| Model | evatag s/image | PyTorch s/image | Ratio | evatag peak RSS | PyTorch peak RSS |"
 echo "| --- | --- | --- | --- | --- | --- |"
 for model in "${models[@]}"; do
-  dir="$WORKDIR/${model%%.*}"
-  if [ ! -s "$dir/model.safetensors" ]; then
-    echo "writing a random checkpoint of $model to $dir" >&2
-    "$PYTHON" "$root/bench/random_checkpoint.py" "$dir" "$model" 2> /dev/null
-  fi
+  dir="$(random_checkpoint "$model")"
   echo "== $model: evatag" >&2
   mapfile -t rust < <(RAYON_NUM_THREADS="$THREADS" OMP_NUM_THREADS="$THREADS" \
     measure "$EVATAG_BIN" bench --model-dir "$dir" --batch 1 --iters "$ITERS")

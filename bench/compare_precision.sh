@@ -12,34 +12,10 @@
 # PyTorch builds the same model with random weights and converts it with .to(torch.bfloat16).
 set -euo pipefail
 
-PYTHON="${PYTHON:-python3}"
-THREADS="${THREADS:-$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN)}"
-ITERS="${ITERS:-3}"
-WORKDIR="${WORKDIR:-/tmp/evatag-bench}"
+source "$(dirname "${BASH_SOURCE[0]}")/side_by_side.sh"
 BATCHES="${BATCHES:-1 4}"
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-EVATAG_BIN="${EVATAG_BIN:-$root/target/release/evatag}"
 model="${1:-eva_giant_patch14_224.clip_ft_in1k}"
-
-[ -x "$EVATAG_BIN" ] || { echo "error: no evatag binary at $EVATAG_BIN; run cargo build --release" >&2; exit 1; }
-"$PYTHON" -c 'import torch, timm, safetensors' 2>/dev/null \
-  || { echo "error: $PYTHON cannot import torch, timm and safetensors (see bench/README.md)" >&2; exit 1; }
-
-log="$(mktemp -d)"
-trap 'rm -rf "$log"' EXIT
-
-# Runs a command under /usr/bin/time -v; prints its last stdout line, then its peak RSS in KB.
-measure() {
-  /usr/bin/time -v -o "$log/time" "$@" > "$log/out" 2> "$log/err" || { cat "$log/err" >&2; return 1; }
-  tail -n 1 "$log/out"
-  awk -F': ' '/Maximum resident set size/ {print $2}' "$log/time"
-}
-
-dir="$WORKDIR/${model%%.*}"
-if [ ! -s "$dir/model.safetensors" ]; then
-  echo "writing a random checkpoint of $model to $dir" >&2
-  "$PYTHON" "$root/bench/random_checkpoint.py" "$dir" "$model" 2> /dev/null
-fi
+dir="$(random_checkpoint "$model")"
 
 echo "CPU: $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $THREADS threads, $(date -u +%F)" >&2
 echo "| Batch | Precision | evatag s/image | PyTorch s/image | evatag / PyTorch | evatag peak RSS | PyTorch peak RSS |"

@@ -68,7 +68,7 @@ impl PatchEmbed {
         let vb = vb.pp("proj");
         let weight = vb.get((cfg.embed_dim, cfg.in_chans, p, p), "weight")?;
         let weight = weight.reshape((cfg.embed_dim, cfg.in_chans * p * p))?;
-        let bias = vb.get_with_hints_dtype(cfg.embed_dim, "bias", candle_nn::Init::Const(0.0), DType::F32)?;
+        let bias = residual(&vb, cfg.embed_dim, "bias")?;
         Ok(Self { proj: Linear::new(weight, None, format)?, bias, patch_size: p })
     }
 

@@ -168,8 +168,7 @@ impl Tile {
                 let low = as_bf16(_mm512_loadu_si512(w.cast()));
                 let high = as_bf16(_mm512_loadu_si512(w.add(PANEL).cast()));
                 for (row, sums) in sums.iter_mut().enumerate() {
-                    let xs: __m512bh =
-                        std::mem::transmute(_mm512_set1_epi32(x.add(row * self.x_stride + pair).read() as i32));
+                    let xs = as_bf16(_mm512_set1_epi32(x.add(row * self.x_stride + pair).read() as i32));
                     sums[0] = _mm512_dpbf16_ps(sums[0], xs, low);
                     sums[1] = _mm512_dpbf16_ps(sums[1], xs, high);
                 }
