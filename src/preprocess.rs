@@ -1,141 +1,20 @@
 //! From a file's bytes to the model's input: decode, orient, resize, crop, normalise, exactly
 //! as timm's eval transform does it (plus EXIF orientation, which a photo app must honour).
 
-use std::io::Cursor;
-use std::path::{Path, PathBuf};
-
-use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
+use image::RgbImage;
 
 use crate::model::config::{CropMode, Interpolation, PretrainedCfg};
 
+mod decode;
+mod heif;
 mod jpeg;
+mod raw;
 mod resample;
 
-/// Default ceiling on decoded pixels: larger than any camera sensor, far smaller than a
-/// decompression bomb.
-pub const DEFAULT_MAX_MEGAPIXELS: u64 = 200;
-
-/// Default ceiling on a photo file's size: above any camera's RAW or 16-bit TIFF, far below
-/// what would exhaust memory.
-pub const DEFAULT_MAX_FILE_MB: u64 = 1024;
-
-/// How many leading bytes identify every supported format.
-pub const HEADER_LEN: usize = 64;
-
-/// Why a file could not be turned into model input.
-#[derive(Debug, thiserror::Error)]
-pub enum PreprocessError {
-    /// The bytes are not in a supported image format.
-    #[error("{path}: not a supported image (JPEG, PNG, WebP, TIFF, BMP or GIF)")]
-    UnknownFormat {
-        /// The file.
-        path: PathBuf,
-    },
-    /// The file is larger than allowed.
-    #[error(
-        "{path}: the file is {} MB, over the {limit_mb} MB limit \
-         (raise --max-file-mb if it is a genuine photo)", bytes.div_ceil(1_000_000)
-    )]
-    FileTooLarge {
-        /// The file.
-        path: PathBuf,
-        /// Its size.
-        bytes: u64,
-        /// The limit in megabytes.
-        limit_mb: u64,
-    },
-    /// The header declares more pixels than allowed.
-    #[error(
-        "{path}: {width}x{height} pixels is over the {limit_mp} megapixel limit \
-         (a damaged file or a decompression bomb; raise --max-megapixels if it is genuine)"
-    )]
-    TooLarge {
-        /// The file.
-        path: PathBuf,
-        /// Declared width.
-        width: u32,
-        /// Declared height.
-        height: u32,
-        /// The limit in megapixels.
-        limit_mp: u64,
-    },
-    /// The image data is damaged or truncated.
-    #[error("{path}: cannot decode: {reason}")]
-    Decode {
-        /// The file.
-        path: PathBuf,
-        /// The decoder's message.
-        reason: String,
-    },
-}
-
-/// Decodes an image, applies its EXIF orientation and converts it to 8-bit RGB (alpha dropped,
-/// 16-bit scaled, grey expanded). `path` only names the file in errors.
-///
-/// The header is read first and an image over `max_megapixels` is refused before any pixel
-/// buffer is allocated.
-pub fn decode_rgb8(bytes: &[u8], path: &Path, max_megapixels: u64) -> Result<RgbImage, PreprocessError> {
-    decode(bytes, path, max_megapixels).map(|image| image.into_rgb8())
-}
-
-/// Decodes and orients an image, keeping its pixel format.
-pub fn decode(bytes: &[u8], path: &Path, max_megapixels: u64) -> Result<DynamicImage, PreprocessError> {
-    let broken = |e: image::ImageError| PreprocessError::Decode { path: path.to_owned(), reason: e.to_string() };
-    let reader = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| PreprocessError::Decode { path: path.to_owned(), reason: e.to_string() })?;
-    match reader.format() {
-        None => return Err(PreprocessError::UnknownFormat { path: path.to_owned() }),
-        Some(image::ImageFormat::Jpeg) if !jpeg_is_complete(bytes) => {
-            return Err(PreprocessError::Decode {
-                path: path.to_owned(),
-                reason: "the JPEG data is truncated (no end-of-image marker after the last scan)".to_owned(),
-            });
-        }
-        Some(_) => {}
-    }
-    let mut decoder = reader.into_decoder().map_err(broken)?;
-    let (width, height) = decoder.dimensions();
-    if u64::from(width) * u64::from(height) > max_megapixels.saturating_mul(1_000_000) {
-        return Err(PreprocessError::TooLarge { path: path.to_owned(), width, height, limit_mp: max_megapixels });
-    }
-    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
-    let is_jpeg = decoder.original_color_type() != image::ExtendedColorType::Cmyk8 && looks_like_jpeg(bytes);
-    let mut image = match is_jpeg {
-        true => match jpeg::decode_rgb(bytes) {
-            Ok(Some(rgb)) => DynamicImage::ImageRgb8(rgb),
-            Ok(None) => DynamicImage::from_decoder(decoder).map_err(broken)?,
-            Err(reason) => return Err(PreprocessError::Decode { path: path.to_owned(), reason }),
-        },
-        false => DynamicImage::from_decoder(decoder).map_err(broken)?,
-    };
-    image.apply_orientation(orientation);
-    Ok(image)
-}
-
-/// Refuses a file whose first bytes (at least [`HEADER_LEN`] of them, or the whole file if
-/// shorter) are not those of a supported format, so that the rest need not be read.
-pub fn check_header(head: &[u8], path: &Path) -> Result<(), PreprocessError> {
-    match image::guess_format(head) {
-        Ok(_) => Ok(()),
-        Err(_) => Err(PreprocessError::UnknownFormat { path: path.to_owned() }),
-    }
-}
-
-fn looks_like_jpeg(bytes: &[u8]) -> bool {
-    bytes.starts_with(&[0xFF, 0xD8, 0xFF])
-}
-
-/// Whether a JPEG stream ends its last scan with an end-of-image marker.
-///
-/// The JPEG decoder fills missing data with grey instead of failing, so a photo cut short by
-/// a failed copy would otherwise be tagged as if it were whole. Markers cannot occur inside
-/// entropy-coded data (0xFF is stuffed as 0xFF00 there), and an EXIF thumbnail's own markers
-/// come before the main image's scans, so looking after the last start-of-scan is exact.
-pub fn jpeg_is_complete(bytes: &[u8]) -> bool {
-    let last_scan = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
-    last_scan.is_some_and(|start| bytes[start..].windows(2).any(|w| w == [0xFF, 0xD9]))
-}
+pub use decode::{
+    DEFAULT_MAX_FILE_MB, DEFAULT_MAX_MEGAPIXELS, HEADER_LEN, PreprocessError, check_header, decode, decode_rgb8,
+    jpeg_is_complete,
+};
 
 /// timm's eval transform for one model: resize, centre crop, normalise to CHW f32.
 #[derive(Debug, Clone)]
@@ -260,25 +139,5 @@ mod tests {
         assert_eq!(crop.dimensions(), (224, 224));
         let column = RgbImage::from_fn(1, 100_000, |_, y| image::Rgb([9, (y % 256) as u8, 100]));
         assert_eq!(p.crop(&column).dimensions(), (224, 224));
-    }
-
-    #[test]
-    fn truncated_jpegs_are_detected() {
-        let mut jpeg = Vec::new();
-        let image = RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8 * 4, y as u8 * 5, 77]));
-        image.write_to(&mut Cursor::new(&mut jpeg), image::ImageFormat::Jpeg).unwrap();
-        assert!(jpeg_is_complete(&jpeg));
-        assert!(decode_rgb8(&jpeg, Path::new("whole.jpg"), 10).is_ok());
-        let cut = &jpeg[..jpeg.len() - 40];
-        assert!(!jpeg_is_complete(cut));
-        let err = decode_rgb8(cut, Path::new("cut.jpg"), 10).unwrap_err();
-        assert!(err.to_string().contains("truncated"), "{err}");
-    }
-
-    #[test]
-    fn garbage_is_an_unknown_format() {
-        let err = decode_rgb8(b"hello, world", Path::new("note.jpg"), 10).unwrap_err();
-        assert!(matches!(err, PreprocessError::UnknownFormat { .. }), "{err}");
-        assert!(err.to_string().contains("note.jpg"));
     }
 }

@@ -82,22 +82,24 @@ fn peak_resident_bytes() -> Option<u64> {
 #[test]
 fn mutated_photos_and_sidecars_never_panic_and_stay_bounded() {
     let started = Instant::now();
-    let formats = common::fixtures().join("formats");
     let seeds = [
-        "rotated_exif6.jpg",
-        "cmyk.jpg",
-        "rgb.png",
-        "palette.png",
-        "lossless.webp",
-        "rgb.tiff",
-        "animated.gif",
-        "rgb.bmp",
+        "formats/rotated_exif6.jpg",
+        "formats/cmyk.jpg",
+        "formats/rgb.png",
+        "formats/palette.png",
+        "formats/lossless.webp",
+        "formats/rgb.tiff",
+        "formats/animated.gif",
+        "formats/rgb.bmp",
+        "camera/cat_exif6.heic",
+        "camera/preview.dng",
+        "camera/developed.dng",
     ];
     let preprocessor = fixture_preprocessor();
     let mut rng = Rng(0x5eed_e7a7_a600_0001);
     let (mut decoded, mut refused) = (0usize, 0usize);
     for name in seeds {
-        let seed = std::fs::read(formats.join(name)).unwrap();
+        let seed = std::fs::read(common::fixtures().join(name)).unwrap();
         for i in 0..MUTANTS_PER_SEED {
             let mutant = mutate(&seed, &mut rng);
             let path = Path::new(name);
@@ -114,7 +116,8 @@ fn mutated_photos_and_sidecars_never_panic_and_stay_bounded() {
                     refused += 1;
                 }
                 Err(_) => {
-                    let kept = std::env::temp_dir().join(format!("evatag-mutant-{i}-{name}"));
+                    let file_name = Path::new(name).file_name().unwrap().to_string_lossy();
+                    let kept = std::env::temp_dir().join(format!("evatag-mutant-{i}-{file_name}"));
                     std::fs::write(&kept, &mutant).unwrap();
                     panic!("{name}, mutant {i}: the decoder panicked; the file is kept at {}", kept.display());
                 }

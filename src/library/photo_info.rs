@@ -1,4 +1,5 @@
-//! When a photo was taken and with which camera, from its EXIF data.
+//! When a photo was taken and with which camera, from its EXIF data (or, for camera RAW
+//! layouts that are not TIFF, from flashraw's reading of them).
 
 use std::io::{Cursor, Read};
 use std::path::Path;
@@ -34,8 +35,25 @@ impl PhotoInfo {
     pub fn from_bytes(bytes: &[u8]) -> Self {
         match exif::Reader::new().read_from_container(&mut Cursor::new(bytes)) {
             Ok(exif) => Self::from_exif(&exif),
-            Err(_) => Self::default(),
+            Err(_) => Self::from_raw_metadata(bytes).unwrap_or_default(),
         }
+    }
+
+    /// What flashraw reads of a camera RAW file whose container is not one the EXIF reader
+    /// knows (CR3, RAF, ORF, RW2 and other non-TIFF layouts).
+    fn from_raw_metadata(bytes: &[u8]) -> Option<Self> {
+        flashraw::supports(bytes)?;
+        let metadata = flashraw::read_metadata(bytes).ok()?;
+        let non_empty = |text: &str| Some(text.trim().to_owned()).filter(|t| !t.is_empty());
+        let camera = camera_name(non_empty(&metadata.make), non_empty(&metadata.model));
+        // `YYYY-MM-DDTHH:MM:SS[.sss][±HH:MM]`: the EXIF layout, with the offset apart.
+        let taken = metadata.capture_time.as_deref().and_then(|time| {
+            let (date, rest) = (time.get(..19)?, &time[19..]);
+            let offset = rest.find(['+', '-']).map(|at| &rest[at..]);
+            parse_taken(&date.replacen('-', ":", 2).replacen('T', " ", 1), offset)
+        });
+        let taken_offset = taken.map(|t| t.offset().local_minus_utc());
+        Some(Self { taken: taken.map(|t| t.timestamp()), taken_offset, camera })
     }
 
     /// Reads the EXIF data at the start of a file, without reading the rest.
@@ -65,13 +83,18 @@ impl PhotoInfo {
                 .find_map(|(time, offset)| parse_taken(&text(time)?, text(offset).as_deref()));
         let taken_offset = taken.map(|t| t.offset().local_minus_utc());
         let taken = taken.map(|t| t.timestamp());
-        let camera = match (text(Tag::Make), text(Tag::Model)) {
-            // Most models repeat the make ("Canon" + "Canon EOS R5").
-            (Some(make), Some(model)) if model.to_lowercase().starts_with(&make.to_lowercase()) => Some(model),
-            (Some(make), Some(model)) => Some(format!("{make} {model}")),
-            (make, model) => make.or(model),
-        };
+        let camera = camera_name(text(Tag::Make), text(Tag::Model));
         Self { taken, taken_offset, camera }
+    }
+}
+
+/// A camera's name from its make and model, e.g. `Canon EOS R5`.
+fn camera_name(make: Option<String>, model: Option<String>) -> Option<String> {
+    match (make, model) {
+        // Most models repeat the make ("Canon" + "Canon EOS R5").
+        (Some(make), Some(model)) if model.to_lowercase().starts_with(&make.to_lowercase()) => Some(model),
+        (Some(make), Some(model)) => Some(format!("{make} {model}")),
+        (make, model) => make.or(model),
     }
 }
 

@@ -11,8 +11,14 @@ use std::path::{Path, PathBuf};
 
 use crate::preprocess;
 
-/// File extensions recognised as images, lower case.
-pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "jpe", "png", "webp", "tif", "tiff", "bmp", "gif"];
+/// File extensions recognised as images, lower case: the `image` crate's formats, HEIF
+/// (read with the `heif` feature; without it they are reported, not skipped) and camera RAW.
+pub const IMAGE_EXTENSIONS: &[&str] = &[
+    "jpg", "jpeg", "jpe", "png", "webp", "tif", "tiff", "bmp", "gif", // the image crate
+    "heic", "heif", "hif", "avif", // libheif
+    "dng", "cr2", "cr3", "crw", "nef", "nrw", "arw", "sr2", "srf", "raf", "rw2", "rwl", "orf", "pef", "iiq", "mos",
+    "3fr", "fff", "mrw", "srw", "x3f", "kdc", "dcr", "erf", "mef", // flashraw
+];
 
 /// One outcome of a scan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,6 +187,8 @@ mod tests {
     fn extensions_match_in_any_case() {
         assert!(has_image_extension(Path::new("a/B.JPG")));
         assert!(has_image_extension(Path::new("c.Tiff")));
+        assert!(has_image_extension(Path::new("IMG_0001.HEIC")));
+        assert!(has_image_extension(Path::new("DSC_0001.NEF")));
         assert!(!has_image_extension(Path::new("c.xmp")));
         assert!(!has_image_extension(Path::new("jpg")));
     }

@@ -1,0 +1,253 @@
+//! From a photo file's bytes to upright pixels, whatever its format: the `image` crate's formats
+//! (JPEG through libjpeg-turbo), HEIC and AVIF through libheif, camera RAW through flashraw.
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+use image::metadata::Orientation;
+use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
+
+use super::{heif, jpeg, raw};
+
+/// Default ceiling on decoded pixels: larger than any camera sensor, far smaller than a
+/// decompression bomb.
+pub const DEFAULT_MAX_MEGAPIXELS: u64 = 200;
+
+/// Default ceiling on a photo file's size: above any camera's RAW or 16-bit TIFF, far below
+/// what would exhaust memory.
+pub const DEFAULT_MAX_FILE_MB: u64 = 1024;
+
+/// How many leading bytes identify every supported format.
+pub const HEADER_LEN: usize = 64;
+
+/// Why a file could not be turned into model input.
+#[derive(Debug, thiserror::Error)]
+pub enum PreprocessError {
+    /// The bytes are not in a supported image format.
+    #[error("{path}: not a supported image (JPEG, PNG, WebP, TIFF, BMP, GIF, HEIC, AVIF or camera RAW)")]
+    UnknownFormat {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The format is one that this build was compiled without.
+    #[error(
+        "{path}: a {format} photo, which this build of evatag cannot read: it was built without the `{feature}` \
+         feature (the released packages have it; a source build needs `--features {feature}`)"
+    )]
+    NotInThisBuild {
+        /// The file.
+        path: PathBuf,
+        /// The format's name.
+        format: &'static str,
+        /// The cargo feature that reads it.
+        feature: &'static str,
+    },
+    /// The file is larger than allowed.
+    #[error(
+        "{path}: the file is {} MB, over the {limit_mb} MB limit \
+         (raise --max-file-mb if it is a genuine photo)", bytes.div_ceil(1_000_000)
+    )]
+    FileTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        bytes: u64,
+        /// The limit in megabytes.
+        limit_mb: u64,
+    },
+    /// The header declares more pixels than allowed.
+    #[error(
+        "{path}: {width}x{height} pixels is over the {limit_mp} megapixel limit \
+         (a damaged file or a decompression bomb; raise --max-megapixels if it is genuine)"
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Declared width.
+        width: u32,
+        /// Declared height.
+        height: u32,
+        /// The limit in megapixels.
+        limit_mp: u64,
+    },
+    /// The image data is damaged or truncated.
+    #[error("{path}: cannot decode: {reason}")]
+    Decode {
+        /// The file.
+        path: PathBuf,
+        /// The decoder's message.
+        reason: String,
+    },
+}
+
+impl PreprocessError {
+    /// A decoder's complaint about `path`.
+    pub(super) fn decode(path: &Path, reason: impl std::fmt::Display) -> Self {
+        Self::Decode { path: path.to_owned(), reason: reason.to_string() }
+    }
+}
+
+/// What a photo file holds, as its first bytes tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Container {
+    /// HEIF images in an ISO base media file: HEIC, AVIF.
+    Heif,
+    /// A camera's RAW file.
+    Raw,
+    /// One of the `image` crate's formats.
+    Image(image::ImageFormat),
+}
+
+impl Container {
+    fn identify(bytes: &[u8]) -> Option<Self> {
+        if heif::is_heif(bytes) {
+            Some(Self::Heif)
+        } else if raw::is_raw(bytes) {
+            Some(Self::Raw)
+        } else {
+            image::guess_format(bytes).ok().map(Self::Image)
+        }
+    }
+}
+
+/// Refuses `pixels` over `max_megapixels` before anything that size is allocated.
+pub(super) fn check_pixels(path: &Path, width: u32, height: u32, max_megapixels: u64) -> Result<(), PreprocessError> {
+    match u64::from(width) * u64::from(height) > max_megapixels.saturating_mul(1_000_000) {
+        true => Err(PreprocessError::TooLarge { path: path.to_owned(), width, height, limit_mp: max_megapixels }),
+        false => Ok(()),
+    }
+}
+
+/// Decodes an image, turns it upright and converts it to 8-bit RGB (alpha dropped, 16-bit
+/// scaled, grey expanded). `path` only names the file in errors.
+///
+/// The header is read first and an image over `max_megapixels` is refused before any pixel
+/// buffer is allocated.
+pub fn decode_rgb8(bytes: &[u8], path: &Path, max_megapixels: u64) -> Result<RgbImage, PreprocessError> {
+    decode(bytes, path, max_megapixels).map(|image| image.into_rgb8())
+}
+
+/// Decodes an image and turns it upright, keeping its pixel format where the format has
+/// several: EXIF orientation for JPEG, TIFF and the like, the container's rotation and mirroring
+/// for HEIF, the camera's orientation for RAW.
+pub fn decode(bytes: &[u8], path: &Path, max_megapixels: u64) -> Result<DynamicImage, PreprocessError> {
+    let (mut image, orientation) = match Container::identify(bytes) {
+        None => return Err(PreprocessError::UnknownFormat { path: path.to_owned() }),
+        // libheif applies the container's transformations itself; the EXIF orientation that
+        // phones also write describes the same turn and must not be applied twice.
+        Some(Container::Heif) => (DynamicImage::ImageRgb8(heif::decode(bytes, path, max_megapixels)?), None),
+        Some(Container::Raw) => match raw::open(bytes, max_megapixels) {
+            Ok(opened) => {
+                let (image, orientation) = raw::decode(&opened, path, max_megapixels)?;
+                (DynamicImage::ImageRgb8(image), orientation)
+            }
+            // A TIFF written by a camera maker's software is still a TIFF.
+            Err(_) if image::guess_format(bytes).is_ok() => decode_stored(bytes, path, max_megapixels)?,
+            Err(e) => return Err(PreprocessError::decode(path, e)),
+        },
+        Some(Container::Image(_)) => decode_stored(bytes, path, max_megapixels)?,
+    };
+    if let Some(orientation) = orientation {
+        image.apply_orientation(orientation);
+    }
+    Ok(image)
+}
+
+/// Decodes one of the `image` crate's formats as stored, with the orientation its EXIF data
+/// asks for (if any) still to apply.
+pub(super) fn decode_stored(
+    bytes: &[u8],
+    path: &Path,
+    max_megapixels: u64,
+) -> Result<(DynamicImage, Option<Orientation>), PreprocessError> {
+    let broken = |e: image::ImageError| PreprocessError::decode(path, e);
+    let reader =
+        ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| PreprocessError::decode(path, e))?;
+    match reader.format() {
+        None => return Err(PreprocessError::UnknownFormat { path: path.to_owned() }),
+        Some(image::ImageFormat::Jpeg) if !jpeg_is_complete(bytes) => {
+            return Err(PreprocessError::decode(
+                path,
+                "the JPEG data is truncated (no end-of-image marker after the last scan)",
+            ));
+        }
+        Some(_) => {}
+    }
+    let mut decoder = reader.into_decoder().map_err(broken)?;
+    let (width, height) = decoder.dimensions();
+    check_pixels(path, width, height, max_megapixels)?;
+    let orientation = decoder.orientation().ok().filter(|o| *o != Orientation::NoTransforms);
+    let is_jpeg = decoder.original_color_type() != image::ExtendedColorType::Cmyk8 && looks_like_jpeg(bytes);
+    let image = match is_jpeg {
+        true => match jpeg::decode_rgb(bytes) {
+            Ok(Some(rgb)) => DynamicImage::ImageRgb8(rgb),
+            Ok(None) => DynamicImage::from_decoder(decoder).map_err(broken)?,
+            Err(reason) => return Err(PreprocessError::decode(path, reason)),
+        },
+        false => DynamicImage::from_decoder(decoder).map_err(broken)?,
+    };
+    Ok((image, orientation))
+}
+
+/// Refuses a file whose first bytes (at least [`HEADER_LEN`] of them, or the whole file if
+/// shorter) are not those of a supported format, so that the rest need not be read.
+pub fn check_header(head: &[u8], path: &Path) -> Result<(), PreprocessError> {
+    match Container::identify(head) {
+        Some(_) => Ok(()),
+        None => Err(PreprocessError::UnknownFormat { path: path.to_owned() }),
+    }
+}
+
+fn looks_like_jpeg(bytes: &[u8]) -> bool {
+    bytes.starts_with(&[0xFF, 0xD8, 0xFF])
+}
+
+/// Whether a JPEG stream ends its last scan with an end-of-image marker.
+///
+/// The JPEG decoder fills missing data with grey instead of failing, so a photo cut short by
+/// a failed copy would otherwise be tagged as if it were whole. Markers cannot occur inside
+/// entropy-coded data (0xFF is stuffed as 0xFF00 there), and an EXIF thumbnail's own markers
+/// come before the main image's scans, so looking after the last start-of-scan is exact.
+pub fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last_scan = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
+    last_scan.is_some_and(|start| bytes[start..].windows(2).any(|w| w == [0xFF, 0xD9]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncated_jpegs_are_detected() {
+        let mut jpeg = Vec::new();
+        let image = RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8 * 4, y as u8 * 5, 77]));
+        image.write_to(&mut Cursor::new(&mut jpeg), image::ImageFormat::Jpeg).unwrap();
+        assert!(jpeg_is_complete(&jpeg));
+        assert!(decode_rgb8(&jpeg, Path::new("whole.jpg"), 10).is_ok());
+        let cut = &jpeg[..jpeg.len() - 40];
+        assert!(!jpeg_is_complete(cut));
+        let err = decode_rgb8(cut, Path::new("cut.jpg"), 10).unwrap_err();
+        assert!(err.to_string().contains("truncated"), "{err}");
+    }
+
+    #[test]
+    fn garbage_is_an_unknown_format() {
+        let err = decode_rgb8(b"hello, world", Path::new("note.jpg"), 10).unwrap_err();
+        assert!(matches!(err, PreprocessError::UnknownFormat { .. }), "{err}");
+        assert!(err.to_string().contains("note.jpg"));
+    }
+
+    #[test]
+    fn a_tiff_from_a_camera_makers_software_is_read_as_a_tiff() {
+        let mut file = Cursor::new(Vec::new());
+        let mut tiff = tiff::encoder::TiffEncoder::new(&mut file).unwrap();
+        let mut image = tiff.new_image::<tiff::encoder::colortype::RGB8>(4, 3).unwrap();
+        image.encoder().write_tag(tiff::tags::Tag::Make, "NIKON CORPORATION").unwrap();
+        let pixels: Vec<u8> = (0..36).map(|v| v * 7).collect();
+        image.write_data(&pixels).unwrap();
+        let bytes = file.into_inner();
+        assert!(raw::is_raw(&bytes), "flashraw takes it for a RAW file from its first bytes");
+        let decoded = decode_rgb8(&bytes, Path::new("scan.tif"), 1).unwrap();
+        assert_eq!(decoded.as_raw(), &pixels);
+    }
+}
