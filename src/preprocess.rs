@@ -13,7 +13,7 @@ mod resample;
 
 pub use decode::{
     DEFAULT_MAX_FILE_MB, DEFAULT_MAX_MEGAPIXELS, HEADER_LEN, PreprocessError, check_header, decode, decode_rgb8,
-    jpeg_is_complete,
+    jpeg_is_complete, shown_size,
 };
 
 /// timm's eval transform for one model: resize, centre crop, normalise to CHW f32.

@@ -165,3 +165,30 @@ fn without_paths_the_whole_cache_is_searched_and_bad_thresholds_are_refused() {
         assert!(run.stderr.contains(bad), "{}", run.stderr);
     }
 }
+
+/// A camera's RAW file and the JPEG it wrote beside it are two photos; their contents differ, so
+/// only their embeddings can pair them.
+#[test]
+fn a_raw_file_and_its_jpeg_pair_by_embedding_not_by_content() {
+    let (dir, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // Stored on its side (144x240) with orientation 6; the camera's JPEG of it is upright.
+    std::fs::copy(fixtures().join("camera/preview.dng"), dir.path().join("IMG_0001.DNG")).unwrap();
+    let camera_jpeg = image::open(fixtures().join("camera/expected/preview.dng.png")).unwrap().to_rgb8();
+    save_jpeg(&camera_jpeg, &dir.path().join("IMG_0001.JPG"), 90, None);
+    std::fs::copy(fixtures().join("photos/astronaut_portrait.jpg"), dir.path().join("IMG_0002.JPG")).unwrap();
+
+    let run = duplicates(dir.path(), cache.path(), &[]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(run.lines.len(), 1, "one group: {:#?}", run.lines);
+    let group = run.lines[0]["group"].as_array().unwrap();
+    let names: Vec<String> = group.iter().map(name).collect();
+    assert_eq!(names, ["IMG_0001.DNG", "IMG_0001.JPG"], "as many pixels shown: the larger file, the RAW, is kept");
+    for member in group {
+        assert_eq!((member["width"].as_u64(), member["height"].as_u64()), (Some(240), Some(144)), "{member}");
+    }
+    let score = group[1]["score"].as_f64().unwrap();
+    assert!((0.95..1.0).contains(&score), "a near copy, not an exact one: {score}");
+
+    let exact_only = duplicates(dir.path(), cache.path(), &["--threshold", "1"]);
+    assert!(exact_only.lines.is_empty(), "{:#?}", exact_only.lines);
+}

@@ -189,6 +189,38 @@ pub(super) fn decode_stored(
     Ok((image, orientation))
 }
 
+/// How much of a file is read to tell a camera RAW file from another TIFF: flashraw needs the
+/// first directory whole, and cameras' are a few kilobytes.
+const RAW_HEAD_LEN: u64 = 64 * 1024;
+
+/// A photo's width and height as it is shown, after its orientation, from its header, or
+/// `None` when it cannot be read. HEIF and RAW files are read whole, since their structure
+/// must be parsed; other formats only as far as their header.
+pub fn shown_size(path: &Path) -> Option<(u32, u32)> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    std::fs::File::open(path).ok()?.take(RAW_HEAD_LEN).read_to_end(&mut head).ok()?;
+    let (width, height, orientation) = match Container::identify(&head)? {
+        Container::Heif => return heif::shown_size(&std::fs::read(path).ok()?),
+        Container::Raw => return raw::shown_size(&std::fs::read(path).ok()?),
+        Container::Image(_) => {
+            let mut decoder = ImageReader::open(path).ok()?.with_guessed_format().ok()?.into_decoder().ok()?;
+            let (width, height) = decoder.dimensions();
+            (width, height, decoder.orientation().ok())
+        }
+    };
+    Some(upright_size(width, height, orientation))
+}
+
+/// The size of a `width` x `height` picture once `orientation` is applied.
+pub(super) fn upright_size(width: u32, height: u32, orientation: Option<Orientation>) -> (u32, u32) {
+    use Orientation::{Rotate90, Rotate90FlipH, Rotate270, Rotate270FlipH};
+    match orientation {
+        Some(Rotate90 | Rotate270 | Rotate90FlipH | Rotate270FlipH) => (height, width),
+        _ => (width, height),
+    }
+}
+
 /// Refuses a file whose first bytes (at least [`HEADER_LEN`] of them, or the whole file if
 /// shorter) are not those of a supported format, so that the rest need not be read.
 pub fn check_header(head: &[u8], path: &Path) -> Result<(), PreprocessError> {

@@ -76,6 +76,20 @@ pub fn decode(bytes: &[u8], path: &Path, max_megapixels: u64) -> Result<RgbImage
         .ok_or_else(|| PreprocessError::decode(path, "libheif's picture is smaller than its size says"))
 }
 
+/// The size of a HEIF file's primary image as it is shown (its rotation applied).
+#[cfg(feature = "heif")]
+pub fn shown_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    let context = libheif_rs::HeifContext::read_from_bytes(bytes).ok()?;
+    let handle = context.primary_image_handle().ok()?;
+    Some((handle.width(), handle.height()))
+}
+
+/// A build without libheif cannot read a HEIF file's size.
+#[cfg(not(feature = "heif"))]
+pub fn shown_size(_bytes: &[u8]) -> Option<(u32, u32)> {
+    None
+}
+
 /// Refuses a HEIF file in a build without libheif, naming the feature that reads it.
 #[cfg(not(feature = "heif"))]
 pub fn decode(bytes: &[u8], path: &Path, _max_megapixels: u64) -> Result<image::RgbImage, PreprocessError> {

@@ -13,7 +13,7 @@ use flashraw::{CorruptionPolicy, DecodeOptions, FlashRaw, Limits, OutputFormat, 
 use image::RgbImage;
 use image::metadata::Orientation;
 
-use super::decode::{PreprocessError, check_pixels, decode_stored};
+use super::decode::{PreprocessError, check_pixels, decode_stored, upright_size};
 
 /// How much of the picture, in each dimension, an embedded preview must cover to stand for it:
 /// cameras embed either a full-size JPEG or screen-sized ones (about 1600x1080), and a preview
@@ -70,6 +70,13 @@ pub fn decode(
     RgbImage::from_raw(developed.width(), developed.height(), rgb)
         .map(|image| (image, None))
         .ok_or_else(|| PreprocessError::decode(path, "flashraw's picture is smaller than its size says"))
+}
+
+/// The size of a RAW file's picture as it is shown.
+pub fn shown_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    let metadata = flashraw::read_metadata(bytes).ok()?;
+    let orientation = Orientation::from_exif(metadata.orientation as u8);
+    Some(upright_size(metadata.width, metadata.height, orientation))
 }
 
 /// The largest JPEG preview that covers the picture (either way round: previews may be stored

@@ -90,19 +90,9 @@ pub(super) fn graph(
     Ok(graph)
 }
 
-/// Width and height as the photo is shown, after its EXIF orientation, from its header.
-fn shown_size(path: &Path) -> Option<(u32, u32)> {
-    use image::ImageDecoder;
-    use image::metadata::Orientation::{Rotate90, Rotate90FlipH, Rotate270, Rotate270FlipH};
-    let mut decoder = image::ImageReader::open(path).ok()?.with_guessed_format().ok()?.into_decoder().ok()?;
-    let (width, height) = decoder.dimensions();
-    let turned = matches!(decoder.orientation(), Ok(Rotate90 | Rotate270 | Rotate90FlipH | Rotate270FlipH));
-    Some(if turned { (height, width) } else { (width, height) })
-}
-
 /// What chooses the copy to keep: size in pixels and bytes, and age.
 fn facts(path: &Path, hash: ContentHash, info: Option<&PhotoInfo>, embedding: Arc<[f32]>) -> DuplicatePhoto {
-    let (width, height) = shown_size(path).unwrap_or((0, 0));
+    let (width, height) = crate::preprocess::shown_size(path).unwrap_or((0, 0));
     let meta = std::fs::metadata(path).ok();
     let modified = meta
         .as_ref()
