@@ -8,7 +8,20 @@ use std::path::{Path, PathBuf};
 use evatag::gui::APP_ID;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
-const IMAGE_MIME_TYPES: [&str; 6] = ["image/jpeg", "image/png", "image/webp", "image/tiff", "image/bmp", "image/gif"];
+const IMAGE_MIME_TYPES: [&str; 12] = [
+    "image/jpeg",
+    "image/png",
+    "image/webp",
+    "image/tiff",
+    "image/bmp",
+    "image/gif",
+    "image/heic",
+    "image/avif",
+    "image/x-adobe-dng",
+    "image/x-canon-cr3",
+    "image/x-nikon-nef",
+    "image/x-sony-arw",
+];
 const ICON_SIZES: [u32; 8] = [16, 24, 32, 48, 64, 128, 256, 512];
 
 fn root() -> PathBuf {

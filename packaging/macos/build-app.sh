@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
 # Build evatag.app, the macOS application bundle.
 #
-#   packaging/macos/build-app.sh                    # cargo build --release --features metal, then bundle
+#   packaging/macos/build-app.sh                    # cargo build --release --features metal,heif, then bundle
 #   packaging/macos/build-app.sh --no-build --binary PATH
 #   packaging/macos/build-app.sh --target aarch64-apple-darwin
 #
 # Output: target/packaging/evatag.app
 #   Contents/Info.plist           packaging/macos/Info.plist, versions set from Cargo.toml
 #   Contents/MacOS/evatag         the release binary
+#   Contents/Frameworks/          libheif and the libraries it links (heif feature)
 #   Contents/Resources/evatag.icns
 #
-# Runs on macOS with the Rust toolchain and the Xcode command line tools. The bundle is
-# signed ad hoc (enough to run it on the machine that built it); set
+# Runs on macOS with the Rust toolchain and the Xcode command line tools. The heif feature
+# (HEIC, HEIF and AVIF) links Homebrew's libheif (brew install libheif pkgconf); the app
+# carries that library and the ones it links (libde265, aom, x265, ...), copied into
+# Contents/Frameworks by dylibbundler (brew install dylibbundler), so it does not need
+# Homebrew to run. Homebrew builds them for the macOS it runs on: the script warns when
+# one needs a newer macOS than LSMinimumSystemVersion.
+# The bundle is signed ad hoc (enough to run it on the machine that built it); set
 # MACOS_SIGNING_IDENTITY="Developer ID Application: ..." to sign for distribution
 # (notarization is a separate step: xcrun notarytool submit ... after make-dmg.sh).
 set -euo pipefail
@@ -23,7 +29,7 @@ usage: build-app.sh [--no-build] [--binary PATH] [--target TRIPLE] [--features L
   --no-build        do not run cargo; bundle an existing binary
   --binary PATH     the evatag executable (default: target[/TRIPLE]/release/evatag)
   --target TRIPLE   cargo --target, e.g. aarch64-apple-darwin or x86_64-apple-darwin
-  --features LIST   cargo features (default: metal)
+  --features LIST   cargo features (default: metal,heif)
   --out DIR         where to write evatag.app (default: target/packaging)
 EOF
 }
@@ -32,7 +38,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 build=1
 binary=""
 target=""
-features="metal"
+features="metal,heif"
 out="$root/target/packaging"
 
 while [ $# -gt 0 ]; do
@@ -76,6 +82,48 @@ mkdir -p "$app/Contents/MacOS" "$app/Contents/Resources"
 install -m755 "$binary" "$app/Contents/MacOS/evatag"
 install -m644 "$root/assets/icons/evatag.icns" "$app/Contents/Resources/evatag.icns"
 
+# Libraries from outside macOS (with the heif feature: libheif and what it links) go into
+# Contents/Frameworks; dylibbundler copies them, follows their own dependencies and points
+# the binary and them at @executable_path/../Frameworks. When it cannot find a library it
+# asks for a folder on standard input; "quit" makes it stop with an error instead.
+frameworks="$app/Contents/Frameworks"
+# otool -L lists each library on a line that starts with a tab.
+external="$(otool -L "$app/Contents/MacOS/evatag" | awk '/^\t/ && $1 !~ /^\/(usr\/lib|System)\// { print $1 }')"
+if [ -n "$external" ]; then
+    if ! command -v dylibbundler >/dev/null; then
+        echo "build-app.sh: $binary links libraries from outside macOS: $(tr '\n' ' ' <<<"$external")" >&2
+        echo "build-app.sh: bundling them needs dylibbundler (brew install dylibbundler)" >&2
+        exit 1
+    fi
+    # Where Homebrew's libraries are, for those named through @rpath.
+    libdir="$(pkg-config --variable=libdir libheif 2>/dev/null || echo "$(brew --prefix 2>/dev/null || echo /usr/local)/lib")"
+    dylibbundler --bundle-deps --overwrite-dir --fix-file "$app/Contents/MacOS/evatag" \
+        --dest-dir "$frameworks" --install-path @executable_path/../Frameworks/ \
+        --search-path "$libdir" <<<quit
+
+    # Homebrew builds for the macOS it runs on, which may be newer than the app's minimum.
+    min_macos="$(awk '/<key>LSMinimumSystemVersion<\/key>/ {
+        getline; gsub(/.*<string>|<\/string>.*/, ""); print; exit
+    }' "$root/packaging/macos/Info.plist")"
+    for lib in "$frameworks"/*; do
+        [ -f "$lib" ] || continue
+        # LC_BUILD_VERSION's minos, or LC_VERSION_MIN_MACOSX's version in older files.
+        lib_min="$(otool -l "$lib" | awk '
+            $2 == "LC_BUILD_VERSION" || $2 == "LC_VERSION_MIN_MACOSX" { found = 1 }
+            found && ($1 == "minos" || $1 == "version") { print $2; exit }
+        ')"
+        if [ -n "$lib_min" ] && awk -v a="$lib_min" -v b="$min_macos" 'BEGIN {
+            split(a, x, "."); split(b, y, ".")
+            for (i = 1; i <= 3; i++) if (x[i] + 0 != y[i] + 0) exit !(x[i] + 0 > y[i] + 0)
+            exit 1
+        }'; then
+            echo "build-app.sh: warning: $(basename "$lib") needs macOS $lib_min, newer than" \
+                "LSMinimumSystemVersion $min_macos; build it with MACOSX_DEPLOYMENT_TARGET=$min_macos" \
+                "or the app may not start on older macOS" >&2
+        fi
+    done
+fi
+
 # Copy Info.plist, replacing the <string> after both version keys.
 awk -v v="$version" '
     { print }
@@ -89,12 +137,21 @@ if command -v plutil >/dev/null; then
     plutil -lint "$app/Contents/Info.plist"
 fi
 if command -v codesign >/dev/null; then
-    if [ -n "${MACOS_SIGNING_IDENTITY:-}" ]; then
-        # Hardened runtime and a secure timestamp: both required for notarization.
-        codesign --force --options runtime --timestamp --sign "$MACOS_SIGNING_IDENTITY" "$app"
-    else
-        codesign --force --sign - "$app"
-    fi
+    # The bundled libraries are signed first, with the same identity as the app.
+    signed=("$app")
+    for lib in "$frameworks"/*; do
+        if [ -f "$lib" ]; then
+            signed=("$lib" "${signed[@]}")
+        fi
+    done
+    for file in "${signed[@]}"; do
+        if [ -n "${MACOS_SIGNING_IDENTITY:-}" ]; then
+            # Hardened runtime and a secure timestamp: both required for notarization.
+            codesign --force --options runtime --timestamp --sign "$MACOS_SIGNING_IDENTITY" "$file"
+        else
+            codesign --force --sign - "$file"
+        fi
+    done
     codesign --verify --strict "$app"
 fi
 

@@ -1,7 +1,7 @@
 ; NSIS installer for evatag (64-bit Windows).
 ;
-; Build evatag.exe first (cargo build --release, with the root build.rs embedding the
-; icon), then, from the repository root:
+; Build evatag.exe first (cargo build --release --features heif, with libheif from vcpkg,
+; see packaging/README.md; the root build.rs embeds the icon), then, from the repository root:
 ;
 ;   makensis /DVERSION=0.1.0 packaging\windows\evatag.nsi
 ;
@@ -14,9 +14,10 @@
 ;
 ; Installs to Program Files\evatag for all users, adds a Start-menu shortcut, an entry in
 ; Apps & features with an uninstaller, "Open with" and Default-apps registration for
-; .jpg .jpeg .png .webp .tif .tiff .bmp .gif, and optionally an "Open in evatag" verb on
-; folders. It never makes evatag the default program for any type; Windows leaves that
-; choice to the user.
+; .jpg .jpeg .png .webp .tif .tiff .bmp .gif, .heic .heif .hif .avif and the camera RAW
+; extensions (.dng .cr2 .cr3 .nef .arw .raf .rw2 .orf .pef and the others listed in
+; ForEachExtension), and optionally an "Open in evatag" verb on folders. It never makes
+; evatag the default program for any type; Windows leaves that choice to the user.
 
 Unicode true
 ManifestDPIAware true
@@ -101,6 +102,37 @@ VIAddVersionKey "LegalCopyright" "Copyright (c) ${PUBLISHER}. MIT OR Apache-2.0.
   !insertmacro ${MACRO} ".tiff"
   !insertmacro ${MACRO} ".bmp"
   !insertmacro ${MACRO} ".gif"
+  ; HEIC, HEIF and AVIF (libheif, linked into evatag.exe)
+  !insertmacro ${MACRO} ".heic"
+  !insertmacro ${MACRO} ".heif"
+  !insertmacro ${MACRO} ".hif"
+  !insertmacro ${MACRO} ".avif"
+  ; Camera RAW
+  !insertmacro ${MACRO} ".dng"
+  !insertmacro ${MACRO} ".cr2"
+  !insertmacro ${MACRO} ".cr3"
+  !insertmacro ${MACRO} ".crw"
+  !insertmacro ${MACRO} ".nef"
+  !insertmacro ${MACRO} ".nrw"
+  !insertmacro ${MACRO} ".arw"
+  !insertmacro ${MACRO} ".sr2"
+  !insertmacro ${MACRO} ".srf"
+  !insertmacro ${MACRO} ".raf"
+  !insertmacro ${MACRO} ".rw2"
+  !insertmacro ${MACRO} ".rwl"
+  !insertmacro ${MACRO} ".orf"
+  !insertmacro ${MACRO} ".pef"
+  !insertmacro ${MACRO} ".iiq"
+  !insertmacro ${MACRO} ".mos"
+  !insertmacro ${MACRO} ".3fr"
+  !insertmacro ${MACRO} ".fff"
+  !insertmacro ${MACRO} ".mrw"
+  !insertmacro ${MACRO} ".srw"
+  !insertmacro ${MACRO} ".x3f"
+  !insertmacro ${MACRO} ".kdc"
+  !insertmacro ${MACRO} ".dcr"
+  !insertmacro ${MACRO} ".erf"
+  !insertmacro ${MACRO} ".mef"
 !macroend
 
 Function .onInit
