@@ -185,6 +185,18 @@ mod tests {
     }
 
     #[test]
+    fn raw_layouts_the_exif_reader_does_not_know_are_read_by_flashraw() {
+        let camera = |name: &str| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/camera").join(name);
+        let dated = PhotoInfo::from_raw_metadata(&std::fs::read(camera("preview.dng")).unwrap()).unwrap();
+        assert_eq!(dated, PhotoInfo::from_bytes(&std::fs::read(camera("preview.dng")).unwrap()), "as from EXIF");
+        assert_eq!(dated.camera.as_deref(), Some("Evatag Test DNG One"));
+        assert_eq!(taken_rfc3339(&dated).as_deref(), Some("2021-07-14T09:30:00+02:00"));
+        let undated = PhotoInfo::from_raw_metadata(&std::fs::read(camera("developed.dng")).unwrap()).unwrap();
+        assert_eq!((undated.taken, undated.camera.as_deref()), (None, Some("Evatag Test DNG Two")));
+        assert_eq!(PhotoInfo::from_raw_metadata(b"II*\0not a camera file"), None);
+    }
+
+    #[test]
     fn a_file_without_exif_has_no_info() {
         assert_eq!(PhotoInfo::from_bytes(b"\x89PNG\r\n\x1a\n"), PhotoInfo::default());
         assert_eq!(PhotoInfo::from_bytes(&[]), PhotoInfo::default());

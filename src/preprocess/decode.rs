@@ -136,13 +136,15 @@ pub fn decode(bytes: &[u8], path: &Path, max_megapixels: u64) -> Result<DynamicI
         // libheif applies the container's transformations itself; the EXIF orientation that
         // phones also write describes the same turn and must not be applied twice.
         Some(Container::Heif) => (DynamicImage::ImageRgb8(heif::decode(bytes, path, max_megapixels)?), None),
-        Some(Container::Raw) => match raw::open(bytes, max_megapixels) {
+        Some(Container::Raw) => match raw::open(bytes) {
             Ok(opened) => {
                 let (image, orientation) = raw::decode(&opened, path, max_megapixels)?;
                 (DynamicImage::ImageRgb8(image), orientation)
             }
             // A TIFF written by a camera maker's software is still a TIFF.
-            Err(_) if image::guess_format(bytes).is_ok() => decode_stored(bytes, path, max_megapixels)?,
+            Err(e) if raw::is_other_format(&e) && image::guess_format(bytes).is_ok() => {
+                decode_stored(bytes, path, max_megapixels)?
+            }
             Err(e) => return Err(PreprocessError::decode(path, e)),
         },
         Some(Container::Image(_)) => decode_stored(bytes, path, max_megapixels)?,
@@ -281,5 +283,26 @@ mod tests {
         assert!(raw::is_raw(&bytes), "flashraw takes it for a RAW file from its first bytes");
         let decoded = decode_rgb8(&bytes, Path::new("scan.tif"), 1).unwrap();
         assert_eq!(decoded.as_raw(), &pixels);
+    }
+
+    #[test]
+    fn camera_files_pass_the_header_check_on_their_first_bytes() {
+        let head = |magic: &[u8]| {
+            let mut head = magic.to_vec();
+            head.resize(HEADER_LEN, 0);
+            head
+        };
+        let heads = [
+            ("IMG_0001.CR3", head(b"\0\0\0\x18ftypcrx ")),
+            ("DSCF0001.RAF", head(b"FUJIFILMCCD-RAW 0201")),
+            ("P0000001.ORF", head(b"IIRO\x08\0\0\0")),
+            ("P1000001.RW2", head(b"IIU\0\x08\0\0\0")),
+            ("DSC_0001.NEF", head(b"II*\0\x08\0\0\0")),
+            ("IMG_0001.HEIC", head(b"\0\0\0\x18ftypheic\0\0\0\0mif1heic")),
+        ];
+        for (name, head) in heads {
+            assert!(check_header(&head, Path::new(name)).is_ok(), "{name}");
+        }
+        assert!(check_header(&head(b"\0\0\0\x18ftypisom"), Path::new("clip.mp4")).is_err());
     }
 }

@@ -30,10 +30,19 @@ fn limits(max_megapixels: u64) -> Limits {
     Limits::default().with_max_samples(max_megapixels.saturating_mul(4_000_000))
 }
 
-/// Parses a RAW file's structure, without decoding any picture. A plain TIFF that names a
-/// camera maker looks like a RAW file from its first bytes; it fails here.
-pub fn open(bytes: &[u8], max_megapixels: u64) -> Result<FlashRaw<'_>, flashraw::Error> {
-    FlashRaw::open_with(bytes, limits(max_megapixels))
+/// Parses a RAW file's structure, without decoding any picture, under flashraw's own limits
+/// (the megapixel limit applies before decoding, with the size read here). A plain TIFF that
+/// names a camera maker looks like a RAW file from its first bytes; it fails here, and
+/// [`is_other_format`] tells so.
+pub fn open(bytes: &[u8]) -> Result<FlashRaw<'_>, flashraw::Error> {
+    FlashRaw::open(bytes)
+}
+
+/// Whether flashraw refused a file as not a RAW file: not one at all, or one with no raw image
+/// in it (a TIFF from a camera maker's software). Damaged RAW files and unsupported cameras
+/// or compressions are errors of their own, never read as the TIFF thumbnail they begin with.
+pub fn is_other_format(error: &flashraw::Error) -> bool {
+    matches!(error, flashraw::Error::UnsupportedFormat(_) | flashraw::Error::InvalidMetadata(_))
 }
 
 /// The picture of an opened RAW file, and the orientation still to apply to it.
