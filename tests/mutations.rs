@@ -92,6 +92,7 @@ fn mutated_photos_and_sidecars_never_panic_and_stay_bounded() {
         "formats/animated.gif",
         "formats/rgb.bmp",
         "camera/cat_exif6.heic",
+        "camera/astronaut.avif",
         "camera/preview.dng",
         "camera/developed.dng",
     ];
