@@ -25,8 +25,9 @@ pub fn is_raw(bytes: &[u8]) -> bool {
     flashraw::supports(bytes).is_some()
 }
 
-/// Four samples per developed pixel (RGBA); the sensor data has fewer.
-fn limits(max_megapixels: u64) -> Limits {
+/// flashraw's limits for developing under the megapixel limit: four samples per developed
+/// pixel (RGBA); the sensor data has fewer.
+fn develop_limits(max_megapixels: u64) -> Limits {
     Limits::default().with_max_samples(max_megapixels.saturating_mul(4_000_000))
 }
 
@@ -52,7 +53,6 @@ pub fn decode(
     max_megapixels: u64,
 ) -> Result<(RgbImage, Option<Orientation>), PreprocessError> {
     let broken = |e: flashraw::Error| PreprocessError::decode(path, e);
-    let limits = limits(max_megapixels);
     let metadata = raw.metadata();
     check_pixels(path, metadata.width, metadata.height, max_megapixels)?;
     let preview = full_size_preview(raw.previews(), metadata.width, metadata.height);
@@ -63,7 +63,7 @@ pub fn decode(
     };
     let options = DecodeOptions {
         output: OutputFormat::Rgba8,
-        limits,
+        limits: develop_limits(max_megapixels),
         corruption_policy: CorruptionPolicy::Strict,
         ..DecodeOptions::default()
     };
