@@ -1,5 +1,5 @@
 //! From a file's bytes to the model's input: decode, orient, resize, crop, normalise, exactly
-//! as timm's eval transform does it (plus EXIF orientation, which a photo app must honour).
+//! as timm's eval transform does it (plus the photo's orientation, which a photo app must honour).
 
 use image::RgbImage;
 

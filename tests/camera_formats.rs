@@ -73,12 +73,13 @@ mod heif {
             let (inside, ring_mean) = level_differences(&decoded, &expected);
             assert_eq!(inside, 0, "{name}: pixels differ from pillow-heif's by up to {inside} levels");
             assert!(
-                ring_mean < 12.0,
+                ring_mean < 8.0,
                 "{name}: the edge pixels differ from pillow-heif's by {ring_mean} levels on average"
             );
             eprintln!("{name}: identical inside, edge ring mean difference {ring_mean:.2} levels");
         }
-        // Stored on its side with EXIF orientation 6 and a container rotation: upright once.
+        // Stored on its side with EXIF orientation 6 and a container rotation: turned once (a
+        // second turn would keep this size; the pixels above would show it).
         assert_eq!(decode_fixture("cat_exif6.heic").unwrap().dimensions(), (451, 300));
     }
 
@@ -93,7 +94,7 @@ mod heif {
         let (inside, ring_mean) = level_differences(&decoded, &expected);
         let mean = mean_level_difference(&decoded, &expected);
         eprintln!("astronaut.avif: up to {inside} levels inside, mean {mean:.3}, edge ring mean {ring_mean:.2}");
-        assert!(mean < 1.5, "{mean} levels from Pillow's decode on average");
+        assert!(mean < 1.0, "{mean} levels from Pillow's decode on average");
     }
 
     #[test]
@@ -153,7 +154,7 @@ mod heif {
 #[test]
 fn without_libheif_a_heic_is_refused_naming_the_feature() {
     let message = decode_fixture("cat_exif6.heic").unwrap_err().to_string();
-    assert!(message.contains("cat_exif6.heic: a HEIC/HEIF photo"), "{message}");
+    assert!(message.contains("cat_exif6.heic: this build of evatag cannot read HEIC/HEIF photos"), "{message}");
     assert!(message.contains("--features heif"), "{message}");
 }
 
@@ -173,25 +174,27 @@ fn a_raw_without_a_preview_is_developed_from_its_sensor_data() {
     let source = expected_picture("developed.dng");
     assert_eq!(decoded.dimensions(), source.dimensions());
     let mean = mean_level_difference(&decoded, &source);
-    assert!(mean < 12.0, "the developed picture is {mean} levels from the one the sensor data was made from");
+    assert!(mean < 4.0, "the developed picture is {mean} levels from the one the sensor data was made from");
     eprintln!("developed.dng: mean difference {mean:.2} levels from the source picture");
 }
 
 #[test]
 fn a_raw_with_a_damaged_preview_is_developed_instead() {
     let decoded = decode_fixture("damaged_preview.dng").unwrap();
-    let preview = expected_picture("preview.dng");
-    assert_eq!(decoded.dimensions(), preview.dimensions(), "not turned upright");
-    let mean = mean_level_difference(&decoded, &preview);
-    assert!(mean > 0.0 && mean < 12.0, "developed picture {mean} levels from the intact preview");
+    // The upright picture the sensor data was made from (the same scene as developed.dng's).
+    let source = expected_picture("developed.dng");
+    assert_eq!(decoded.dimensions(), source.dimensions(), "not turned upright");
+    let mean = mean_level_difference(&decoded, &source);
+    assert!(mean < 4.0, "the developed picture is {mean} levels from the one the sensor data was made from");
+    assert_ne!(decoded, expected_picture("preview.dng"), "the damaged preview was shown");
 }
 
 #[test]
 fn the_megapixel_limit_applies_to_raw_before_decoding() {
     let bytes = std::fs::read(camera("preview.dng")).unwrap();
     match decode_rgb8(&bytes, Path::new("big.dng"), 0) {
-        // The sensor's size, as stored (the camera was turned).
-        Err(PreprocessError::TooLarge { width: 144, height: 240, limit_mp: 0, .. }) => {}
+        // The sensor's whole size, as stored (the camera was turned), before its default crop.
+        Err(PreprocessError::TooLarge { width: 160, height: 256, limit_mp: 0, .. }) => {}
         Err(other) => panic!("refused for another reason: {other}"),
         Ok(image) => panic!("decoded as {:?}", image.dimensions()),
     }

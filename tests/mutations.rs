@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::fixture_preprocessor;
 use evatag::library::export::xmp;
+use evatag::library::photo_info::PhotoInfo;
 use evatag::preprocess;
 
 /// Mutated files per seed file.
@@ -105,6 +106,8 @@ fn mutated_photos_and_sidecars_never_panic_and_stay_bounded() {
             let mutant = mutate(&seed, &mut rng);
             let path = Path::new(name);
             let outcome = std::panic::catch_unwind(|| {
+                // The date and camera are read from every photo too.
+                let _info = PhotoInfo::from_bytes(&mutant);
                 preprocess::decode_rgb8(&mutant, path, MAX_MEGAPIXELS).map(|image| preprocessor.run(&image))
             });
             match outcome {

@@ -31,8 +31,8 @@ pub enum PreprocessError {
     },
     /// The format is one that this build was compiled without.
     #[error(
-        "{path}: a {format} photo, which this build of evatag cannot read: it was built without the `{feature}` \
-         feature (the released packages have it; a source build needs `--features {feature}`)"
+        "{path}: this build of evatag cannot read {format} photos: it was built without the `{feature}` feature \
+         (the released packages have it; a source build needs `--features {feature}`)"
     )]
     NotInThisBuild {
         /// The file.
@@ -99,13 +99,17 @@ enum Container {
 }
 
 impl Container {
-    fn identify(bytes: &[u8]) -> Option<Self> {
+    /// What `bytes` (a whole file or its head) hold. A camera's RAW file and a TIFF written from
+    /// one share their layout, and often the camera's make: `path`'s extension decides between
+    /// them (see [`raw::is_raw_tiff`]).
+    fn identify(bytes: &[u8], path: &Path) -> Option<Self> {
         if heif::is_heif(bytes) {
-            Some(Self::Heif)
-        } else if raw::is_raw(bytes) {
-            Some(Self::Raw)
-        } else {
-            image::guess_format(bytes).ok().map(Self::Image)
+            return Some(Self::Heif);
+        }
+        match image::guess_format(bytes) {
+            Ok(image::ImageFormat::Tiff) if raw::is_raw_tiff(bytes, path) => Some(Self::Raw),
+            Ok(format) => Some(Self::Image(format)),
+            Err(_) => raw::is_raw(bytes).then_some(Self::Raw),
         }
     }
 }
@@ -131,22 +135,15 @@ pub fn decode_rgb8(bytes: &[u8], path: &Path, max_megapixels: u64) -> Result<Rgb
 /// several: EXIF orientation for JPEG, TIFF and the like, the container's rotation and mirroring
 /// for HEIF, the camera's orientation for RAW.
 pub fn decode(bytes: &[u8], path: &Path, max_megapixels: u64) -> Result<DynamicImage, PreprocessError> {
-    let (mut image, orientation) = match Container::identify(bytes) {
+    let (mut image, orientation) = match Container::identify(bytes, path) {
         None => return Err(PreprocessError::UnknownFormat { path: path.to_owned() }),
         // libheif applies the container's transformations itself; the EXIF orientation that
         // phones also write describes the same turn and must not be applied twice.
         Some(Container::Heif) => (DynamicImage::ImageRgb8(heif::decode(bytes, path, max_megapixels)?), None),
-        Some(Container::Raw) => match raw::open(bytes) {
-            Ok(opened) => {
-                let (image, orientation) = raw::decode(&opened, path, max_megapixels)?;
-                (DynamicImage::ImageRgb8(image), orientation)
-            }
-            // A TIFF written by a camera maker's software is still a TIFF.
-            Err(e) if raw::is_other_format(&e) && image::guess_format(bytes).is_ok() => {
-                decode_stored(bytes, path, max_megapixels)?
-            }
-            Err(e) => return Err(PreprocessError::decode(path, e)),
-        },
+        Some(Container::Raw) => {
+            let (image, orientation) = raw::decode(bytes, path, max_megapixels)?;
+            (DynamicImage::ImageRgb8(image), orientation)
+        }
         Some(Container::Image(_)) => decode_stored(bytes, path, max_megapixels)?,
     };
     if let Some(orientation) = orientation {
@@ -191,8 +188,8 @@ pub(super) fn decode_stored(
     Ok((image, orientation))
 }
 
-/// How much of a file is read to tell a camera RAW file from another TIFF: flashraw needs the
-/// first directory whole, and cameras' are a few kilobytes.
+/// How much of a file is read to tell a DNG from another TIFF: flashraw needs the first
+/// directory whole, and cameras' are a few kilobytes.
 const RAW_HEAD_LEN: u64 = 64 * 1024;
 
 /// A photo's width and height as it is shown, after its orientation, from its header, or
@@ -202,7 +199,7 @@ pub fn shown_size(path: &Path) -> Option<(u32, u32)> {
     use std::io::Read;
     let mut head = Vec::new();
     std::fs::File::open(path).ok()?.take(RAW_HEAD_LEN).read_to_end(&mut head).ok()?;
-    let (width, height, orientation) = match Container::identify(&head)? {
+    let (width, height, orientation) = match Container::identify(&head, path)? {
         Container::Heif => return heif::shown_size(&std::fs::read(path).ok()?),
         Container::Raw => return raw::shown_size(&std::fs::read(path).ok()?),
         Container::Image(_) => {
@@ -226,7 +223,7 @@ pub(super) fn upright_size(width: u32, height: u32, orientation: Option<Orientat
 /// Refuses a file whose first bytes (at least [`HEADER_LEN`] of them, or the whole file if
 /// shorter) are not those of a supported format, so that the rest need not be read.
 pub fn check_header(head: &[u8], path: &Path) -> Result<(), PreprocessError> {
-    match Container::identify(head) {
+    match Container::identify(head, path) {
         Some(_) => Ok(()),
         None => Err(PreprocessError::UnknownFormat { path: path.to_owned() }),
     }
@@ -271,18 +268,41 @@ mod tests {
         assert!(err.to_string().contains("note.jpg"));
     }
 
+    /// A TIFF with a camera maker's make, as raw converters and scanners write them.
+    fn tiff_from(make: &str, pixels: &[u16], sixteen_bits: bool) -> Vec<u8> {
+        use tiff::encoder::{TiffEncoder, colortype};
+        let mut file = Cursor::new(Vec::new());
+        let mut tiff = TiffEncoder::new(&mut file).unwrap();
+        if sixteen_bits {
+            let mut image = tiff.new_image::<colortype::RGB16>(4, 3).unwrap();
+            image.encoder().write_tag(tiff::tags::Tag::Make, make).unwrap();
+            image.write_data(pixels).unwrap();
+        } else {
+            let mut image = tiff.new_image::<colortype::RGB8>(4, 3).unwrap();
+            image.encoder().write_tag(tiff::tags::Tag::Make, make).unwrap();
+            let bytes: Vec<u8> = pixels.iter().map(|&v| v as u8).collect();
+            image.write_data(&bytes).unwrap();
+        }
+        file.into_inner()
+    }
+
     #[test]
     fn a_tiff_from_a_camera_makers_software_is_read_as_a_tiff() {
-        let mut file = Cursor::new(Vec::new());
-        let mut tiff = tiff::encoder::TiffEncoder::new(&mut file).unwrap();
-        let mut image = tiff.new_image::<tiff::encoder::colortype::RGB8>(4, 3).unwrap();
-        image.encoder().write_tag(tiff::tags::Tag::Make, "NIKON CORPORATION").unwrap();
-        let pixels: Vec<u8> = (0..36).map(|v| v * 7).collect();
-        image.write_data(&pixels).unwrap();
-        let bytes = file.into_inner();
-        assert!(raw::is_raw(&bytes), "flashraw takes it for a RAW file from its first bytes");
-        let decoded = decode_rgb8(&bytes, Path::new("scan.tif"), 1).unwrap();
-        assert_eq!(decoded.as_raw(), &pixels);
+        let levels: Vec<u16> = (0..36).map(|v| v * 7).collect();
+        for (make, sixteen_bits) in [("NIKON CORPORATION", false), ("SONY", true), ("Canon", true)] {
+            let scale = if sixteen_bits { 257 } else { 1 };
+            let samples: Vec<u16> = levels.iter().map(|v| v * scale).collect();
+            let bytes = tiff_from(make, &samples, sixteen_bits);
+            assert!(flashraw::supports(&bytes).is_some(), "{make}: flashraw takes it for a RAW file");
+            let decoded = decode_rgb8(&bytes, Path::new("scan.TIF"), 1).unwrap();
+            let expected: Vec<u8> = levels.iter().map(|&v| v as u8).collect();
+            assert_eq!(decoded.as_raw(), &expected, "{make}");
+        }
+        // Named as a RAW file, it is taken for one, and one without sensor data: an error rather
+        // than the pixels of what would be its thumbnail.
+        let nikon = tiff_from("NIKON CORPORATION", &levels, false);
+        let err = decode_rgb8(&nikon, Path::new("DSC_0001.NEF"), 1).unwrap_err();
+        assert!(matches!(err, PreprocessError::Decode { .. }), "{err}");
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub fn is_heif(bytes: &[u8]) -> bool {
     brands(bytes).any(|brand| IMAGE_BRANDS.iter().any(|known| known[..] == *brand))
 }
 
-/// The format's name for messages: AVIF when an AV1 brand is listed, else HEIC.
+/// The format's name for messages: AVIF when an AV1 brand is listed, else HEIC/HEIF.
 fn format_name(bytes: &[u8]) -> &'static str {
     match brands(bytes).any(|brand| brand == b"avif" || brand == b"avis") {
         true => "AVIF",
@@ -130,7 +130,7 @@ mod tests {
     fn without_libheif_the_message_names_the_feature() {
         let err = decode(&ftyp(b"heic", &[b"mif1"]), Path::new("IMG_0001.HEIC"), 100).unwrap_err();
         let message = err.to_string();
-        assert!(message.starts_with("IMG_0001.HEIC: a HEIC/HEIF photo"), "{message}");
+        assert!(message.starts_with("IMG_0001.HEIC: this build of evatag cannot read HEIC/HEIF photos"), "{message}");
         assert!(message.contains("`heif` feature"), "{message}");
     }
 }

@@ -9,7 +9,9 @@
 
 use std::path::Path;
 
-use flashraw::{CorruptionPolicy, DecodeOptions, FlashRaw, Limits, OutputFormat, PreviewEncoding, PreviewInfo};
+use flashraw::{
+    CorruptionPolicy, DecodeOptions, FlashRaw, Limits, OutputFormat, PreviewEncoding, PreviewInfo, RawFormat,
+};
 use image::RgbImage;
 use image::metadata::Orientation;
 
@@ -20,43 +22,54 @@ use super::decode::{PreprocessError, check_pixels, decode_stored, upright_size};
 /// under this share is developed from the sensor data instead.
 const FULL_SIZE_SHARE: f64 = 0.9;
 
-/// Whether `bytes` start a camera RAW file that flashraw reads.
+/// Whether `bytes`, not in TIFF layout, start a camera RAW file that flashraw knows by its
+/// signature (CR3, RAF, ORF, RW2, CRW, MRW, X3F, IIQ). Sensor dumps that flashraw knows only by
+/// their size are not taken for photos.
 pub fn is_raw(bytes: &[u8]) -> bool {
-    flashraw::supports(bytes).is_some()
+    match flashraw::supports(bytes) {
+        Some(RawFormat::Mrw) => bytes.starts_with(b"\0MRM"),
+        Some(_) => true,
+        None => false,
+    }
+}
+
+/// Whether a file in TIFF layout is a camera's RAW file rather than a TIFF: a DNG always (it
+/// says so in its first directory); another layout flashraw recognises (NEF, CR2, ARW, PEF and
+/// the like) unless it is named as a TIFF. Raw converters and scanners keep the camera's make
+/// in the TIFFs they write, and at first sight the make is all that tells a NEF from them.
+pub fn is_raw_tiff(bytes: &[u8], path: &Path) -> bool {
+    let named_as_tiff = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("tif") || e.eq_ignore_ascii_case("tiff"));
+    match flashraw::supports(bytes) {
+        Some(RawFormat::Dng) => true,
+        Some(_) => !named_as_tiff,
+        None => false,
+    }
 }
 
 /// flashraw's limits for developing under the megapixel limit: four samples per developed
-/// pixel (RGBA); the sensor data has fewer.
+/// pixel (RGBA); the sensor data has one.
 fn develop_limits(max_megapixels: u64) -> Limits {
     Limits::default().with_max_samples(max_megapixels.saturating_mul(4_000_000))
 }
 
-/// Parses a RAW file's structure, without decoding any picture, under flashraw's own limits
-/// (the megapixel limit applies before decoding, with the size read here). A plain TIFF that
-/// names a camera maker looks like a RAW file from its first bytes; it fails here, and
-/// [`is_other_format`] tells so.
-pub fn open(bytes: &[u8]) -> Result<FlashRaw<'_>, flashraw::Error> {
-    FlashRaw::open(bytes)
-}
-
-/// Whether flashraw refused a file as not a RAW file: not one at all, or one with no raw image
-/// in it (a TIFF from a camera maker's software). Damaged RAW files and unsupported cameras
-/// or compressions are errors of their own, never read as the TIFF thumbnail they begin with.
-pub fn is_other_format(error: &flashraw::Error) -> bool {
-    matches!(error, flashraw::Error::UnsupportedFormat(_) | flashraw::Error::InvalidMetadata(_))
-}
-
-/// The picture of an opened RAW file, and the orientation still to apply to it.
+/// The picture of a RAW file, and the orientation still to apply to it. The sensor's size is
+/// checked against `max_megapixels` before anything is decoded.
 pub fn decode(
-    raw: &FlashRaw<'_>,
+    bytes: &[u8],
     path: &Path,
     max_megapixels: u64,
 ) -> Result<(RgbImage, Option<Orientation>), PreprocessError> {
     let broken = |e: flashraw::Error| PreprocessError::decode(path, e);
+    // Parsing reads the structure only, under flashraw's own limits.
+    let raw = FlashRaw::open(bytes).map_err(broken)?;
     let metadata = raw.metadata();
-    check_pixels(path, metadata.width, metadata.height, max_megapixels)?;
+    let (width, height) = (metadata.raw_width.max(metadata.width), metadata.raw_height.max(metadata.height));
+    check_pixels(path, width, height, max_megapixels)?;
     let preview = full_size_preview(raw.previews(), metadata.width, metadata.height);
-    let preview_failure = match preview.map(|preview| decode_preview(raw, preview, path, max_megapixels)) {
+    let preview_failure = match preview.map(|preview| decode_preview(&raw, preview, path, max_megapixels)) {
         Some(Ok(decoded)) => return Ok(decoded),
         Some(Err(e)) => Some(e),
         None => None,
@@ -88,15 +101,16 @@ pub fn shown_size(bytes: &[u8]) -> Option<(u32, u32)> {
     Some(upright_size(metadata.width, metadata.height, orientation))
 }
 
-/// The largest JPEG preview that covers the picture (either way round: previews may be stored
-/// turned), if the camera embedded one.
+/// The largest JPEG preview that covers the picture, stored the way the sensor data is (so
+/// that the file's orientation turns both alike), if the camera embedded one.
 fn full_size_preview(previews: &[PreviewInfo], width: u32, height: u32) -> Option<&PreviewInfo> {
-    let covers = |w: u32, h: u32| {
-        f64::from(w) >= f64::from(width) * FULL_SIZE_SHARE && f64::from(h) >= f64::from(height) * FULL_SIZE_SHARE
+    let covers = |p: &PreviewInfo| {
+        f64::from(p.width) >= f64::from(width) * FULL_SIZE_SHARE
+            && f64::from(p.height) >= f64::from(height) * FULL_SIZE_SHARE
     };
     previews
         .iter()
-        .filter(|p| p.encoding == PreviewEncoding::Jpeg && (covers(p.width, p.height) || covers(p.height, p.width)))
+        .filter(|p| p.encoding == PreviewEncoding::Jpeg && covers(p))
         .max_by_key(|p| u64::from(p.width) * u64::from(p.height))
 }
 
@@ -111,7 +125,10 @@ fn decode_preview(
     let bytes = raw.preview_bytes(preview).map_err(|e| format!("the embedded preview cannot be read: {e}"))?;
     let (image, _own_exif) = decode_stored(bytes, path, max_megapixels).map_err(|e| match e {
         PreprocessError::Decode { reason, .. } => format!("the embedded preview is damaged: {reason}"),
-        other => format!("the embedded preview cannot be used: {other}"),
+        PreprocessError::TooLarge { width, height, .. } => {
+            format!("the embedded preview ({width}x{height}) is over the megapixel limit")
+        }
+        _ => "the embedded preview is not a JPEG".to_owned(),
     })?;
     let orientation = Orientation::from_exif(preview.orientation as u8).filter(|o| *o != Orientation::NoTransforms);
     Ok((image.into_rgb8(), orientation))
