@@ -193,15 +193,21 @@ pub(super) fn decode_stored(
 const RAW_HEAD_LEN: u64 = 64 * 1024;
 
 /// A photo's width and height as it is shown, after its orientation, from its header, or
-/// `None` when it cannot be read. HEIF and RAW files are read whole, since their structure
-/// must be parsed; other formats only as far as their header.
+/// `None` when it cannot be read. HEIF and RAW files are read whole (up to
+/// [`DEFAULT_MAX_FILE_MB`]), since their structure must be parsed; other formats only as far
+/// as their header.
 pub fn shown_size(path: &Path) -> Option<(u32, u32)> {
     use std::io::Read;
+    let mut file = std::fs::File::open(path).ok()?;
     let mut head = Vec::new();
-    std::fs::File::open(path).ok()?.take(RAW_HEAD_LEN).read_to_end(&mut head).ok()?;
+    (&mut file).take(RAW_HEAD_LEN).read_to_end(&mut head).ok()?;
+    let whole = || {
+        let mut rest = head.clone();
+        file.take(DEFAULT_MAX_FILE_MB * 1_000_000).read_to_end(&mut rest).ok().map(|_| rest)
+    };
     let (width, height, orientation) = match Container::identify(&head, path)? {
-        Container::Heif => return heif::shown_size(&std::fs::read(path).ok()?),
-        Container::Raw => return raw::shown_size(&std::fs::read(path).ok()?),
+        Container::Heif => return heif::shown_size(&whole()?),
+        Container::Raw => return raw::shown_size(&whole()?),
         Container::Image(_) => {
             let mut decoder = ImageReader::open(path).ok()?.with_guessed_format().ok()?.into_decoder().ok()?;
             let (width, height) = decoder.dimensions();
