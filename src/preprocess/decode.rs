@@ -201,13 +201,13 @@ pub fn shown_size(path: &Path) -> Option<(u32, u32)> {
     let mut file = std::fs::File::open(path).ok()?;
     let mut head = Vec::new();
     (&mut file).take(RAW_HEAD_LEN).read_to_end(&mut head).ok()?;
-    let whole = || {
-        let mut rest = head.clone();
-        file.take(DEFAULT_MAX_FILE_MB * 1_000_000).read_to_end(&mut rest).ok().map(|_| rest)
-    };
-    let (width, height, orientation) = match Container::identify(&head, path)? {
-        Container::Heif => return heif::shown_size(&whole()?),
-        Container::Raw => return raw::shown_size(&whole()?),
+    let container = Container::identify(&head, path)?;
+    if matches!(container, Container::Heif | Container::Raw) {
+        file.take(DEFAULT_MAX_FILE_MB * 1_000_000).read_to_end(&mut head).ok()?;
+    }
+    let (width, height, orientation) = match container {
+        Container::Heif => return heif::shown_size(&head),
+        Container::Raw => return raw::shown_size(&head),
         Container::Image(_) => {
             let mut decoder = ImageReader::open(path).ok()?.with_guessed_format().ok()?.into_decoder().ok()?;
             let (width, height) = decoder.dimensions();

@@ -232,6 +232,31 @@ pub fn run_evatag(args: &[&std::ffi::OsStr], cache: Option<&Path>) -> Run {
     Run { code: status.code(), lines, stderr }
 }
 
+/// Runs `evatag tag --device cuda` on one fixture photo with the tiny model, backtraces asked
+/// for and `env` added, checks that it tagged the photo on the CPU after one line about CUDA
+/// with no backtrace, and returns that line.
+pub fn cuda_fallback_line(env: &[(&str, &std::ffi::OsStr)]) -> String {
+    let photo = fixtures().join("photos/cat_landscape.jpg");
+    let mut args: Vec<std::ffi::OsString> =
+        ["tag", "--device", "cuda", "--no-cache", "--model-dir"].map(Into::into).to_vec();
+    args.extend([model_dir("eva_tiny").into_os_string(), photo.into_os_string()]);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_evatag"))
+        .args(&args)
+        .envs(env.iter().copied())
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("CUDA")).collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(warnings[0].contains("using the CPU"), "{stderr}");
+    assert!(!stderr.contains("backtrace") && !stderr.contains("stack"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.lines().count() == 1 && stdout.contains("\"labels\""), "{stdout}");
+    warnings[0].to_owned()
+}
+
 /// Arguments for `evatag tag` with a fixture model on the CPU, then `rest`.
 pub fn tag_args(model: &str, rest: &[&Path]) -> Vec<std::ffi::OsString> {
     let mut args: Vec<std::ffi::OsString> = ["tag", "--device", "cpu", "--model-dir"].iter().map(Into::into).collect();
