@@ -15,6 +15,7 @@ pub use decode::{
     DEFAULT_MAX_FILE_MB, DEFAULT_MAX_MEGAPIXELS, HEADER_LEN, PreprocessError, check_header, decode, decode_rgb8,
     jpeg_is_complete, shown_size,
 };
+pub use heif::{LIBHEIF_ENV, libheif_version};
 
 /// timm's eval transform for one model: resize, centre crop, normalise to CHW f32.
 #[derive(Debug, Clone)]

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Build an AppImage of evatag from an already built binary.
 #
-#   cargo build --release --features heif         # needs libheif-dev 1.17 or newer
+#   cargo build --release
 #   packaging/linux/appimage.sh                   # uses target/release/evatag
-#   packaging/linux/appimage.sh --binary PATH
+#   packaging/linux/appimage.sh --binary PATH --libheif PATH
 #   packaging/linux/appimage.sh --appdir-only     # only assemble the AppDir
 #
 # Output: target/packaging/evatag-<version>-<arch>.AppImage (arch as `uname -m`).
@@ -15,14 +15,20 @@
 # Neither tool is installed on the project's Linux build machine, so there only the
 # AppDir assembly (--appdir-only) has been exercised.
 #
-# A binary built with the heif feature links libheif, which decodes HEIC with its
-# libde265 plugin and AVIF with its dav1d (else aom) plugin, loaded at run time. The
-# AppImage carries libheif, those decoder plugins (from libheif's plugin folder, or the
-# folders named in LIBHEIF_PLUGIN_PATH) in usr/lib/libheif/plugins and the libraries they
-# link; its AppRun sets LIBHEIF_PLUGIN_PATH to that folder. linuxdeploy copies the
-# libraries; without it this script copies them itself and sets their run paths, which
+# evatag reads HEIC, HEIF and AVIF with libheif, which it loads at run time (dlopen),
+# first from usr/lib/libheif.so.1 beside its usr/bin. The AppImage carries this machine's
+# libheif there (the one ldconfig knows, /usr/lib/<gcc -dumpmachine>/libheif.so.1, or
+# --libheif PATH), its HEVC and AV1 decoders where they are plugins (libheif-libde265.so,
+# libheif-dav1d.so or libheif-aomdec.so, from libheif's plugin folder or the folders named
+# in LIBHEIF_PLUGIN_PATH) in usr/lib/libheif/plugins, and the libraries they link; its
+# AppRun sets LIBHEIF_PLUGIN_PATH to that folder. linuxdeploy copies the libraries;
+# without it this script copies them itself and sets their run paths to $ORIGIN, which
 # needs patchelf. Like linuxdeploy, it leaves out glibc, libstdc++, libgcc_s and zlib,
 # which every desktop system has: build on the oldest system the AppImage is meant for.
+# The copyright file of each Debian package a library comes from goes to
+# usr/share/doc/<package>/copyright, the licence texts it names to
+# usr/share/common-licenses/, and usr/share/doc/SOURCES names the source package and
+# version of each. Elsewhere than on Debian or Ubuntu, copy them by hand.
 #
 # OpenGL, EGL, X11, Wayland and xkbcommon are loaded from the host system at run
 # time (they must match its graphics drivers) and are deliberately not bundled.
@@ -30,9 +36,10 @@ set -euo pipefail
 
 usage() {
     cat <<'EOF'
-usage: appimage.sh [--binary PATH] [--out DIR] [--appdir-only]
+usage: appimage.sh [--binary PATH] [--libheif PATH] [--out DIR] [--appdir-only]
 
   --binary PATH   the evatag executable to package (default: target/release/evatag)
+  --libheif PATH  the libheif.so.1 to carry (default: the system's, found with ldconfig)
   --out DIR       where to write the AppImage (default: target/packaging)
   --appdir-only   assemble DIR/evatag.AppDir and stop
 EOF
@@ -42,11 +49,14 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 binary="$root/target/release/evatag"
 out="$root/target/packaging"
 appdir_only=0
+libheif=""
 
 while [ $# -gt 0 ]; do
     case "$1" in
         --binary) binary="${2:?--binary needs a path}"; shift 2 ;;
         --binary=*) binary="${1#*=}"; shift ;;
+        --libheif) libheif="${2:?--libheif needs a path}"; shift 2 ;;
+        --libheif=*) libheif="${1#*=}"; shift ;;
         --out) out="${2:?--out needs a directory}"; shift 2 ;;
         --out=*) out="${1#*=}"; shift ;;
         --appdir-only) appdir_only=1; shift ;;
@@ -56,7 +66,7 @@ while [ $# -gt 0 ]; do
 done
 
 if [ ! -f "$binary" ]; then
-    echo "appimage.sh: binary not found: $binary (run 'cargo build --release --features heif' or pass --binary)" >&2
+    echo "appimage.sh: binary not found: $binary (run 'cargo build --release' or pass --binary)" >&2
     exit 1
 fi
 
@@ -88,71 +98,134 @@ done
 install -Dm644 "$root/assets/icon.svg" "$appdir/usr/share/icons/hicolor/scalable/apps/$app_id.svg"
 
 # The license of a copied library, as linuxdeploy copies it: the copyright file of the
-# Debian package that holds it, where dpkg knows the file.
+# Debian package that holds it, where dpkg knows the file, with the full licence texts it
+# refers to (/usr/share/common-licenses/LGPL-3 and so on, at the same path in the AppDir),
+# and a line in usr/share/doc/SOURCES that names the package's source and where Debian
+# keeps it.
 copy_copyright() {
-    local owner
+    local owner source text
     command -v dpkg-query >/dev/null || return 0
     owner="$(dpkg-query -S "$(readlink -f "$1")" 2>/dev/null)" || return 0
     owner="${owner%%$'\n'*}"
     owner="${owner%%:*}"
-    if [ -n "$owner" ] && [ -f "/usr/share/doc/$owner/copyright" ]; then
+    [ -n "$owner" ] || return 0
+    if [ -f "/usr/share/doc/$owner/copyright" ]; then
         install -Dm644 "/usr/share/doc/$owner/copyright" "$appdir/usr/share/doc/$owner/copyright"
+        while read -r text; do
+            if [ -f "$text" ]; then
+                install -Dm644 "$text" "$appdir$text"
+            fi
+        done < <(grep -o '/usr/share/common-licenses/[A-Za-z0-9.+-]*[A-Za-z0-9+-]' "/usr/share/doc/$owner/copyright" | sort -u)
+    fi
+    source="$(dpkg-query -W -f='${Package} ${Version}: source package ${source:Package} ${source:Version}, https://snapshot.debian.org/package/${source:Package}/${source:Version}/' "$owner" 2>/dev/null)" || return 0
+    mkdir -p "$appdir/usr/share/doc"
+    if ! grep -qxF "$source" "$appdir/usr/share/doc/SOURCES" 2>/dev/null; then
+        echo "$source" >>"$appdir/usr/share/doc/SOURCES"
     fi
 }
 
-# libheif, when the binary links it: the library it resolves to and its decoder plugins.
-# HEVC (HEIC) needs libheif-libde265.so, AV1 (AVIF) libheif-dav1d.so or libheif-aomdec.so,
-# unless libheif was built with that decoder inside it. Only decoders are copied.
-heif_plugins="$appdir/usr/lib/libheif/plugins"
-heif_lib="$(ldd "$binary" 2>/dev/null | awk '$1 ~ /^libheif\.so/ { print $3; exit }' || true)"
-if [ -n "$heif_lib" ]; then
-    if [ ! -f "$heif_lib" ]; then
-        echo "appimage.sh: $binary links libheif, which is not installed here (libheif-dev 1.17 or newer)" >&2
+# libheif: the library and its decoder plugins. The AppImage promises HEIC, HEIF and
+# AVIF, so a machine without libheif cannot build it.
+if [ -z "$libheif" ]; then
+    tried=()
+    # ldconfig's cache, then the multiarch folder of this machine's compiler.
+    while read -r path; do
+        tried+=("$path")
+    done < <("$(command -v ldconfig || echo /sbin/ldconfig)" -p 2>/dev/null | awk '$1 == "libheif.so.1" { print $NF }')
+    if command -v gcc >/dev/null; then
+        tried+=("/usr/lib/$(gcc -dumpmachine)/libheif.so.1")
+    fi
+    # The first that exists and is built for the binary's machine.
+    want="$(readelf -h "$binary" 2>/dev/null | awk -F: '/Machine:/ { print $2 }')"
+    for path in "${tried[@]}"; do
+        [ -f "$path" ] || continue
+        if [ -n "$want" ] && [ "$(readelf -h "$path" 2>/dev/null | awk -F: '/Machine:/ { print $2 }')" != "$want" ]; then
+            continue
+        fi
+        libheif="$path"
+        break
+    done
+    if [ -z "$libheif" ]; then
+        echo "appimage.sh: libheif.so.1 not found (tried ${tried[*]:-ldconfig -p}); install libheif" \
+            "1.13 or newer (Debian/Ubuntu: apt-get install libheif1) or pass --libheif PATH" >&2
         exit 1
     fi
-    # Where to look for the plugins: LIBHEIF_PLUGIN_PATH, as libheif itself reads it, else
-    # the plugin folder beside the library the binary loads, else the one pkg-config names.
-    plugin_dirs=()
-    if [ -n "${LIBHEIF_PLUGIN_PATH:-}" ]; then
-        IFS=: read -ra plugin_dirs <<<"$LIBHEIF_PLUGIN_PATH"
-    else
-        plugin_dirs+=("$(dirname "$heif_lib")/libheif/plugins")
-        if libdir="$(pkg-config --variable=libdir libheif 2>/dev/null)" && [ -n "$libdir" ]; then
-            plugin_dirs+=("$libdir/libheif/plugins")
-        fi
-    fi
-    heif_needs="$(ldd "$heif_lib")"
-    # $1: the codec, $2: the library that holds its decoder when libheif has it built in,
-    # rest: plugins in order of preference. Copies the first plugin found.
-    copy_decoder() {
-        local codec="$1" builtin="$2" plugin dir
-        shift 2
-        if grep -Eq "$builtin" <<<"$heif_needs"; then
-            return 0
-        fi
-        for plugin in "$@"; do
-            for dir in "${plugin_dirs[@]}"; do
-                if [ -f "$dir/$plugin" ]; then
-                    install -Dm644 "$dir/$plugin" "$heif_plugins/$plugin"
-                    copy_copyright "$dir/$plugin"
-                    return 0
-                fi
-            done
-        done
-        echo "appimage.sh: no $codec decoder plugin for libheif ($*) in ${plugin_dirs[*]}" \
-            "(Debian/Ubuntu: apt-get install libheif-plugin-libde265 libheif-plugin-dav1d)" >&2
-        exit 1
-    }
-    copy_decoder HEVC 'libde265\.so' libheif-libde265.so
-    copy_decoder AV1 'libdav1d\.so|libaom\.so' libheif-dav1d.so libheif-aomdec.so
+elif [ ! -f "$libheif" ]; then
+    echo "appimage.sh: --libheif $libheif: no such file" >&2
+    exit 1
 fi
+heif_lib="$(readlink -f "$libheif")"
+# The name evatag loads, beside usr/bin.
+install -Dm644 "$heif_lib" "$appdir/usr/lib/libheif.so.1"
+copy_copyright "$heif_lib"
+
+# HEVC (HEIC) needs libheif-libde265.so, AV1 (AVIF) libheif-dav1d.so or libheif-aomdec.so,
+# unless libheif was built with that decoder inside it. Only decoders are copied. The
+# plugin folder always exists in the AppDir, so that AppRun points libheif at it and the
+# bundled libheif never loads the host's plugins.
+heif_plugins="$appdir/usr/lib/libheif/plugins"
+mkdir -p "$heif_plugins"
+# Where to look for the plugins: LIBHEIF_PLUGIN_PATH, as libheif itself reads it, else the
+# plugin folder beside the library.
+plugin_dirs=()
+if [ -n "${LIBHEIF_PLUGIN_PATH:-}" ]; then
+    IFS=: read -ra plugin_dirs <<<"$LIBHEIF_PLUGIN_PATH"
+else
+    plugin_dirs+=("$(dirname "$heif_lib")/libheif/plugins")
+fi
+heif_needs="$(ldd "$heif_lib")"
+# $1: the codec, $2: the library that holds its decoder when libheif has it built in,
+# rest: plugins in order of preference. Copies the first plugin found.
+copy_decoder() {
+    local codec="$1" builtin="$2" plugin dir
+    shift 2
+    if grep -Eq "$builtin" <<<"$heif_needs"; then
+        return 0
+    fi
+    for plugin in "$@"; do
+        for dir in "${plugin_dirs[@]}"; do
+            if [ -f "$dir/$plugin" ]; then
+                install -Dm644 "$dir/$plugin" "$heif_plugins/$plugin"
+                copy_copyright "$dir/$plugin"
+                return 0
+            fi
+        done
+    done
+    echo "appimage.sh: no $codec decoder plugin for libheif ($*) in ${plugin_dirs[*]}" \
+        "(Debian/Ubuntu: apt-get install libheif-plugin-libde265 libheif-plugin-dav1d)" >&2
+    exit 1
+}
+copy_decoder HEVC 'libde265\.so' libheif-libde265.so
+copy_decoder AV1 'libdav1d\.so|libaom\.so' libheif-dav1d.so libheif-aomdec.so
+
+# The libraries libheif and its plugins link, as "name path" lines, except the base
+# system's (glibc, libstdc++, libgcc_s, zlib). Run before any run path in the AppDir is
+# set, so that they resolve to the system's.
+heif_deps() {
+    local file
+    for file in "$heif_lib" "$heif_plugins"/*.so; do
+        [ -f "$file" ] || continue
+        ldd "$file" | awk '$2 == "=>" && $3 ~ /^\// { print $1, $3 }'
+    done | while read -r name path; do
+        case "$name" in
+            ld-linux*.so.* | libc.so.* | libm.so.* | libmvec.so.* | libdl.so.* | libpthread.so.* | \
+                librt.so.* | libresolv.so.* | libstdc++.so.* | libgcc_s.so.* | libz.so.*) continue ;;
+        esac
+        echo "$name $path"
+    done | sort -u
+}
+# Their licences, whoever copies the libraries (linuxdeploy or bundle_libraries).
+while read -r name path; do
+    copy_copyright "$path"
+done < <(heif_deps)
 
 # The entry point: sets LIBHEIF_PLUGIN_PATH to the bundled plugins, then starts evatag
 # with the arguments (such as file paths) it was given.
 write_apprun() {
     cat >"$1" <<'EOF'
 #!/bin/sh
-# Starts evatag from its AppImage; libheif loads the HEIC and AVIF decoders bundled here.
+# Starts evatag from its AppImage; evatag loads usr/lib/libheif.so.1, which loads the
+# HEIC and AVIF decoder plugins bundled here (or has them built in).
 here="$(dirname "$(readlink -f "$0")")"
 if [ -d "$here/usr/lib/libheif/plugins" ]; then
     LIBHEIF_PLUGIN_PATH="$here/usr/lib/libheif/plugins"
@@ -163,30 +236,22 @@ EOF
     chmod 755 "$1"
 }
 
-# Without linuxdeploy: copies libheif, the plugins' libraries and what they link into
-# usr/lib, except the base system's (glibc, libstdc++, libgcc_s, zlib), and points the
-# run paths there.
+# Without linuxdeploy: copies what libheif and its plugins link into usr/lib, and sets the
+# run paths of libheif and of the copies to usr/lib ($ORIGIN), and of the plugins to
+# usr/lib ($ORIGIN/../..).
+# shellcheck disable=SC2016 # $ORIGIN is literal
 bundle_libraries() {
-    [ -n "$heif_lib" ] || return 0
     if ! command -v patchelf >/dev/null; then
         echo "appimage.sh: bundling libheif without linuxdeploy needs patchelf (apt-get install patchelf)" >&2
         exit 1
     fi
     local file name path
-    for file in "$appdir/usr/bin/evatag" "$heif_plugins"/*.so; do
-        [ -f "$file" ] || continue
-        while read -r name path; do
-            case "$name" in
-                ld-linux*.so.* | libc.so.* | libm.so.* | libmvec.so.* | libdl.so.* | libpthread.so.* | \
-                    librt.so.* | libresolv.so.* | libstdc++.so.* | libgcc_s.so.* | libz.so.*) continue ;;
-            esac
-            [ -e "$appdir/usr/lib/$name" ] && continue
-            install -Dm644 "$path" "$appdir/usr/lib/$name"
-            patchelf --set-rpath '$ORIGIN' "$appdir/usr/lib/$name"
-            copy_copyright "$path"
-        done < <(ldd "$file" | awk '$2 == "=>" && $3 ~ /^\// { print $1, $3 }')
-    done
-    patchelf --set-rpath '$ORIGIN/../lib' "$appdir/usr/bin/evatag"
+    while read -r name path; do
+        [ -e "$appdir/usr/lib/$name" ] && continue
+        install -Dm644 "$path" "$appdir/usr/lib/$name"
+        patchelf --set-rpath '$ORIGIN' "$appdir/usr/lib/$name"
+    done < <(heif_deps)
+    patchelf --set-rpath '$ORIGIN' "$appdir/usr/lib/libheif.so.1"
     for file in "$heif_plugins"/*.so; do
         if [ -f "$file" ]; then
             patchelf --set-rpath '$ORIGIN/../..' "$file"
@@ -238,18 +303,20 @@ if linuxdeploy="$(find_tool "${LINUXDEPLOY:-}" linuxdeploy "linuxdeploy-$arch.Ap
     install -m755 "$binary" "$inputs/evatag"
     install -m644 "$icons/evatag-256.png" "$inputs/$app_id.png"
     write_apprun "$inputs/AppRun"
-    # It copies libheif with the binary; the plugins are already in the AppDir, and
-    # --deploy-deps-only copies what they link and points their run paths at usr/lib.
-    plugin_args=()
-    if [ -d "$heif_plugins" ]; then
-        plugin_args=(--deploy-deps-only "$heif_plugins")
-    fi
+    # libheif and its plugins are already in the AppDir; --deploy-deps-only copies what
+    # they link and points their run paths at usr/lib.
+    heif_args=(--deploy-deps-only "$appdir/usr/lib/libheif.so.1")
+    for file in "$heif_plugins"/*.so; do
+        if [ -f "$file" ]; then
+            heif_args+=(--deploy-deps-only "$file")
+        fi
+    done
     # It writes the AppImage to the working directory, named from these variables.
     export LINUXDEPLOY_OUTPUT_VERSION="$version"
     export LDAI_OUTPUT="$appimage"
     (cd "$out" && "$linuxdeploy" --appdir "$appdir" \
         --executable "$inputs/evatag" \
-        "${plugin_args[@]}" \
+        "${heif_args[@]}" \
         --desktop-file "$linux/$app_id.desktop" \
         --icon-file "$inputs/$app_id.png" \
         --custom-apprun "$inputs/AppRun" \

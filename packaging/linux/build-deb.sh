@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Build a Debian package of evatag from an already built binary.
 #
-#   cargo build --release --features heif             # needs libheif-dev 1.17 or newer
+#   cargo build --release
 #   packaging/linux/build-deb.sh                      # uses target/release/evatag
 #   packaging/linux/build-deb.sh --binary path/to/evatag --arch arm64
 #
 #   eval "$(packaging/cuda/toolkit.sh --link)"
-#   RUSTFLAGS='-C link-arg=-Wl,-rpath,$ORIGIN' cargo build --release --features cuda,heif
+#   RUSTFLAGS='-C link-arg=-Wl,-rpath,$ORIGIN' cargo build --release --features cuda
 #   packaging/linux/build-deb.sh --cuda "$CUDA_HOME/lib"    # the separate evatag-cuda package
 #
 # Output: target/packaging/evatag_<version>_<arch>.deb (or evatag-cuda_...), version read from Cargo.toml.
-# A binary built with the heif feature links libheif (HEIC, HEIF and AVIF); the package then
-# depends on libheif1 (>= 1.17), whose Debian package brings the HEVC and AV1 decoder plugins
-# (Debian 12: from bookworm-backports). Camera RAW needs no library.
+# evatag reads HEIC, HEIF and AVIF with the system's libheif, which it loads at run time
+# (dlopen of libheif.so.1), so no tool sees it in the binary: both packages depend on
+# libheif1 (>= 1.15) and recommend its HEVC and AV1 decoder plugins. Debian 12's libheif1
+# (1.15) has the decoders built in; Debian 13 and Ubuntu 24.04 package them as plugins.
+# Camera RAW needs no library.
 # The CUDA package holds the CUDA build with the CUDA libraries it links (cuBLAS, cuRAND, NVRTC,
 # copied from the folder given) in /usr/lib/evatag-cuda, found through the binary's $ORIGIN run
 # path; it needs the NVIDIA driver (libcuda.so.1, 580 or newer), replaces the evatag package and
@@ -56,7 +58,7 @@ while [ $# -gt 0 ]; do
 done
 
 if [ ! -f "$binary" ]; then
-    echo "build-deb.sh: binary not found: $binary (run 'cargo build --release --features heif' or pass --binary)" >&2
+    echo "build-deb.sh: binary not found: $binary (run 'cargo build --release' or pass --binary)" >&2
     exit 1
 fi
 command -v dpkg-deb >/dev/null || { echo "build-deb.sh: dpkg-deb is required" >&2; exit 1; }
@@ -94,9 +96,10 @@ package=evatag
 if [ -n "$cuda_libs" ]; then
     package=evatag-cuda
     # The binary finds the libraries beside it only through an $ORIGIN run path.
+    # shellcheck disable=SC2016 # $ORIGIN is literal
     if ! readelf -d "$binary" 2>/dev/null | grep -q 'R.*PATH.*\$ORIGIN'; then
         echo "build-deb.sh: $binary has no \$ORIGIN run path; build it with" \
-            "RUSTFLAGS='-C link-arg=-Wl,-rpath,\$ORIGIN' cargo build --release --features cuda,heif" >&2
+            "RUSTFLAGS='-C link-arg=-Wl,-rpath,\$ORIGIN' cargo build --release --features cuda" >&2
         exit 1
     fi
     install -Dm755 "$binary" "$pkg/usr/lib/evatag-cuda/evatag"
@@ -134,18 +137,8 @@ EOF
 gzip -9n <"$stage/changelog" >"$pkg/usr/share/doc/$package/changelog.gz"
 chmod 644 "$pkg/usr/share/doc/$package/changelog.gz"
 
-# Libraries the binary links against: libc6 and libgcc-s1 (Rust's unwinder) and, with the heif
-# feature, libheif1; the model needs no system library. With dpkg-shlibdeps we get the minimum
-# versions the binary needs. Whether it links libheif is read from the NEEDED entries of its
-# dynamic section (readelf, else objdump; both in binutils).
-needed="$(readelf -d "$binary" 2>/dev/null || objdump -p "$binary" 2>/dev/null || true)"
-heif=0
-if grep -Eq 'NEEDED.*libheif\.so' <<<"$needed"; then
-    heif=1
-else
-    echo "build-deb.sh: warning: $binary does not link libheif (built without --features heif);" \
-        "the package will not open HEIC, HEIF or AVIF files" >&2
-fi
+# Libraries the binary links against: libc6 and libgcc-s1 (Rust's unwinder); the model
+# needs no system library. With dpkg-shlibdeps we get the minimum versions the binary needs.
 linked="libc6, libgcc-s1"
 if command -v dpkg-shlibdeps >/dev/null && head -c4 "$binary" | grep -q 'ELF'; then
     mkdir -p "$stage/shlibs/debian"
@@ -155,23 +148,15 @@ if command -v dpkg-shlibdeps >/dev/null && head -c4 "$binary" | grep -q 'ELF'; t
         [ -n "$found" ] && linked="$found"
     fi
 fi
-# The binary is built for the libheif 1.17 API. dpkg-shlibdeps names libheif1 when it knows
-# the library's package, but from the symbols alone it may ask for less; without it (or with
-# a libheif not installed from a package) the dependency is added here. Either way it is at
-# least 1.17. The libheif1 package depends on the HEVC and AV1 decoder plugins.
-if [ "$heif" -eq 1 ]; then
-    computed="$(sed -n 's/.*libheif1 (>= \([^)]*\)).*/\1/p' <<<"$linked")"
-    if [ -z "$computed" ] || ! dpkg --compare-versions "$computed" ge 1.17; then
-        if grep -q 'libheif1' <<<"$linked"; then
-            linked="$(sed 's/libheif1\( ([^)]*)\)\{0,1\}/libheif1 (>= 1.17)/' <<<"$linked")"
-        else
-            linked="$linked, libheif1 (>= 1.17)"
-        fi
-    fi
-fi
 
-# Libraries eframe/winit/glutin load with dlopen() at run time, so no tool can find
-# them from the binary:
+# Libraries that evatag (libheif) and eframe/winit/glutin (the rest) load with dlopen() at
+# run time, so no tool can find them from the binary:
+# - Depends: libheif1 1.15 or newer (Debian 12, 13, Ubuntu 24.04) for HEIC, HEIF and AVIF;
+#   evatag uses only the C API that libheif 1.13 has.
+# - Recommends: libheif's HEVC decoder plugin (HEIC) and an AV1 decoder plugin (AVIF),
+#   which Debian 13 and Ubuntu 24.04 package apart from libheif1. Debian 12 has no such
+#   packages (its libheif1 has both decoders built in); apt skips a Recommends it cannot
+#   satisfy.
 # - Depends: OpenGL through GLX (libgl1; tried first on X11) or EGL (libegl1; Wayland,
 #   and the X11 fallback), and libxkbcommon0 for the keyboard on both.
 # - Recommends: the X11 set (libx11-6, libx11-xcb1, libxcursor1, libxi6,
@@ -181,19 +166,14 @@ fi
 #   Recommends by default, and desktop systems normally have both sets already.
 # - The file dialog talks to the XDG desktop portal over D-Bus (libdbus-1-3, loaded at
 #   run time) and falls back to zenity when no portal is running.
-depends="$linked, libgl1, libegl1, libxkbcommon0"
-recommends="libx11-6, libx11-xcb1, libxcursor1, libxi6, libxkbcommon-x11-0, \
+depends="$linked, libheif1 (>= 1.15), libgl1, libegl1, libxkbcommon0"
+recommends="libheif-plugin-libde265, libheif-plugin-dav1d | libheif-plugin-aomdec, \
+libx11-6, libx11-xcb1, libxcursor1, libxi6, libxkbcommon-x11-0, \
 libwayland-client0, libwayland-cursor0, libwayland-egl1, libdbus-1-3, xdg-desktop-portal | zenity"
 
 extra=""
-if [ "$heif" -eq 1 ]; then
-    summary="Opens JPEG, PNG, WebP, TIFF, BMP, GIF, HEIC/HEIF, AVIF and camera RAW files
+summary="Opens JPEG, PNG, WebP, TIFF, BMP, GIF, HEIC/HEIF, AVIF and camera RAW files
  (DNG, CR2, CR3, NEF, ARW, RAF, RW2, ORF, PEF and more) and whole folders."
-else
-    summary="Opens JPEG, PNG, WebP, TIFF, BMP, GIF and camera RAW files (DNG, CR2, CR3,
- NEF, ARW, RAF, RW2, ORF, PEF and more) and whole folders. This build cannot open
- HEIC, HEIF or AVIF files."
-fi
 if [ "$package" = evatag-cuda ]; then
     # libcuda.so.1 comes with the NVIDIA driver, under the distribution's or NVIDIA's name.
     depends="$depends, libcuda1 (>= 580) | libnvidia-compute-580 | libnvidia-compute-590 | cuda-drivers (>= 580)"

@@ -1,16 +1,24 @@
 ; NSIS installer for evatag (64-bit Windows).
 ;
-; Build evatag.exe first (cargo build --release --features heif, with libheif from vcpkg,
-; see packaging/README.md; the root build.rs embeds the icon), then, from the repository root:
+; Build evatag.exe first (cargo build --release; the root build.rs embeds the icon), and
+; libheif's DLLs with vcpkg (vcpkg install "libheif[core,aom]:x64-windows", see
+; packaging/README.md), then, from the repository root:
 ;
-;   makensis /DVERSION=0.1.0 packaging\windows\evatag.nsi
+;   makensis /DVERSION=0.1.0 /DLIBHEIF_DIR=%VCPKG_ROOT%\installed\x64-windows packaging\windows\evatag.nsi
 ;
 ; Defines (all optional except VERSION, which should match Cargo.toml):
 ;   VERSION       product version, e.g. 0.1.0
 ;   VERSION_QUAD  four-part file version for the installer's own version info (VERSION.0)
 ;   BINARY        the executable to install (..\..\target\release\evatag.exe)
+;   LIBHEIF_DIR   vcpkg's installed tree for the x64-windows triplet, which holds bin\heif.dll
+;                 and the DLLs it links, and share\<port>\copyright
+;                 ($%VCPKG_ROOT%\installed\x64-windows, from the environment)
 ;   OUTDIR        where the installer is written (..\..\target\packaging)
 ; Relative paths are resolved from this script's folder.
+;
+; evatag.exe reads HEIC, HEIF and AVIF with heif.dll, which it loads at run time from its
+; own folder. The installer puts heif.dll there with libde265.dll (HEVC, for HEIC) and
+; aom.dll or dav1d.dll (AV1, for AVIF), and their licence texts in licenses\.
 ;
 ; Installs to Program Files\evatag for all users, adds a Start-menu shortcut, an entry in
 ; Apps & features with an uninstaller, "Open with" and Default-apps registration for
@@ -31,6 +39,24 @@ SetCompressor /SOLID lzma
 !endif
 !ifndef BINARY
   !define BINARY "..\..\target\release\evatag.exe"
+!endif
+!ifndef LIBHEIF_DIR
+  !define LIBHEIF_DIR "$%VCPKG_ROOT%\installed\x64-windows"
+!endif
+; The AV1 decoder (AVIF) that libheif links: aom.dll (vcpkg's libheif[aom]) or dav1d.dll.
+!if /FileExists "${LIBHEIF_DIR}\bin\aom.dll"
+  !define AV1_AOM
+!endif
+!if /FileExists "${LIBHEIF_DIR}\bin\dav1d.dll"
+  !define AV1_DAV1D
+!endif
+!if ! /FileExists "${LIBHEIF_DIR}\bin\heif.dll"
+  !error 'no heif.dll in ${LIBHEIF_DIR}\bin: run vcpkg install "libheif[core,aom]:x64-windows" and pass /DLIBHEIF_DIR=<vcpkg>\installed\x64-windows'
+!endif
+!ifndef AV1_AOM
+  !ifndef AV1_DAV1D
+    !error "no AV1 decoder (aom.dll or dav1d.dll) in ${LIBHEIF_DIR}\bin: install libheif with vcpkg's aom feature"
+  !endif
 !endif
 !ifndef OUTDIR
   !define OUTDIR "..\..\target\packaging"
@@ -102,7 +128,7 @@ VIAddVersionKey "LegalCopyright" "Copyright (c) ${PUBLISHER}. MIT OR Apache-2.0.
   !insertmacro ${MACRO} ".tiff"
   !insertmacro ${MACRO} ".bmp"
   !insertmacro ${MACRO} ".gif"
-  ; HEIC, HEIF and AVIF (libheif, linked into evatag.exe)
+  ; HEIC, HEIF and AVIF (heif.dll, installed beside evatag.exe)
   !insertmacro ${MACRO} ".heic"
   !insertmacro ${MACRO} ".heif"
   !insertmacro ${MACRO} ".hif"
@@ -153,6 +179,26 @@ Section "${APP_NAME}" SecMain
   SectionIn RO
   SetOutPath "$INSTDIR"
   File "/oname=${EXE}" "${BINARY}"
+  ; libheif and the decoders it links, with their licences (LGPL-3.0 for libheif and
+  ; libde265, BSD-2-Clause for aom and dav1d).
+  File "${LIBHEIF_DIR}\bin\heif.dll"
+  File "${LIBHEIF_DIR}\bin\libde265.dll"
+  !ifdef AV1_AOM
+    File "${LIBHEIF_DIR}\bin\aom.dll"
+  !endif
+  !ifdef AV1_DAV1D
+    File "${LIBHEIF_DIR}\bin\dav1d.dll"
+  !endif
+  SetOutPath "$INSTDIR\licenses"
+  File "/oname=libheif.txt" "${LIBHEIF_DIR}\share\libheif\copyright"
+  File "/oname=libde265.txt" "${LIBHEIF_DIR}\share\libde265\copyright"
+  !ifdef AV1_AOM
+    File "/oname=aom.txt" "${LIBHEIF_DIR}\share\aom\copyright"
+  !endif
+  !ifdef AV1_DAV1D
+    File "/oname=dav1d.txt" "${LIBHEIF_DIR}\share\dav1d\copyright"
+  !endif
+  SetOutPath "$INSTDIR"
   WriteUninstaller "$INSTDIR\uninstall.exe"
 
   CreateShortCut "$SMPROGRAMS\${APP_NAME}.lnk" "$INSTDIR\${EXE}" "" "$INSTDIR\${EXE}" 0
@@ -209,6 +255,15 @@ SectionEnd
 
 Section "Uninstall"
   Delete "$INSTDIR\${EXE}"
+  Delete "$INSTDIR\heif.dll"
+  Delete "$INSTDIR\libde265.dll"
+  Delete "$INSTDIR\aom.dll"
+  Delete "$INSTDIR\dav1d.dll"
+  Delete "$INSTDIR\licenses\libheif.txt"
+  Delete "$INSTDIR\licenses\libde265.txt"
+  Delete "$INSTDIR\licenses\aom.txt"
+  Delete "$INSTDIR\licenses\dav1d.txt"
+  RMDir "$INSTDIR\licenses"
   Delete "$INSTDIR\uninstall.exe"
   RMDir "$INSTDIR"
   Delete "$SMPROGRAMS\${APP_NAME}.lnk"

@@ -30,7 +30,7 @@ use crate::worker::{Command, Event, ModelStatus, PhotoError, Progress, Tagged, W
 ///
 /// With no subcommand, opens the desktop app (adding any PATHS given).
 #[derive(Debug, Parser)]
-#[command(name = "evatag", version, about)]
+#[command(name = "evatag", version, long_version = long_version(), about)]
 pub struct Args {
     /// What to do; the desktop app when absent.
     #[command(subcommand)]
@@ -40,6 +40,18 @@ pub struct Args {
     pub model: ModelArgs,
     /// Photos and folders to open in the desktop app.
     pub paths: Vec<PathBuf>,
+}
+
+/// `--version`'s long form: the version, and which libheif reads HEIC, HEIF and AVIF here.
+fn long_version() -> &'static str {
+    static TEXT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let heif = match preprocess::libheif_version() {
+            Ok(version) => format!("libheif {version}"),
+            Err(missing) => missing.to_string(),
+        };
+        format!("{}\nHEIC, HEIF and AVIF: {heif}", env!("CARGO_PKG_VERSION"))
+    });
+    &TEXT
 }
 
 /// The headless subcommands.

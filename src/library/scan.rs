@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use crate::preprocess;
 
 /// File extensions recognised as images, lower case: the `image` crate's formats, HEIF
-/// (read with the `heif` feature; without it they are reported, not skipped) and camera RAW.
+/// (read through libheif; where it is missing they are reported, not skipped) and camera RAW.
 pub const IMAGE_EXTENSIONS: &[&str] = &[
     "jpg", "jpeg", "jpe", "png", "webp", "tif", "tiff", "bmp", "gif", // the image crate
     "heic", "heif", "hif", "avif", // libheif

@@ -29,18 +29,15 @@ pub enum PreprocessError {
         /// The file.
         path: PathBuf,
     },
-    /// The format is one that this build was compiled without.
-    #[error(
-        "{path}: this build of evatag cannot read {format} photos: it was built without the `{feature}` feature \
-         (the released packages have it; a source build needs `--features {feature}`)"
-    )]
-    NotInThisBuild {
+    /// The format's decoder is not installed on this computer.
+    #[error("{path}: cannot read {format} photos: {reason}")]
+    NoDecoder {
         /// The file.
         path: PathBuf,
         /// The format's name.
         format: &'static str,
-        /// The cargo feature that reads it.
-        feature: &'static str,
+        /// What is missing and how to install it.
+        reason: String,
     },
     /// The file is larger than allowed.
     #[error(

@@ -1,13 +1,16 @@
-//! HEIC, HEIF and AVIF photos, decoded by libheif (the `heif` feature), the decoder that other
-//! photo libraries use. Without the feature these files are recognised and refused with a
-//! message that names it.
+//! HEIC, HEIF and AVIF photos, decoded by the system's libheif (the decoder other photo
+//! applications use), which is loaded when the first such file is met. Where libheif is
+//! missing these files are recognised and refused with a line that says what to install.
 
 use std::path::Path;
 
-#[cfg(feature = "heif")]
 use image::RgbImage;
 
 use super::decode::PreprocessError;
+
+mod libheif;
+
+pub use libheif::{LIBHEIF_ENV, version as libheif_version};
 
 /// ISO base media brands of HEIF image files: HEVC-coded (HEIC), AV1-coded (AVIF) and the
 /// generic image brands they list.
@@ -42,58 +45,48 @@ fn format_name(bytes: &[u8]) -> &'static str {
 /// Decodes the primary image of a HEIF file to 8-bit RGB, with the file's rotation, mirroring
 /// and cropping applied. 10- and 12-bit images are reduced to 8 bits by libheif, as other
 /// applications built on it do. The size is checked against `max_megapixels` before decoding.
-#[cfg(feature = "heif")]
 pub fn decode(bytes: &[u8], path: &Path, max_megapixels: u64) -> Result<RgbImage, PreprocessError> {
-    use std::sync::LazyLock;
-
-    use libheif_rs::{ColorSpace, DecodingOptions, HeifContext, HeifError, LibHeif, RgbChroma};
-
-    /// libheif's plugins are loaded once, for the life of the process.
-    static LIBHEIF: LazyLock<LibHeif> = LazyLock::new(LibHeif::new);
-
-    let broken = |e: HeifError| {
-        let message = e.message.split_whitespace().collect::<Vec<_>>().join(" ");
-        PreprocessError::decode(path, format!("{} data: {message}", format_name(bytes)))
+    let format = format_name(bytes);
+    let unavailable = |reason: libheif::Unavailable| PreprocessError::NoDecoder {
+        path: path.to_owned(),
+        format,
+        reason: reason.to_string(),
     };
-    let context = HeifContext::read_from_bytes(bytes).map_err(broken)?;
-    let handle = context.primary_image_handle().map_err(broken)?;
-    super::decode::check_pixels(path, handle.width(), handle.height(), max_megapixels)?;
-    let mut options = DecodingOptions::new()
-        .ok_or_else(|| PreprocessError::decode(path, "libheif could not allocate its decoding options"))?;
-    options.set_convert_hdr_to_8bit(true);
-    let image = LIBHEIF.decode(&handle, ColorSpace::Rgb(RgbChroma::Rgb), Some(options)).map_err(broken)?;
-    let planes = image.planes();
-    let plane = planes
-        .interleaved
-        .filter(|plane| plane.storage_bits_per_pixel == 24)
-        .ok_or_else(|| PreprocessError::decode(path, "libheif gave no 8-bit RGB picture"))?;
-    let row_len = plane.width as usize * 3;
-    let mut pixels = Vec::with_capacity(row_len * plane.height as usize);
-    for row in plane.data.chunks(plane.stride).take(plane.height as usize) {
-        pixels.extend_from_slice(&row[..row_len]);
-    }
-    RgbImage::from_raw(plane.width, plane.height, pixels)
+    let failed = |error: libheif::CallError| match error.missing_codec {
+        true => {
+            PreprocessError::NoDecoder { path: path.to_owned(), format, reason: missing_codec_reason(bytes, &error) }
+        }
+        false => PreprocessError::decode(path, format!("{format} data: {}", error.message)),
+    };
+    let context = libheif::Context::read(bytes).map_err(unavailable)?.map_err(failed)?;
+    let handle = context.primary_image().map_err(failed)?;
+    let (width, height) = handle.size();
+    super::decode::check_pixels(path, width, height, max_megapixels)?;
+    let (width, height, pixels) = handle.decode_rgb8().map_err(failed)?;
+    RgbImage::from_raw(width, height, pixels)
         .ok_or_else(|| PreprocessError::decode(path, "libheif's picture is smaller than its size says"))
 }
 
-/// The size of a HEIF file's primary image as it is shown (its rotation applied).
-#[cfg(feature = "heif")]
+/// What to install when libheif has no decoder for the file's codec (Debian 13 and later
+/// package them apart from libheif itself).
+fn missing_codec_reason(bytes: &[u8], error: &libheif::CallError) -> String {
+    let version = libheif::version().unwrap_or("?");
+    let (codec, package) = match format_name(bytes) {
+        "AVIF" => ("AV1", "libheif-plugin-dav1d"),
+        _ => ("HEVC", "libheif-plugin-libde265"),
+    };
+    format!(
+        "libheif {version} has no {codec} decoder ({}); install {package} or your system's equivalent",
+        error.message
+    )
+}
+
+/// The size of a HEIF file's primary image as it is shown (its rotation applied), or `None`
+/// where the file cannot be parsed or libheif is missing.
 pub fn shown_size(bytes: &[u8]) -> Option<(u32, u32)> {
-    let context = libheif_rs::HeifContext::read_from_bytes(bytes).ok()?;
-    let handle = context.primary_image_handle().ok()?;
-    Some((handle.width(), handle.height()))
-}
-
-/// A build without libheif cannot read a HEIF file's size.
-#[cfg(not(feature = "heif"))]
-pub fn shown_size(_bytes: &[u8]) -> Option<(u32, u32)> {
-    None
-}
-
-/// Refuses a HEIF file in a build without libheif, naming the feature that reads it.
-#[cfg(not(feature = "heif"))]
-pub fn decode(bytes: &[u8], path: &Path, _max_megapixels: u64) -> Result<image::RgbImage, PreprocessError> {
-    Err(PreprocessError::NotInThisBuild { path: path.to_owned(), format: format_name(bytes), feature: "heif" })
+    let context = libheif::Context::read(bytes).ok()?.ok()?;
+    let handle = context.primary_image().ok()?;
+    Some(handle.size())
 }
 
 #[cfg(test)]
@@ -125,12 +118,15 @@ mod tests {
         assert!(!is_heif(b"\0\0\0\x18ftyp"));
     }
 
-    #[cfg(not(feature = "heif"))]
     #[test]
-    fn without_libheif_the_message_names_the_feature() {
-        let err = decode(&ftyp(b"heic", &[b"mif1"]), Path::new("IMG_0001.HEIC"), 100).unwrap_err();
-        let message = err.to_string();
-        assert!(message.starts_with("IMG_0001.HEIC: this build of evatag cannot read HEIC/HEIF photos"), "{message}");
-        assert!(message.contains("`heif` feature"), "{message}");
+    fn a_missing_codec_names_the_package_to_install() {
+        let error = libheif::CallError { message: "Unsupported codec".into(), missing_codec: true };
+        let hevc = missing_codec_reason(&ftyp(b"heic", &[b"mif1"]), &error);
+        assert!(
+            hevc.contains("no HEVC decoder (Unsupported codec)") && hevc.contains("libheif-plugin-libde265"),
+            "{hevc}"
+        );
+        let av1 = missing_codec_reason(&ftyp(b"avif", &[b"mif1"]), &error);
+        assert!(av1.contains("no AV1 decoder") && av1.contains("libheif-plugin-dav1d"), "{av1}");
     }
 }
