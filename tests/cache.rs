@@ -125,3 +125,64 @@ fn a_killed_run_loses_at_most_its_batch_and_the_rerun_does_the_rest() {
     let (inferred, cached, failed) = rerun.summary();
     assert_eq!((inferred, cached, failed), (u64::from(total) - stored.len() as u64, stored.len() as u64, 0));
 }
+
+/// The names in `dir` of cache databases that were moved aside.
+fn moved_aside(dir: &Path) -> Vec<String> {
+    let names = std::fs::read_dir(dir).unwrap().map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned());
+    names.filter(|name| name.contains(".broken-")).collect()
+}
+
+/// A cache written by a newer evatag (its layout version one above this one's) keeps its
+/// bytes: its results are served, new ones are not stored, and the run says why.
+#[test]
+fn a_cache_from_a_newer_version_is_read_and_keeps_its_bytes() {
+    let (photos, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    many_photos(photos.path(), 2);
+    let (first, second) = (photos.path().join("p000.png"), photos.path().join("p001.png"));
+    let run = run_evatag(&os(&tag_args("eva_tiny", &[&first])), Some(cache.path()));
+    assert_eq!(run.summary(), (1, 0, 0), "{}", run.stderr);
+    let database = cache.path().join(evatag::library::cache::DATABASE_FILE);
+    let newer = evatag::library::cache::SCHEMA_VERSION + 1;
+    rusqlite::Connection::open(&database).unwrap().pragma_update(None, "user_version", newer).unwrap();
+    let before = std::fs::read(&database).unwrap();
+
+    let run = run_evatag(&os(&tag_args("eva_tiny", &[&first, &second])), Some(cache.path()));
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(run.summary(), (1, 1, 0), "the first photo comes from the cache: {}", run.stderr);
+    assert!(run.stderr.contains("written by a newer evatag"), "{}", run.stderr);
+    assert!(std::fs::read(&database).unwrap() == before, "the database was written");
+    let version: i64 =
+        rusqlite::Connection::open(&database).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, newer);
+    assert!(moved_aside(cache.path()).is_empty());
+}
+
+/// Eight processes opening one empty cache folder at the same moment: each creates or finds
+/// the tables, none moves another's database aside, and every result is stored.
+#[test]
+fn eight_processes_starting_on_an_empty_cache_all_store_their_results() {
+    let (photos, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let count = 8;
+    many_photos(photos.path(), count);
+    let folder = cache.path().join("new");
+    let runs: Vec<_> = (0..count)
+        .map(|i| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_evatag"))
+                .args(tag_args("eva_tiny", &[&photos.path().join(format!("p{i:03}.png"))]))
+                .env("EVATAG_CACHE_DIR", &folder)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for run in runs {
+        let output = run.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{stderr}");
+        assert!(!stderr.contains("warning"), "{stderr}");
+    }
+    assert!(moved_aside(&folder).is_empty(), "{:?}", moved_aside(&folder));
+    let again = run_evatag(&os(&tag_args("eva_tiny", &[photos.path()])), Some(&folder));
+    assert_eq!(again.summary(), (0, u64::from(count), 0), "{}", again.stderr);
+}

@@ -15,11 +15,27 @@ use crate::model::ClassProb;
 use super::photo_info::PhotoInfo;
 
 /// Version of the table layout; a database of an older version this one knows is upgraded in
-/// place, any other is set aside and rebuilt.
+/// place, one of a newer version is only read.
 pub const SCHEMA_VERSION: i64 = 2;
-/// The oldest layout that is upgraded rather than set aside (version 1 lacked the `photos`
-/// table of dates taken and cameras).
+/// The oldest layout that is upgraded (version 1 lacked the `photos` table of dates taken and
+/// cameras).
 const OLDEST_UPGRADABLE: i64 = 1;
+/// The hash recorded for a path of a given size and modification time.
+const KNOWN_HASH: &str = "SELECT hash FROM files WHERE path = ?1 AND size = ?2 AND mtime_ns = ?3";
+/// The stored result of a content hash under a model.
+const RESULT: &str = "SELECT labels, embedding FROM results WHERE hash = ?1 AND model = ?2";
+/// Every content hash with a result under a model.
+const RESULT_HASHES: &str = "SELECT hash FROM results WHERE model = ?1";
+/// The stored embedding of a content hash under a model.
+const EMBEDDING: &str = "SELECT embedding FROM results WHERE hash = ?1 AND model = ?2";
+/// The recorded paths of a content hash.
+const PATHS_OF: &str = "SELECT path FROM files WHERE hash = ?1 ORDER BY path";
+/// Every recorded file whose content has a result under a model.
+const FILES_OF_MODEL: &str =
+    "SELECT f.path, f.hash FROM files f JOIN results r ON r.hash = f.hash AND r.model = ?1 ORDER BY f.path";
+/// Every query a cache must answer: a newer layout in which all of them prepare is read (the
+/// date and camera, read where the layout has them, are not required).
+const READ_QUERIES: [&str; 6] = [KNOWN_HASH, RESULT, RESULT_HASHES, EMBEDDING, PATHS_OF, FILES_OF_MODEL];
 /// Stores a photo's date taken and camera.
 const PUT_INFO: &str = "INSERT OR REPLACE INTO photos (hash, taken, taken_offset, camera) VALUES (?1, ?2, ?3, ?4)";
 /// The tables of the current layout, created in one transaction.
@@ -85,13 +101,35 @@ pub enum CacheError {
         /// The path.
         path: PathBuf,
     },
-    /// The database is damaged or of another layout version.
+    /// The database is damaged.
     #[error("cache database {path} is unusable: {reason}")]
     Damaged {
         /// The database file.
         path: PathBuf,
         /// What is wrong with it.
         reason: String,
+    },
+    /// A newer evatag wrote the database in a layout this one cannot read; it is left as it is.
+    #[error(
+        "cache database {path} was written by a newer evatag (layout version {version}; this one reads up to \
+         {SCHEMA_VERSION}) and is left as it is (a newer evatag, or another EVATAG_CACHE_DIR, caches again)"
+    )]
+    Newer {
+        /// The database file.
+        path: PathBuf,
+        /// The layout version it has.
+        version: i64,
+    },
+    /// The file is an SQLite database that no evatag wrote; it is left as it is.
+    #[error(
+        "cache database {path} is not an evatag cache (tables under layout version {version}) and is left as \
+         it is (move the file away, or set EVATAG_CACHE_DIR, to cache again)"
+    )]
+    Unknown {
+        /// The database file.
+        path: PathBuf,
+        /// The layout version it has.
+        version: i64,
     },
     /// A damaged database could not be moved aside.
     #[error("cache database {path} is damaged ({reason}) and could not be moved aside: {source}")]
@@ -185,10 +223,12 @@ pub struct Cache {
 impl Cache {
     /// Opens (or creates) the database in `dir`, with warnings to show the user.
     ///
-    /// Only a database that SQLite finds corrupt, that is not a database, or that has another
-    /// layout version is moved aside (to a new name each time, keeping the newest
-    /// [`KEPT_BROKEN_COPIES`]) and replaced by an empty one. A database that is read-only, or
-    /// on a full disk, is opened read-only: its results are still served. A database locked
+    /// Only a database that SQLite (or its integrity check) finds corrupt, or that is not a
+    /// database, is moved aside (to a new name each time, keeping the newest
+    /// [`KEPT_BROKEN_COPIES`]) and replaced by an empty one. A database written by a newer
+    /// evatag is never written or moved: it is read where its layout still answers this
+    /// version's queries, and otherwise the caller goes on without a cache. A database that is
+    /// read-only, or on a full disk, is opened read-only: its results are still served. A database locked
     /// by another program for longer than [`BUSY_TIMEOUT`] is an error, and the caller goes on
     /// without a cache.
     pub fn open_in(dir: &Path) -> Result<(Self, Vec<String>), CacheError> {
@@ -230,6 +270,15 @@ impl Cache {
                 Ok((cache, warnings))
             }
             FailureKind::Busy => Err(CacheError::Busy { path, waited: busy_timeout }),
+            FailureKind::Newer => {
+                let cache = Self::open_read_only(&path).map_err(|e| e.into_error(&path))?;
+                let warning = format!(
+                    "the cache database {} was written by a newer evatag ({failure}; this one writes {SCHEMA_VERSION}): \
+                     its results are used, new ones are not stored, and the file is left as it is",
+                    path.display()
+                );
+                Ok((cache, vec![warning]))
+            }
             FailureKind::CannotWrite => {
                 let warning = format!(
                     "the cache database {} cannot be written ({failure}); cached results are used, new ones are not stored",
@@ -244,45 +293,79 @@ impl Cache {
         }
     }
 
+    /// Opens a database this version can write. Nothing is written to a database this
+    /// version must not write (a newer layout, another program's), and where the tables must
+    /// be created or upgraded, the layout version is checked again and the tables made in one
+    /// `BEGIN IMMEDIATE` transaction: a second process opening the same folder at that moment
+    /// waits for this one, then finds the tables complete.
     fn open_checked(path: &Path, busy_timeout: Duration) -> Result<Self, OpenFailure> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(busy_timeout)?;
-        // Reading the schema makes SQLite parse the header: random bytes fail here.
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
-        if tables > 0 && !(OLDEST_UPGRADABLE..=SCHEMA_VERSION).contains(&version) {
-            return Err(OpenFailure::Foreign(format!("schema version {version}, expected {SCHEMA_VERSION}")));
-        }
+        // Reading the header makes SQLite parse it: random bytes fail here.
+        let (version, tables) = Self::layout(&conn)?;
         let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
         if check != "ok" {
-            return Err(OpenFailure::Foreign(format!("integrity check: {check}")));
+            return Err(OpenFailure::Damaged(format!("integrity check: {check}")));
         }
-        // Switching to WAL writes the header, so it is done only when needed: a database
-        // that is already set up is opened without writing anything.
+        // Switching to WAL writes the header, so it is done only when needed (and outside
+        // the transaction, where a journal mode cannot change).
         let journal: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
         if !journal.eq_ignore_ascii_case("wal") {
             conn.pragma_update(None, "journal_mode", "WAL")?;
         }
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         if tables == 0 || version < SCHEMA_VERSION {
-            // One transaction: a second process creating or upgrading the same database at
-            // the same moment waits for this one, then finds the tables there.
-            conn.execute_batch(&format!(
-                "BEGIN IMMEDIATE; {CREATE_TABLES} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-            ))?;
+            conn.execute_batch("BEGIN IMMEDIATE")?;
+            let created = Self::layout(&conn).and_then(|(version, tables)| {
+                if tables == 0 || version < SCHEMA_VERSION {
+                    conn.execute_batch(&format!("{CREATE_TABLES} PRAGMA user_version = {SCHEMA_VERSION};"))?;
+                }
+                Ok(())
+            });
+            match created {
+                Ok(()) => conn.execute_batch("COMMIT")?,
+                Err(failure) => {
+                    let _ = conn.execute_batch("ROLLBACK");
+                    return Err(failure);
+                }
+            }
         }
         Ok(Self { path: path.to_owned(), conn, writable: true })
     }
 
-    /// Opens an existing database for lookups only, refusing one that is not this version's.
+    /// The database's layout version and table count, refusing a layout this version must not
+    /// write: a newer one, or tables that no evatag made.
+    fn layout(conn: &Connection) -> Result<(i64, i64), OpenFailure> {
+        // One statement, so both come from one snapshot: read apart, another process's
+        // creation could be seen half (its tables, but not yet its version).
+        let (version, tables): (i64, i64) = conn.query_row(
+            "SELECT user_version, (SELECT count(*) FROM sqlite_master) FROM pragma_user_version()",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        if version > SCHEMA_VERSION {
+            return Err(OpenFailure::Newer(version));
+        }
+        if tables > 0 && version < OLDEST_UPGRADABLE {
+            return Err(OpenFailure::Unknown(version));
+        }
+        Ok((version, tables))
+    }
+
+    /// Opens a database for lookups only, where the queries this version makes can be
+    /// answered from its layout: this version's, an older one it upgrades, or a newer one
+    /// that kept the tables and columns read here.
     fn open_read_only(path: &Path) -> Result<Self, OpenFailure> {
         let cache = Self::open_reader(path).map_err(|e| match e {
             CacheError::Sqlite { source, .. } => OpenFailure::Sqlite(source),
-            other => OpenFailure::Foreign(other.to_string()),
+            other => OpenFailure::Damaged(other.to_string()),
         })?;
         let version: i64 = cache.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        if !(OLDEST_UPGRADABLE..=SCHEMA_VERSION).contains(&version) {
-            return Err(OpenFailure::Foreign(format!("schema version {version}, expected {SCHEMA_VERSION}")));
+        if version < OLDEST_UPGRADABLE {
+            return Err(OpenFailure::Unknown(version));
+        }
+        if version > SCHEMA_VERSION && READ_QUERIES.iter().any(|query| cache.conn.prepare(query).is_err()) {
+            return Err(OpenFailure::Newer(version));
         }
         Ok(cache)
     }
@@ -312,7 +395,7 @@ impl Cache {
     /// The hash recorded for `path`, if its size and modification time are unchanged.
     pub fn known_hash(&self, path: &Path, stamp: FileStamp) -> Result<Option<ContentHash>, CacheError> {
         self.conn
-            .prepare_cached("SELECT hash FROM files WHERE path = ?1 AND size = ?2 AND mtime_ns = ?3")
+            .prepare_cached(KNOWN_HASH)
             .and_then(|mut s| {
                 s.query_row(params![path_key(path), stamp.size as i64, stamp.mtime_ns], |r| r.get::<_, Vec<u8>>(0))
                     .optional()
@@ -324,7 +407,7 @@ impl Cache {
     /// The stored result for content `hash` under `model`.
     pub fn result(&self, hash: &ContentHash, model: &str) -> Result<Option<CachedResult>, CacheError> {
         self.conn
-            .prepare_cached("SELECT labels, embedding FROM results WHERE hash = ?1 AND model = ?2")
+            .prepare_cached(RESULT)
             .and_then(|mut s| {
                 s.query_row(params![&hash[..], model], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))
                     .optional()
@@ -416,7 +499,7 @@ impl Cache {
 
     /// The content hashes of every result stored for `model`.
     pub fn hashes(&self, model: &str) -> Result<Vec<ContentHash>, CacheError> {
-        let mut stmt = self.conn.prepare("SELECT hash FROM results WHERE model = ?1").map_err(self.sqlite())?;
+        let mut stmt = self.conn.prepare(RESULT_HASHES).map_err(self.sqlite())?;
         let rows = stmt.query_map(params![model], |r| r.get::<_, Vec<u8>>(0)).map_err(self.sqlite())?;
         let mut out = Vec::new();
         for row in rows {
@@ -430,7 +513,7 @@ impl Cache {
     /// The stored embedding of content `hash` under `model`.
     pub fn embedding(&self, hash: &ContentHash, model: &str) -> Result<Option<Vec<f32>>, CacheError> {
         self.conn
-            .prepare_cached("SELECT embedding FROM results WHERE hash = ?1 AND model = ?2")
+            .prepare_cached(EMBEDDING)
             .and_then(|mut s| s.query_row(params![&hash[..], model], |r| r.get::<_, Vec<u8>>(0)).optional())
             .map(|bytes| bytes.map(|b| decode_f32(&b)))
             .map_err(self.sqlite())
@@ -438,8 +521,7 @@ impl Cache {
 
     /// The recorded paths of files holding content `hash`, in order.
     pub fn paths_of(&self, hash: &ContentHash) -> Result<Vec<PathBuf>, CacheError> {
-        let mut stmt =
-            self.conn.prepare_cached("SELECT path FROM files WHERE hash = ?1 ORDER BY path").map_err(self.sqlite())?;
+        let mut stmt = self.conn.prepare_cached(PATHS_OF).map_err(self.sqlite())?;
         let rows = stmt.query_map(params![&hash[..]], |r| r.get::<_, Vec<u8>>(0)).map_err(self.sqlite())?;
         rows.map(|row| row.map(path_from_key).map_err(self.sqlite())).collect()
     }
@@ -447,13 +529,7 @@ impl Cache {
     /// Every recorded file whose content has a result for `model`, with its content hash, in
     /// path order.
     pub fn files_of_model(&self, model: &str) -> Result<Vec<(PathBuf, ContentHash)>, CacheError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT f.path, f.hash FROM files f JOIN results r ON r.hash = f.hash AND r.model = ?1
-                 ORDER BY f.path",
-            )
-            .map_err(self.sqlite())?;
+        let mut stmt = self.conn.prepare(FILES_OF_MODEL).map_err(self.sqlite())?;
         let rows = stmt
             .query_map(params![model], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)))
             .map_err(self.sqlite())?;
@@ -508,26 +584,38 @@ impl Cache {
 /// Why a database could not be opened as it is.
 enum OpenFailure {
     Sqlite(rusqlite::Error),
-    /// A readable database that is not one of ours or fails its integrity check.
-    Foreign(String),
+    /// A readable database that fails its integrity check.
+    Damaged(String),
+    /// Written by a newer evatag, in the layout version given.
+    Newer(i64),
+    /// Tables under a layout version no evatag wrote (another program's database).
+    Unknown(i64),
 }
 
 /// What to do about an [`OpenFailure`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum FailureKind {
-    /// Corrupt, not a database, or another layout: move it aside and start again.
+    /// Corrupt or not a database, as SQLite or its integrity check says: move it aside and
+    /// start again.
     Damaged,
     /// Locked by another program.
     Busy,
     /// Readable but not writable (permissions, read-only medium, full disk).
     CannotWrite,
+    /// A newer layout: read it where its tables allow, never write or move it.
+    Newer,
     /// Anything else: leave the file alone and go on without a cache.
     Other,
 }
 
 impl OpenFailure {
     fn kind(&self) -> FailureKind {
-        let Self::Sqlite(e) = self else { return FailureKind::Damaged };
+        let e = match self {
+            Self::Damaged(_) => return FailureKind::Damaged,
+            Self::Newer(_) => return FailureKind::Newer,
+            Self::Unknown(_) => return FailureKind::Other,
+            Self::Sqlite(e) => e,
+        };
         match e.sqlite_error_code() {
             Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => FailureKind::Damaged,
             Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => FailureKind::Busy,
@@ -540,12 +628,13 @@ impl OpenFailure {
 
     fn into_error(self, path: &Path) -> CacheError {
         let kind = self.kind();
+        let path = path.to_owned();
         match self {
-            Self::Sqlite(_) if kind == FailureKind::Busy => {
-                CacheError::Busy { path: path.to_owned(), waited: BUSY_TIMEOUT }
-            }
-            Self::Sqlite(source) => CacheError::Sqlite { path: path.to_owned(), source },
-            Self::Foreign(reason) => CacheError::Damaged { path: path.to_owned(), reason },
+            Self::Sqlite(_) if kind == FailureKind::Busy => CacheError::Busy { path, waited: BUSY_TIMEOUT },
+            Self::Sqlite(source) => CacheError::Sqlite { path, source },
+            Self::Damaged(reason) => CacheError::Damaged { path, reason },
+            Self::Newer(version) => CacheError::Newer { path, version },
+            Self::Unknown(version) => CacheError::Unknown { path, version },
         }
     }
 }
@@ -560,7 +649,9 @@ impl std::fmt::Display for OpenFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Sqlite(e) => write!(f, "{e}"),
-            Self::Foreign(why) => f.write_str(why),
+            Self::Damaged(why) => f.write_str(why),
+            Self::Newer(version) => write!(f, "written by a newer evatag (layout version {version})"),
+            Self::Unknown(version) => write!(f, "not an evatag cache (layout version {version})"),
         }
     }
 }
@@ -727,6 +818,14 @@ mod tests {
             )
             .unwrap();
         assert_eq!(cache.paths_of(&hash).unwrap(), [path]);
+    }
+
+    /// Stores one result for `hash` under model "m" at `path`.
+    fn store_one(cache: &mut Cache, path: &Path, hash: ContentHash) {
+        let stamp = FileStamp { size: 1, mtime_ns: 1 };
+        let info = PhotoInfo::default();
+        let result = NewResult { path, stamp, hash, labels: &labels(), embedding: &[0.5], info: &info };
+        cache.store_batch("m", &[result]).unwrap();
     }
 
     fn garbage() -> Vec<u8> {
@@ -919,13 +1018,79 @@ mod tests {
         assert!(err.to_string().contains("is not a folder"), "{err}");
     }
 
+    /// The hash of the database file's bytes, to show that opening it wrote nothing.
+    fn database_bytes(dir: &Path) -> ContentHash {
+        hash_bytes(&std::fs::read(dir.join(DATABASE_FILE)).unwrap())
+    }
+
+    /// A database that a newer evatag wrote, keeping this version's tables: its results are
+    /// served, nothing is stored, and its bytes stay as they were.
     #[test]
-    fn another_schema_version_is_moved_aside() {
+    fn a_newer_database_that_keeps_these_tables_is_read_and_never_written() {
         let dir = tempfile::tempdir().unwrap();
-        let conn = Connection::open(dir.path().join(DATABASE_FILE)).unwrap();
-        conn.execute_batch("CREATE TABLE other (x); PRAGMA user_version = 99;").unwrap();
-        drop(conn);
-        let (_, warnings) = Cache::open_in(dir.path()).unwrap();
-        assert!(warnings[0].contains("schema version 99"), "{warnings:?}");
+        let stored = hash_bytes(b"stored by this version");
+        {
+            let (mut cache, _) = Cache::open_in(dir.path()).unwrap();
+            store_one(&mut cache, Path::new("/photos/a.jpg"), stored);
+            cache.conn.execute_batch(&format!("PRAGMA user_version = {};", SCHEMA_VERSION + 1)).unwrap();
+        }
+        let before = database_bytes(dir.path());
+        {
+            let (mut cache, warnings) = Cache::open_in(dir.path()).unwrap();
+            assert_eq!(warnings.len(), 1, "{warnings:?}");
+            assert!(warnings[0].contains("written by a newer evatag (layout version 3"), "{warnings:?}");
+            assert!(!cache.is_writable());
+            assert_eq!(cache.result(&stored, "m").unwrap().unwrap().labels, labels());
+            store_one(&mut cache, Path::new("/photos/b.jpg"), hash_bytes(b"new"));
+            assert_eq!(cache.result(&hash_bytes(b"new"), "m").unwrap(), None, "nothing is stored");
+        }
+        assert_eq!(database_bytes(dir.path()), before, "the database was written");
+        assert!(broken_copy_names(dir.path()).is_empty(), "the database was moved aside");
+    }
+
+    /// A newer layout this version cannot read, and another program's database: both are an
+    /// error (the caller goes on without a cache) and keep their bytes.
+    #[test]
+    fn unreadable_newer_and_foreign_databases_keep_their_bytes() {
+        let cases = [
+            ("CREATE TABLE results2 (x); PRAGMA user_version = 3;", "written by a newer evatag (layout version 3"),
+            ("CREATE TABLE other (x); PRAGMA user_version = 0;", "is not an evatag cache"),
+        ];
+        for (sql, expected) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            Connection::open(dir.path().join(DATABASE_FILE)).unwrap().execute_batch(sql).unwrap();
+            let before = database_bytes(dir.path());
+            let err = Cache::open_in(dir.path()).err().expect("refused");
+            assert!(err.to_string().contains(expected) && err.to_string().contains("left as it is"), "{err}");
+            assert_eq!(database_bytes(dir.path()), before, "{sql}");
+            assert!(broken_copy_names(dir.path()).is_empty(), "{sql}");
+        }
+    }
+
+    /// Eight openers at the same moment on an empty folder, twenty times over: every one gets a
+    /// writable cache and none moves another's database aside.
+    #[test]
+    fn openers_racing_on_an_empty_folder_all_succeed() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let barrier = std::sync::Barrier::new(8);
+            std::thread::scope(|scope| {
+                let openers: Vec<_> = (0..8u8)
+                    .map(|i| {
+                        let (dir, barrier) = (dir.path(), &barrier);
+                        scope.spawn(move || {
+                            barrier.wait();
+                            let (mut cache, warnings) = Cache::open_in(dir).unwrap();
+                            assert!(warnings.is_empty(), "{warnings:?}");
+                            store_one(&mut cache, Path::new(&format!("/photos/{i}.jpg")), hash_bytes(&[i]));
+                        })
+                    })
+                    .collect();
+                openers.into_iter().for_each(|opener| opener.join().unwrap());
+            });
+            let (cache, _) = Cache::open_in(dir.path()).unwrap();
+            assert_eq!(cache.hashes("m").unwrap().len(), 8);
+            assert!(broken_copy_names(dir.path()).is_empty());
+        }
     }
 }
