@@ -6,6 +6,7 @@
 //! front end.
 
 pub mod cli;
+pub mod fail_point;
 pub mod gui;
 pub mod library;
 pub mod model;

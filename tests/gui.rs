@@ -876,3 +876,22 @@ fn the_duplicates_view_groups_copies_and_asks_before_the_trash() {
         harness.step();
     }
 }
+
+#[test]
+fn a_panic_in_the_model_fails_only_its_photo_and_the_rest_are_tagged() {
+    let (photos, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let copied = copy_photos(photos.path());
+    // A name of its own, so that no other test's photo meets the armed fail point, and
+    // pixels of its own, so that it is no cache hit for a copy tagged before it.
+    let culprit = photos.path().join("panics_in_the_model.jpg");
+    image::open(&copied[0]).unwrap().fliph().save(&culprit).unwrap();
+    evatag::fail_point::arm(evatag::fail_point::Stage::Model, "panics_in_the_model.jpg");
+    let mut harness = app_harness(cache.path(), vec![photos.path().to_owned()], 4);
+    step_until(&mut harness, "every photo is done", |app| all_finished(app, copied.len() + 1) && !app.is_busy());
+    assert_eq!(tagged(harness.state()), copied.len(), "the other photos are tagged");
+    harness.get_by_label("Errors (1)").click();
+    harness.step();
+    harness.get_by_label_contains("panics_in_the_model.jpg: evatag failed unexpectedly while running the model on it");
+    let index = harness.state().photos().index_of(&culprit).unwrap();
+    assert!(matches!(harness.state().photos().photo(index).state, PhotoState::Failed(_)));
+}

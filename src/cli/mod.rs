@@ -357,11 +357,13 @@ fn tag_paths(
         match event {
             Event::Image { path, outcome } => on_image(path, outcome)?,
             Event::Progress(p) => last = p,
-            Event::Idle => break,
+            Event::Idle => return Ok(last),
             _ => {}
         }
     }
-    Ok(last)
+    // The events end only when the worker's thread does; before the job is done, that is a
+    // failure, whatever was tagged so far.
+    anyhow::bail!("the worker stopped unexpectedly; photos not listed above were not tagged")
 }
 
 /// Tags the PATHS a search is limited to: the paths tagged (`None` when no PATHS were given, so

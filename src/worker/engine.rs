@@ -14,6 +14,7 @@ use super::loader::{LoaderMsg, spawn_loader};
 use super::pipeline::{self, DecodeContext, Hit, Job, PipeMsg, Prepared, ReadyImage};
 use super::protocol::{Command, Event, ModelStatus, PhotoError, Progress, Tagged, WorkerConfig};
 use super::similar::{CacheOfModel, Similarity};
+use crate::fail_point::{Stage, fail_point, panic_message};
 use crate::library::cache::{self, Cache, CacheError, ContentHash, NewResult};
 use crate::library::photo_info::PhotoInfo;
 use crate::library::search::Match;
@@ -110,6 +111,9 @@ pub(super) struct Engine {
     similarity: Similarity,
     batch: Vec<ReadyImage>,
     job: JobCounters,
+    /// The photos the step under way is working on: a panic in it fails them (and only
+    /// them), and the worker goes on.
+    in_flight: Vec<PathBuf>,
 }
 
 impl Engine {
@@ -131,6 +135,7 @@ impl Engine {
             similarity: Similarity::default(),
             batch: Vec::new(),
             job: JobCounters::default(),
+            in_flight: Vec::new(),
         }
     }
 
@@ -145,25 +150,37 @@ impl Engine {
             } else {
                 self.pipe_rx.clone()
             };
-            select! {
-                recv(self.commands) -> command => match command {
-                    Ok(Command::Shutdown) | Err(_) => {
-                        self.save_index();
-                        return;
-                    }
-                    Ok(command) => self.handle(command),
-                },
-                recv(self.loader) -> msg => match msg {
-                    Ok(msg) => self.on_loader(msg),
-                    Err(_) => self.loader = crossbeam_channel::never(),
-                },
-                recv(pipe) -> msg => {
-                    if let Ok(msg) = msg {
-                        self.on_pipe(msg);
-                    }
-                }
+            let next = select! {
+                recv(self.commands) -> command => Next::Command(command.ok()),
+                recv(self.loader) -> msg => Next::Loader(msg.ok()),
+                recv(pipe) -> msg => Next::Pipe(msg.ok()),
+            };
+            if let Next::Command(None | Some(Command::Shutdown)) = next {
+                self.save_index();
+                return;
             }
-            self.maybe_run_batch();
+            let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                match next {
+                    Next::Command(command) => command.into_iter().for_each(|command| self.handle(command)),
+                    Next::Loader(Some(msg)) => self.on_loader(msg),
+                    Next::Loader(None) => self.loader = crossbeam_channel::never(),
+                    Next::Pipe(msg) => msg.into_iter().for_each(|msg| self.on_pipe(msg)),
+                }
+                self.maybe_run_batch();
+            }));
+            if let Err(payload) = step {
+                self.fail_in_flight(&panic_message(payload.as_ref()));
+            }
+            self.in_flight.clear();
+        }
+    }
+
+    /// After a panic: the photos the failed step was working on get an error naming them,
+    /// so that their job still completes.
+    fn fail_in_flight(&mut self, what: &str) {
+        tracing::error!("the worker recovered from a panic: {what}");
+        for path in std::mem::take(&mut self.in_flight) {
+            self.finish(path.clone(), Err(PhotoError::unexpected(path, "tagging it", what)));
         }
     }
 
@@ -370,6 +387,7 @@ impl Engine {
                 self.after_item();
             }
             PipeMsg::Finished { generation, path, outcome } if generation == current => {
+                self.in_flight.push(path.clone());
                 let outcome = outcome.map(|hit| self.accept_hit(&path, hit));
                 self.job.progress.cached += u64::from(outcome.is_ok());
                 self.finish(path, outcome);
@@ -431,6 +449,7 @@ impl Engine {
     }
 
     fn finish(&mut self, path: PathBuf, outcome: Result<Tagged, PhotoError>) {
+        self.in_flight.retain(|p| *p != path);
         self.job.progress.done += 1;
         if outcome.is_err() {
             self.job.progress.failed += 1;
@@ -473,19 +492,28 @@ impl Engine {
             return;
         }
         let batch: Vec<ReadyImage> = self.batch.drain(..self.batch.len().min(self.config.batch_size)).collect();
-        let inputs: Vec<&[f32]> = batch.iter().map(|b| b.input.as_slice()).collect();
-        let predictions = model.predict(&inputs);
+        self.in_flight.extend(batch.iter().map(|item| item.path.clone()));
         let model_id = model.id().to_owned();
-        match predictions {
-            Ok(predictions) => {
-                for (path, tagged) in self.record_results(&model_id, batch, predictions) {
-                    self.job.progress.inferred += 1;
-                    self.finish(path, Ok(tagged));
+        match predict_guarded(model, &batch) {
+            Ok(predictions) => self.record_batch(&model_id, batch, predictions),
+            // A panic in the forward pass: each photo alone, so that only the one it belongs
+            // to fails.
+            Err(Failure::Panicked(_)) if batch.len() > 1 => {
+                for item in batch {
+                    let alone = std::slice::from_ref(&item);
+                    let predicted = self.model.model().map_or_else(
+                        || Err(Failure::Failed("the model was unloaded".into())),
+                        |model| predict_guarded(model, alone),
+                    );
+                    match predicted {
+                        Ok(predictions) => self.record_batch(&model_id, vec![item], predictions),
+                        Err(failure) => self.finish(item.path.clone(), Err(failure.into_error(item.path))),
+                    }
                 }
             }
-            Err(e) => {
+            Err(failure) => {
                 for item in batch {
-                    self.finish(item.path.clone(), Err(PhotoError::model(item.path, &crate::model::error_message(&e))));
+                    self.finish(item.path.clone(), Err(failure.clone().into_error(item.path)));
                 }
             }
         }
@@ -495,13 +523,27 @@ impl Engine {
         }
     }
 
-    /// Stores results in the cache and the similarity index; returns them as `Tagged`.
+    /// Records a batch's results and reports each photo as tagged.
+    fn record_batch(&mut self, model_id: &str, batch: Vec<ReadyImage>, predictions: Vec<Prediction>) {
+        for (path, tagged) in self.record_results(model_id, batch, predictions) {
+            match tagged {
+                Ok(tagged) => {
+                    self.job.progress.inferred += 1;
+                    self.finish(path, Ok(tagged));
+                }
+                Err(error) => self.finish(path, Err(error)),
+            }
+        }
+    }
+
+    /// Stores results in the cache and the similarity index; returns them as `Tagged`, or the
+    /// error of a photo whose recording panicked.
     fn record_results(
         &mut self,
         model_id: &str,
         batch: Vec<ReadyImage>,
         predictions: Vec<Prediction>,
-    ) -> Vec<(PathBuf, Tagged)> {
+    ) -> Vec<(PathBuf, Result<Tagged, PhotoError>)> {
         let ranked: Vec<Vec<ClassProb>> =
             predictions.iter().map(|p| p.top_k(cache::CACHED_TOP_K.max(self.config.top_k))).collect();
         if let Some(cache) = self.cache.as_mut().filter(|_| !self.job.cache_locked) {
@@ -527,7 +569,13 @@ impl Engine {
             .zip(predictions)
             .zip(ranked)
             .map(|((item, prediction), labels)| {
-                let tagged = self.tagged(&item.path, item.hash, &labels, prediction.embedding, item.info, false);
+                let tagged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    fail_point(Stage::Worker, &item.path);
+                    self.tagged(&item.path, item.hash, &labels, prediction.embedding, item.info, false)
+                }))
+                .map_err(|payload| {
+                    PhotoError::unexpected(item.path.clone(), "recording its labels", &panic_message(payload.as_ref()))
+                });
                 (item.path, tagged)
             })
             .collect()
@@ -593,19 +641,58 @@ impl Engine {
             }
             Prepared::Ready(item) => {
                 let model = self.model.model().ok_or_else(|| PhotoError::model_unavailable(path.to_owned()))?;
-                let prediction = model
-                    .predict(&[&item.input])
-                    .map_err(|e| PhotoError::model(path.to_owned(), &crate::model::error_message(&e)))?;
+                let prediction =
+                    predict_guarded(model, std::slice::from_ref(&item)).map_err(|e| e.into_error(path.to_owned()))?;
                 let model_id = model.id().to_owned();
                 let recorded = self.record_results(&model_id, vec![item], prediction);
                 let (_, tagged) = recorded
                     .into_iter()
                     .next()
                     .ok_or_else(|| PhotoError::model(path.to_owned(), &"the model returned no result for the query"))?;
+                let tagged = tagged?;
                 Ok((tagged.hash, tagged.embedding))
             }
         }
     }
+}
+
+/// What the worker's loop received.
+enum Next {
+    /// A command, or `None` when every handle is gone.
+    Command(Option<Command>),
+    /// A word from the model loader, or `None` when it has finished.
+    Loader(Option<LoaderMsg>),
+    /// A message from the scanner or the decoders.
+    Pipe(Option<PipeMsg>),
+}
+
+/// Why the model gave no result for a batch.
+#[derive(Clone)]
+enum Failure {
+    /// The model returned an error.
+    Failed(String),
+    /// The forward pass panicked, with this message.
+    Panicked(String),
+}
+
+impl Failure {
+    fn into_error(self, path: PathBuf) -> PhotoError {
+        match self {
+            Self::Failed(message) => PhotoError::model(path, &message),
+            Self::Panicked(what) => PhotoError::unexpected(path, "running the model on it", &what),
+        }
+    }
+}
+
+/// Runs the model on `batch`, a panic in it turned into a [`Failure`].
+fn predict_guarded(model: &Model, batch: &[ReadyImage]) -> Result<Vec<Prediction>, Failure> {
+    let inputs: Vec<&[f32]> = batch.iter().map(|item| item.input.as_slice()).collect();
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        batch.iter().for_each(|item| fail_point(Stage::Model, &item.path));
+        model.predict(&inputs)
+    }))
+    .map_err(|payload| Failure::Panicked(panic_message(payload.as_ref())))?
+    .map_err(|e| Failure::Failed(crate::model::error_message(&e)))
 }
 
 /// The cache and the id of the model whose results it is asked for (none until the model's

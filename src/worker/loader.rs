@@ -9,8 +9,8 @@ use super::Notifier;
 use super::protocol::{ModelStatus, WorkerConfig};
 use crate::model::Model;
 use crate::model::config::ModelConfig;
-use crate::model::device;
-use crate::model::weights::{self, DownloadProgress};
+use crate::model::device::{self, DTypeChoice, DeviceChoice};
+use crate::model::weights::{self, DownloadProgress, ModelSource};
 
 /// What the loader thread reports.
 pub(super) enum LoaderMsg {
@@ -36,37 +36,50 @@ pub(super) fn spawn_loader(config: &WorkerConfig, notifier: Notifier) -> Receive
                 let _ = tx.send(msg);
                 wake();
             };
-            send(LoaderMsg::Status(ModelStatus::Locating));
-            let placement = device::place(device_choice, dtype_choice);
-            for warning in &placement.warnings {
-                tracing::warn!("{warning}");
-            }
-            let mut progress = StatusProgress::new(|status| send(LoaderMsg::Status(status)));
-            let located = weights::locate(&source, &mut progress).and_then(|files| {
-                let config = weights::read_config(&files.config)?;
-                let model_id = weights::model_id(&config, &files, placement.precision())?;
-                Ok((files, config, model_id))
-            });
-            let (files, config, model_id) = match located {
-                Ok(found) => found,
-                Err(e) => {
-                    send(LoaderMsg::Status(ModelStatus::Failed(e.to_string())));
-                    return;
-                }
-            };
-            send(LoaderMsg::Located { config, model_id });
-            send(LoaderMsg::Status(ModelStatus::Loading { device: placement.device_name() }));
-            match Model::load(&files, &placement) {
-                Ok(model) => {
-                    let ready = ModelStatus::Ready { device: placement.device_name(), model_id: model.id().to_owned() };
-                    send(LoaderMsg::Loaded(Box::new(model)));
-                    send(LoaderMsg::Status(ready));
-                }
-                Err(e) => send(LoaderMsg::Status(ModelStatus::Failed(e.to_string()))),
+            // A panic while loading is a failed load, said like any other: without this the
+            // worker would wait for the model forever.
+            let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                load(source, device_choice, dtype_choice, &send);
+            }));
+            if let Err(payload) = loaded {
+                let what = crate::fail_point::panic_message(payload.as_ref());
+                send(LoaderMsg::Status(ModelStatus::Failed(format!("loading the model failed unexpectedly: {what}"))));
             }
         })
         .expect("spawning the model loader thread");
     rx
+}
+
+/// Locates and loads the model, saying each step through `send`.
+fn load(source: ModelSource, device_choice: DeviceChoice, dtype_choice: DTypeChoice, send: &dyn Fn(LoaderMsg)) {
+    send(LoaderMsg::Status(ModelStatus::Locating));
+    let placement = device::place(device_choice, dtype_choice);
+    for warning in &placement.warnings {
+        tracing::warn!("{warning}");
+    }
+    let mut progress = StatusProgress::new(|status| send(LoaderMsg::Status(status)));
+    let located = weights::locate(&source, &mut progress).and_then(|files| {
+        let config = weights::read_config(&files.config)?;
+        let model_id = weights::model_id(&config, &files, placement.precision())?;
+        Ok((files, config, model_id))
+    });
+    let (files, config, model_id) = match located {
+        Ok(found) => found,
+        Err(e) => {
+            send(LoaderMsg::Status(ModelStatus::Failed(e.to_string())));
+            return;
+        }
+    };
+    send(LoaderMsg::Located { config, model_id });
+    send(LoaderMsg::Status(ModelStatus::Loading { device: placement.device_name() }));
+    match Model::load(&files, &placement) {
+        Ok(model) => {
+            let ready = ModelStatus::Ready { device: placement.device_name(), model_id: model.id().to_owned() };
+            send(LoaderMsg::Loaded(Box::new(model)));
+            send(LoaderMsg::Status(ready));
+        }
+        Err(e) => send(LoaderMsg::Status(ModelStatus::Failed(e.to_string()))),
+    }
 }
 
 /// Turns download callbacks into [`ModelStatus::Downloading`] updates, a few per second.

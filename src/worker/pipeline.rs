@@ -11,6 +11,7 @@ use std::time::SystemTime;
 use crossbeam_channel::{Sender, bounded};
 
 use super::protocol::PhotoError;
+use crate::fail_point::{Stage, fail_point, panic_message};
 use crate::library::cache::{self, Cache, ContentHash, FileStamp};
 use crate::library::photo_info::PhotoInfo;
 use crate::library::scan::{self, ScanItem};
@@ -119,31 +120,41 @@ pub(super) fn spawn_scanner(
     std::thread::Builder::new()
         .name("evatag-scan".into())
         .spawn(move || {
-            scan::scan(&roots, |item| {
-                let cancelled = current.load(Ordering::SeqCst) != generation;
-                match item {
-                    // After a cancel the folders are still listed in full, but nothing more
-                    // is queued for the model.
-                    ScanItem::Image(path) if cancelled => {
-                        let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
-                        pipe.send(PipeMsg::Listed { path, modified }).is_ok()
-                    }
-                    ScanItem::Problem { .. } if cancelled => true,
-                    ScanItem::Image(path) => {
-                        let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
-                        pipe.send(PipeMsg::Found { generation, path: path.clone(), modified }).is_ok()
-                            && jobs.send(Job { generation, path }).is_ok()
-                    }
-                    ScanItem::Problem { path, reason } => {
-                        let message = format!("{}: {reason}", path.display());
-                        pipe.send(PipeMsg::Skipped { generation, error: PhotoError::not_a_photo(path, message) })
-                            .is_ok()
-                    }
-                }
-            });
+            // The job ends with the scan's end, whatever happens in it.
+            let walked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                walk(&roots, generation, &current, &jobs, &pipe)
+            }));
+            if let Err(payload) = walked {
+                tracing::error!("the folder scan stopped unexpectedly: {}", panic_message(payload.as_ref()));
+            }
             let _ = pipe.send(PipeMsg::ScanFinished { generation });
         })
         .expect("spawning a scanner thread");
+}
+
+/// Walks `roots` for [`spawn_scanner`], announcing and queueing what it finds.
+fn walk(roots: &[PathBuf], generation: u64, current: &AtomicU64, jobs: &Sender<Job>, pipe: &Sender<PipeMsg>) {
+    scan::scan(roots, |item| {
+        let cancelled = current.load(Ordering::SeqCst) != generation;
+        match item {
+            // After a cancel the folders are still listed in full, but nothing more
+            // is queued for the model.
+            ScanItem::Image(path) if cancelled => {
+                let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+                pipe.send(PipeMsg::Listed { path, modified }).is_ok()
+            }
+            ScanItem::Problem { .. } if cancelled => true,
+            ScanItem::Image(path) => {
+                let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+                pipe.send(PipeMsg::Found { generation, path: path.clone(), modified }).is_ok()
+                    && jobs.send(Job { generation, path }).is_ok()
+            }
+            ScanItem::Problem { path, reason } => {
+                let message = format!("{}: {reason}", path.display());
+                pipe.send(PipeMsg::Skipped { generation, error: PhotoError::not_a_photo(path, message) }).is_ok()
+            }
+        }
+    });
 }
 
 /// Starts the decoder pool; returns the job queue feeding it.
@@ -171,8 +182,12 @@ pub(super) fn spawn_decoders(
                     let prepared = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         prepare(&job.path, &context, cache.as_ref())
                     }))
-                    .unwrap_or_else(|_| {
-                        let message = format!("{}: the decoder failed unexpectedly", job.path.display());
+                    .unwrap_or_else(|payload| {
+                        let message = format!(
+                            "{}: the decoder failed unexpectedly ({})",
+                            job.path.display(),
+                            panic_message(payload.as_ref())
+                        );
                         Err(PhotoError::file(job.path.clone(), message))
                     });
                     let msg = match prepared {
@@ -228,6 +243,7 @@ pub(super) fn prepare(path: &Path, context: &DecodeContext, cache: Option<&Cache
     {
         return Ok(Prepared::Hit(Hit::new(cache, hash, hit, Some(stamp), || PhotoInfo::from_bytes(&bytes))));
     }
+    fail_point(Stage::Decode, path);
     let image = preprocess::decode_rgb8(&bytes, path, context.max_megapixels).map_err(|e| failed(e.to_string()))?;
     let info = PhotoInfo::from_bytes(&bytes);
     drop(bytes);

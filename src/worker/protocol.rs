@@ -222,6 +222,8 @@ pub enum PhotoErrorKind {
     ModelUnavailable,
     /// The job was cancelled before the photo's turn.
     Cancelled,
+    /// evatag itself failed (a panic) while working on this photo; the rest went on.
+    Unexpected,
 }
 
 /// Why one photo has no tags: its path, the kind of problem, and a sentence for the user that
@@ -252,6 +254,13 @@ impl PhotoError {
     pub fn model(path: PathBuf, cause: &dyn std::fmt::Display) -> Self {
         let message = format!("{}: the model failed on this image: {cause}", path.display());
         Self { path, kind: PhotoErrorKind::Model, message }
+    }
+
+    /// evatag failed unexpectedly (`what` went wrong, as a panic said) while `doing` this
+    /// photo's work.
+    pub fn unexpected(path: PathBuf, doing: &str, what: &str) -> Self {
+        let message = format!("{}: evatag failed unexpectedly while {doing}: {what}", path.display());
+        Self { path, kind: PhotoErrorKind::Unexpected, message }
     }
 
     /// Nothing was tagged because the model is not available.

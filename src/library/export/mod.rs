@@ -20,6 +20,7 @@ use std::time::{Duration, SystemTime};
 use tempfile::NamedTempFile;
 
 use super::photo_info::PhotoInfo;
+use crate::fail_point::{Stage, fail_point, panic_message};
 use crate::model::labels::Label;
 
 pub use tabular::{write_csv, write_json};
@@ -133,6 +134,14 @@ pub enum ExportError {
         /// The photos.
         photos: Vec<PathBuf>,
     },
+    /// evatag failed unexpectedly (a panic) while writing this file; the rest went on.
+    #[error("{path}: evatag failed unexpectedly while exporting it: {what}")]
+    Unexpected {
+        /// The photo whose sidecar, or the table, that was being written.
+        path: PathBuf,
+        /// What the panic said.
+        what: String,
+    },
     /// Writing the JSON file failed.
     #[error("JSON file {path}: {source}")]
     Json {
@@ -200,7 +209,7 @@ impl ExportRequest {
                 report.stopped = true;
                 return report;
             }
-            if let Err(e) = write(file, photos, self.min_prob) {
+            if let Err(e) = guarded(file, || write(file, photos, self.min_prob)) {
                 report.errors.push(e);
             }
         }
@@ -228,7 +237,11 @@ impl ExportRequest {
             {
                 remove_stale_temp_files(dir);
             }
-            match write_xmp_sidecar(photo.path, photo.labels, self.min_prob, naming) {
+            let written = guarded(photo.path, || {
+                fail_point(Stage::Export, photo.path);
+                write_xmp_sidecar(photo.path, photo.labels, self.min_prob, naming)
+            });
+            match written {
                 Ok(_) => {
                     report.sidecars += 1;
                     if keywords(photo.labels, self.min_prob).is_empty() {
@@ -239,6 +252,14 @@ impl ExportRequest {
             }
         }
     }
+}
+
+/// Runs `write`, a panic in it becoming an [`ExportError::Unexpected`] for `path`, so that
+/// the other files are still written.
+fn guarded<T>(path: &Path, write: impl FnOnce() -> Result<T, ExportError>) -> Result<T, ExportError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(write)).unwrap_or_else(|payload| {
+        Err(ExportError::Unexpected { path: path.to_owned(), what: panic_message(payload.as_ref()) })
+    })
 }
 
 /// The photos whose sidecar is theirs alone, in their order, and an error for each sidecar
