@@ -142,6 +142,15 @@ pub enum ExportError {
         /// What the panic said.
         what: String,
     },
+    /// A photo's sidecar would be a photo of the export itself (`holiday.xmp` holding a
+    /// JPEG, say): nothing was written over it.
+    #[error("{}: the sidecar would be {photo}, which is one of the photos; wrote none", list(owners))]
+    SidecarIsAPhoto {
+        /// The photos whose sidecar it would be.
+        owners: Vec<PathBuf>,
+        /// The photo at the sidecar's path (as the export names it).
+        photo: PathBuf,
+    },
     /// Writing the JSON file failed.
     #[error("JSON file {path}: {source}")]
     Json {
@@ -263,26 +272,38 @@ fn guarded<T>(path: &Path, write: impl FnOnce() -> Result<T, ExportError>) -> Re
 }
 
 /// The photos whose sidecar is theirs alone, in their order, and an error for each sidecar
-/// that several photos would share.
+/// that several photos would share or that is itself one of the photos. Names are compared
+/// without regard to case, as the default file systems of macOS and Windows (and FAT and
+/// exFAT disks everywhere) compare them: two names that differ only in case are one file
+/// there.
 fn group_by_sidecar<'p, 'a>(
     photos: &'p [PhotoTags<'a>],
     naming: SidecarNaming,
 ) -> (Vec<&'p PhotoTags<'a>>, Vec<ExportError>) {
-    let mut by_sidecar: BTreeMap<PathBuf, Vec<&PhotoTags<'_>>> = BTreeMap::new();
+    let fold = |path: &Path| path.to_string_lossy().to_lowercase();
+    let mut by_sidecar: BTreeMap<String, (PathBuf, Vec<&PhotoTags<'_>>)> = BTreeMap::new();
     for photo in photos {
-        by_sidecar.entry(sidecar_path(photo.path, naming)).or_default().push(photo);
+        let sidecar = sidecar_path(photo.path, naming);
+        by_sidecar.entry(fold(&sidecar)).or_insert_with(|| (sidecar, Vec::new())).1.push(photo);
     }
-    let shared: HashSet<&Path> =
-        by_sidecar.iter().filter(|(_, group)| group.len() > 1).flat_map(|(_, g)| g.iter().map(|p| p.path)).collect();
-    let collisions = by_sidecar
-        .iter()
-        .filter(|(_, group)| group.len() > 1)
-        .map(|(sidecar, group)| ExportError::Collision {
-            sidecar: sidecar.clone(),
-            photos: group.iter().map(|p| p.path.to_owned()).collect(),
-        })
-        .collect();
-    (photos.iter().filter(|p| !shared.contains(p.path)).collect(), collisions)
+    let photo_names: BTreeMap<String, &Path> = photos.iter().map(|photo| (fold(photo.path), photo.path)).collect();
+    let mut refused = HashSet::new();
+    let mut errors = Vec::new();
+    for (key, (sidecar, group)) in &by_sidecar {
+        if let Some(photo) = photo_names.get(key) {
+            let owners = group.iter().map(|p| p.path.to_owned()).collect();
+            errors.push(ExportError::SidecarIsAPhoto { owners, photo: photo.to_path_buf() });
+        } else if group.len() > 1 {
+            errors.push(ExportError::Collision {
+                sidecar: sidecar.clone(),
+                photos: group.iter().map(|p| p.path.to_owned()).collect(),
+            });
+        } else {
+            continue;
+        }
+        refused.extend(group.iter().map(|p| p.path));
+    }
+    (photos.iter().filter(|p| !refused.contains(p.path)).collect(), errors)
 }
 
 /// Writes or merges the XMP sidecar of one photo; returns the sidecar's path.
@@ -461,6 +482,47 @@ mod tests {
         // Named photo.jpg.xmp, the two do not collide.
         let appended = ExportRequest { sidecars: Some(SidecarNaming::Appended), ..request };
         assert!(appended.run(&photos, &AtomicBool::new(false)).errors.is_empty());
+    }
+
+    #[test]
+    fn sidecars_that_differ_only_in_case_collide() {
+        let dir = tempfile::tempdir().unwrap();
+        let (lower, upper) = (photo_in(dir.path(), "img_1.jpg"), photo_in(dir.path(), "IMG_1.png"));
+        let labels = [label(281, "tabby", 0.6)];
+        let photos: Vec<PhotoTags> =
+            [&lower, &upper].iter().map(|path| PhotoTags { path, labels: &labels, info: None }).collect();
+        let request = ExportRequest { sidecars: Some(SidecarNaming::Replaced), csv: None, json: None, min_prob: 0.1 };
+        let report = request.run(&photos, &AtomicBool::new(false));
+        assert_eq!(report.sidecars, 0);
+        let message = report.errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+        assert!(matches!(report.errors[..], [ExportError::Collision { .. }]), "{message}");
+        assert!(message.contains("img_1.jpg") && message.contains("IMG_1.png"), "{message}");
+        assert!(!dir.path().join("img_1.xmp").exists() && !dir.path().join("IMG_1.xmp").exists());
+    }
+
+    #[test]
+    fn a_sidecar_that_would_be_one_of_the_photos_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        // A JPEG named holiday.XMP, and the holiday.jpg whose sidecar under the Lightroom naming
+        // would be it (one file where case does not count); and a photo named x.xmp, whose
+        // own sidecar would be itself.
+        let (jpeg, named_xmp) = (photo_in(dir.path(), "holiday.jpg"), photo_in(dir.path(), "holiday.XMP"));
+        let itself = photo_in(dir.path(), "x.xmp");
+        let labels = [label(281, "tabby", 0.6)];
+        let photos: Vec<PhotoTags> =
+            [&jpeg, &named_xmp, &itself].iter().map(|path| PhotoTags { path, labels: &labels, info: None }).collect();
+        let originals: Vec<Vec<u8>> = [&named_xmp, &itself].iter().map(|p| fs::read(p).unwrap()).collect();
+        let request = ExportRequest { sidecars: Some(SidecarNaming::Replaced), csv: None, json: None, min_prob: 0.1 };
+        let report = request.run(&photos, &AtomicBool::new(false));
+        let message = report.errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+        assert_eq!(report.errors.len(), 2, "{message}");
+        assert!(report.errors.iter().all(|e| matches!(e, ExportError::SidecarIsAPhoto { .. })), "{message}");
+        assert!(message.contains("holiday.jpg and ") && message.contains("the sidecar would be") && message.contains("holiday.XMP"), "{message}");
+        assert!(message.contains("x.xmp: the sidecar would be"), "{message}");
+        let now: Vec<Vec<u8>> = [&named_xmp, &itself].iter().map(|p| fs::read(p).unwrap()).collect();
+        assert_eq!(now, originals, "a photo was written over");
+        // holiday.XMP's own sidecar (holiday.xmp) is the same name again, and refused with it.
+        assert_eq!(report.sidecars, 0, "{message}");
     }
 
     #[cfg(unix)]
