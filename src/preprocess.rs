@@ -12,8 +12,8 @@ mod raw;
 mod resample;
 
 pub use decode::{
-    DEFAULT_MAX_FILE_MB, DEFAULT_MAX_MEGAPIXELS, HEADER_LEN, PreprocessError, check_header, decode, decode_rgb8,
-    jpeg_is_complete, shown_size,
+    DEFAULT_MAX_FILE_MB, DEFAULT_MAX_MEGAPIXELS, HEADER_LEN, PreprocessError, check_header, decode, decode_for_display,
+    decode_rgb8, jpeg_is_complete, shown_size,
 };
 pub use heif::{LIBHEIF_ENV, libheif_version};
 

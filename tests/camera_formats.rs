@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use evatag::library::photo_info::PhotoInfo;
-use evatag::preprocess::{PreprocessError, decode_rgb8};
+use evatag::preprocess::{PreprocessError, decode_for_display, decode_rgb8};
 
 fn camera(name: &str) -> PathBuf {
     fixtures().join("camera").join(name)
@@ -236,6 +236,24 @@ fn a_raw_without_a_preview_is_developed_from_its_sensor_data() {
     let mean = mean_level_difference(&decoded, &source);
     assert!(mean < 4.0, "the developed picture is {mean} levels from the one the sensor data was made from");
     eprintln!("developed.dng: mean difference {mean:.2} levels from the source picture");
+}
+
+/// Shown small (a thumbnail), a RAW file without a preview is developed at half size: a
+/// quarter of the pixels, the same picture.
+#[test]
+fn a_raw_without_a_preview_is_shown_small_from_a_half_size_develop() {
+    let path = camera("developed.dng");
+    let bytes = std::fs::read(&path).unwrap();
+    let full = decode_fixture("developed.dng").unwrap();
+    let (width, height) = full.dimensions();
+    let small = decode_for_display(&bytes, &path, 100, width.max(height) / 2).unwrap().into_rgb8();
+    assert_eq!(small.dimensions(), (width / 2, height / 2));
+    let halved = image::imageops::resize(&full, width / 2, height / 2, image::imageops::FilterType::Triangle);
+    let mean = mean_level_difference(&small, &halved);
+    assert!(mean < 6.0, "the half-size picture is {mean} levels from the full one halved");
+    // Asked for more than half the sensor, it is developed whole.
+    let larger = decode_for_display(&bytes, &path, 100, width.max(height) / 2 + 1).unwrap();
+    assert_eq!(larger.into_rgb8(), full);
 }
 
 #[test]

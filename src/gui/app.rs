@@ -24,7 +24,7 @@ use super::photos::{Photo, PhotoList, PhotoState, SortKey};
 use super::picker::{self, PathEntry, Picked};
 use super::selection::{Pick, Selection};
 use super::settings::{self, Facts, Settings};
-use super::thumbnails::Thumbnails;
+use super::thumbnails::{self, Thumbnails};
 use super::{details, grid, precision, saved, sidebar, similar_strip, status, viewer};
 
 /// How the app starts.
@@ -314,7 +314,11 @@ impl App {
         // A scrollbar over tens of thousands of photos keeps a handle big enough to grab.
         ctx.all_styles_mut(|style| style.spacing.scroll.handle_min_length = SCROLL_HANDLE_MIN);
         let worker = spawn_worker(&ctx, options.worker.clone());
-        let thumbnails = Thumbnails::new(&ctx, options.thumbnail_cache.clone(), options.worker.max_megapixels, 600);
+        let limits = thumbnails::Limits {
+            max_megapixels: options.worker.max_megapixels,
+            max_file_mb: options.worker.max_file_mb,
+        };
+        let thumbnails = Thumbnails::new(&ctx, options.thumbnail_cache.clone(), limits, 600);
         let mut photos = PhotoList::default();
         photos.set_sort(settings.sort);
         for saved in options.library_file.as_deref().map(saved::read).unwrap_or_default() {

@@ -37,6 +37,15 @@ impl Size {
 
 type Key = (PathBuf, Size);
 
+/// The sizes of photo the app opens at all, as set for tagging.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Photos with more pixels than this (in millions) are refused.
+    pub max_megapixels: u64,
+    /// Files larger than this many megabytes are refused before they are read.
+    pub max_file_mb: u64,
+}
+
 /// Decoded pixels waiting for upload, or why there are none.
 struct Loaded {
     key: Key,
@@ -69,15 +78,16 @@ pub struct Thumbnails {
 
 impl Thumbnails {
     /// Starts the loader threads. `disk_cache` is the folder for cached thumbnails, if any;
-    /// `capacity` bounds the number of textures kept.
-    pub fn new(ctx: &egui::Context, disk_cache: Option<PathBuf>, max_megapixels: u64, capacity: usize) -> Self {
+    /// photos over `limits` are refused as the tagger refuses them; `capacity` bounds the
+    /// number of textures kept.
+    pub fn new(ctx: &egui::Context, disk_cache: Option<PathBuf>, limits: Limits, capacity: usize) -> Self {
         let queue = Arc::new(Queue::default());
         let (tx, loaded) = unbounded();
         for i in 0..2 {
             let (queue, tx, ctx, disk) = (queue.clone(), tx.clone(), ctx.clone(), disk_cache.clone());
             std::thread::Builder::new()
                 .name(format!("evatag-thumbs-{i}"))
-                .spawn(move || load_loop(&queue, &tx, &ctx, disk.as_deref(), max_megapixels))
+                .spawn(move || load_loop(&queue, &tx, &ctx, disk.as_deref(), limits))
                 .expect("spawning a thumbnail thread");
         }
         Self {
@@ -150,7 +160,7 @@ impl Thumbnails {
     }
 }
 
-fn load_loop(queue: &Queue, tx: &Sender<Loaded>, ctx: &egui::Context, disk: Option<&Path>, max_megapixels: u64) {
+fn load_loop(queue: &Queue, tx: &Sender<Loaded>, ctx: &egui::Context, disk: Option<&Path>, limits: Limits) {
     loop {
         let key = {
             let mut requests = queue.requests.lock().expect("thumbnail queue");
@@ -161,7 +171,7 @@ fn load_loop(queue: &Queue, tx: &Sender<Loaded>, ctx: &egui::Context, disk: Opti
                 requests = queue.wake.wait(requests).expect("thumbnail queue");
             }
         };
-        let image = load(&key.0, key.1, disk, max_megapixels);
+        let image = load(&key.0, key.1, disk, limits);
         if tx.send(Loaded { key, image }).is_err() {
             return;
         }
@@ -170,7 +180,7 @@ fn load_loop(queue: &Queue, tx: &Sender<Loaded>, ctx: &egui::Context, disk: Opti
 }
 
 /// The thumbnail from the disk cache, or made from the photo (and then cached).
-fn load(path: &Path, size: Size, disk: Option<&Path>, max_megapixels: u64) -> Result<ColorImage, String> {
+fn load(path: &Path, size: Size, disk: Option<&Path>, limits: Limits) -> Result<ColorImage, String> {
     let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
     let cached = (size == Size::Thumb).then(|| disk.map(|d| d.join(cache_name(path, &meta)))).flatten();
     if let Some(file) = &cached
@@ -178,8 +188,9 @@ fn load(path: &Path, size: Size, disk: Option<&Path>, max_megapixels: u64) -> Re
     {
         return Ok(to_color_image(&image.into_rgb8()));
     }
-    let bytes = crate::library::scan::read_photo(path, preprocess::DEFAULT_MAX_FILE_MB)?;
-    let image = preprocess::decode(&bytes, path, max_megapixels).map_err(|e| e.to_string())?;
+    let bytes = crate::library::scan::read_photo(path, limits.max_file_mb)?;
+    let image =
+        preprocess::decode_for_display(&bytes, path, limits.max_megapixels, size.edge()).map_err(|e| e.to_string())?;
     let small = image.thumbnail(size.edge(), size.edge()).into_rgb8();
     if let Some(file) = cached {
         store(&file, &small);
@@ -213,4 +224,27 @@ fn store(file: &Path, image: &image::RgbImage) {
 
 fn to_color_image(image: &image::RgbImage) -> ColorImage {
     ColorImage::from_rgb([image.width() as usize, image.height() as usize], image.as_raw())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    }
+
+    #[test]
+    fn thumbnails_refuse_what_tagging_refuses() {
+        let photo = fixture("photos/cat_landscape.jpg");
+        let generous = Limits { max_megapixels: 100, max_file_mb: 100 };
+        let thumb = load(&photo, Size::Thumb, None, generous).unwrap();
+        assert_eq!(thumb.size.iter().max().copied(), Some(Size::Thumb.edge() as usize), "{:?}", thumb.size);
+        let no_file_fits = Limits { max_file_mb: 0, ..generous };
+        let error = load(&photo, Size::Thumb, None, no_file_fits).unwrap_err();
+        assert!(error.contains("cat_landscape.jpg") && error.contains("over the 0 MB limit"), "{error}");
+        let no_picture_fits = Limits { max_megapixels: 0, ..generous };
+        let error = load(&photo, Size::Thumb, None, no_picture_fits).unwrap_err();
+        assert!(error.contains("over the 0 megapixel limit"), "{error}");
+    }
 }

@@ -132,13 +132,34 @@ pub fn decode_rgb8(bytes: &[u8], path: &Path, max_megapixels: u64) -> Result<Rgb
 /// several: EXIF orientation for JPEG, TIFF and the like, the container's rotation and mirroring
 /// for HEIF, the camera's orientation for RAW.
 pub fn decode(bytes: &[u8], path: &Path, max_megapixels: u64) -> Result<DynamicImage, PreprocessError> {
+    decode_at(bytes, path, max_megapixels, raw::Detail::Full)
+}
+
+/// [`decode`], for showing the picture at `edge` pixels on its longer side: a RAW file gives
+/// an embedded preview of that size, or its sensor data developed at half size, where either
+/// is large enough (other formats are decoded whole).
+pub fn decode_for_display(
+    bytes: &[u8],
+    path: &Path,
+    max_megapixels: u64,
+    edge: u32,
+) -> Result<DynamicImage, PreprocessError> {
+    decode_at(bytes, path, max_megapixels, raw::Detail::Display(edge))
+}
+
+fn decode_at(
+    bytes: &[u8],
+    path: &Path,
+    max_megapixels: u64,
+    detail: raw::Detail,
+) -> Result<DynamicImage, PreprocessError> {
     let (mut image, orientation) = match Container::identify(bytes, path) {
         None => return Err(PreprocessError::UnknownFormat { path: path.to_owned() }),
         // libheif applies the container's transformations itself; the EXIF orientation that
         // phones also write describes the same turn and must not be applied twice.
         Some(Container::Heif) => (DynamicImage::ImageRgb8(heif::decode(bytes, path, max_megapixels)?), None),
         Some(Container::Raw) => {
-            let (image, orientation) = raw::decode(bytes, path, max_megapixels)?;
+            let (image, orientation) = raw::decode(bytes, path, max_megapixels, detail)?;
             (DynamicImage::ImageRgb8(image), orientation)
         }
         Some(Container::Image(_)) => decode_stored(bytes, path, max_megapixels)?,

@@ -10,7 +10,7 @@
 use std::path::Path;
 
 use flashraw::{
-    CorruptionPolicy, DecodeOptions, FlashRaw, Limits, OutputFormat, PreviewEncoding, PreviewInfo, RawFormat,
+    CorruptionPolicy, DecodeOptions, Demosaic, FlashRaw, Limits, OutputFormat, PreviewEncoding, PreviewInfo, RawFormat,
 };
 use image::RgbImage;
 use image::metadata::Orientation;
@@ -55,12 +55,24 @@ fn develop_limits(max_megapixels: u64) -> Limits {
     Limits::default().with_max_samples(max_megapixels.saturating_mul(4_000_000))
 }
 
-/// The picture of a RAW file, and the orientation still to apply to it. The sensor's size is
-/// checked against `max_megapixels` before anything is decoded.
+/// How much of a RAW file's picture is wanted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// All of it: the full-size preview, or the sensor data developed at full size.
+    Full,
+    /// Enough to show it at this many pixels on its longer side: the smallest embedded preview
+    /// of the picture's shape that is as large, or else the sensor data developed at half
+    /// size where that is large enough.
+    Display(u32),
+}
+
+/// The picture of a RAW file at `detail`, and the orientation still to apply to it. The
+/// sensor's size is checked against `max_megapixels` before anything is decoded.
 pub fn decode(
     bytes: &[u8],
     path: &Path,
     max_megapixels: u64,
+    detail: Detail,
 ) -> Result<(RgbImage, Option<Orientation>), PreprocessError> {
     let broken = |e: flashraw::Error| PreprocessError::decode(path, e);
     // Parsing reads the structure only, under flashraw's own limits.
@@ -68,7 +80,12 @@ pub fn decode(
     let metadata = raw.metadata();
     let (width, height) = (metadata.raw_width.max(metadata.width), metadata.raw_height.max(metadata.height));
     check_pixels(path, width, height, max_megapixels)?;
-    let preview = full_size_preview(raw.previews(), metadata.width, metadata.height);
+    let preview = match detail {
+        Detail::Full => full_size_preview(raw.previews(), metadata.width, metadata.height),
+        Detail::Display(edge) => display_preview(raw.previews(), metadata.width, metadata.height, edge)
+            .or_else(|| full_size_preview(raw.previews(), metadata.width, metadata.height)),
+    };
+    let half_is_enough = matches!(detail, Detail::Display(edge) if metadata.width.max(metadata.height) / 2 >= edge);
     let preview_failure = match preview.map(|preview| decode_preview(&raw, preview, path, max_megapixels)) {
         Some(Ok(decoded)) => return Ok(decoded),
         Some(Err(e)) => Some(e),
@@ -78,6 +95,7 @@ pub fn decode(
         output: OutputFormat::Rgba8,
         limits: develop_limits(max_megapixels),
         corruption_policy: CorruptionPolicy::Strict,
+        demosaic: if half_is_enough { Demosaic::HalfSize } else { Demosaic::Bilinear },
         ..DecodeOptions::default()
     };
     let developed = raw.decode(options).map_err(|e| match &preview_failure {
@@ -112,6 +130,20 @@ fn full_size_preview(previews: &[PreviewInfo], width: u32, height: u32) -> Optio
         .iter()
         .filter(|p| p.encoding == PreviewEncoding::Jpeg && covers(p))
         .max_by_key(|p| u64::from(p.width) * u64::from(p.height))
+}
+
+/// The smallest embedded JPEG preview of the picture's shape (within 2 %, so that no preview
+/// with bars is shown) whose longer side is at least `edge`.
+fn display_preview(previews: &[PreviewInfo], width: u32, height: u32, edge: u32) -> Option<&PreviewInfo> {
+    let aspect = f64::from(width.max(1)) / f64::from(height.max(1));
+    let same_shape = |p: &PreviewInfo| {
+        let own = f64::from(p.width.max(1)) / f64::from(p.height.max(1));
+        ((own - aspect) / aspect).abs() < 0.02
+    };
+    previews
+        .iter()
+        .filter(|p| p.encoding == PreviewEncoding::Jpeg && p.width.max(p.height) >= edge && same_shape(p))
+        .min_by_key(|p| u64::from(p.width) * u64::from(p.height))
 }
 
 /// Decodes an embedded JPEG preview with the JPEG decoder every other photo gets, and the

@@ -517,7 +517,12 @@ mod tests {
         let message = report.errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
         assert_eq!(report.errors.len(), 2, "{message}");
         assert!(report.errors.iter().all(|e| matches!(e, ExportError::SidecarIsAPhoto { .. })), "{message}");
-        assert!(message.contains("holiday.jpg and ") && message.contains("the sidecar would be") && message.contains("holiday.XMP"), "{message}");
+        assert!(
+            message.contains("holiday.jpg and ")
+                && message.contains("the sidecar would be")
+                && message.contains("holiday.XMP"),
+            "{message}"
+        );
         assert!(message.contains("x.xmp: the sidecar would be"), "{message}");
         let now: Vec<Vec<u8>> = [&named_xmp, &itself].iter().map(|p| fs::read(p).unwrap()).collect();
         assert_eq!(now, originals, "a photo was written over");
