@@ -895,3 +895,23 @@ fn a_panic_in_the_model_fails_only_its_photo_and_the_rest_are_tagged() {
     let index = harness.state().photos().index_of(&culprit).unwrap();
     assert!(matches!(harness.state().photos().photo(index).state, PhotoState::Failed(_)));
 }
+
+#[test]
+fn changing_the_precision_while_a_folder_is_being_added_still_tags_all_of_it() {
+    let (photos, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let copied = copy_photos(photos.path());
+    let mut options = options_for(cache.path(), model_dir("eva_tiny"), vec![photos.path().to_owned()], 4);
+    options.dtype_from_command_line = false;
+    let mut harness = harness_with(options);
+    // At once, while the folder is still being found and scanned.
+    harness.get_by_label("Settings").click();
+    harness.step();
+    harness.step();
+    harness.get_by_role_and_label(egui::accesskit::Role::ComboBox, "Precision").click();
+    harness.step();
+    harness.step();
+    harness.get_by_label_contains("half (bf16, ").click();
+    harness.step();
+    step_until(&mut harness, "every photo is tagged", |app| all_finished(app, copied.len()) && !app.is_busy());
+    assert_eq!(tagged(harness.state()), copied.len());
+}

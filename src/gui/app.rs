@@ -224,6 +224,9 @@ pub struct App {
     model_status: ModelStatus,
     progress: Progress,
     busy: bool,
+    /// Every path sent to the worker since it was last idle: a restarted worker is given
+    /// them again, so that folders whose scan had not finished are not lost.
+    job_paths: Vec<PathBuf>,
     errors: Vec<(PathBuf, String)>,
     notices: Vec<String>,
     selection: Selection,
@@ -331,6 +334,7 @@ impl App {
             model_status: ModelStatus::Locating,
             progress: Progress::default(),
             busy: false,
+            job_paths: Vec::new(),
             errors: Vec::new(),
             notices: Vec::new(),
             selection: Selection::default(),
@@ -370,7 +374,13 @@ impl App {
             return;
         }
         self.settings.remember(&paths);
+        self.tag(paths);
+    }
+
+    /// Sends paths to the worker to be found and tagged.
+    fn tag(&mut self, paths: Vec<PathBuf>) {
         self.busy = true;
+        self.job_paths.extend(paths.iter().cloned());
         self.worker.send(Command::Add(paths));
     }
 
@@ -512,8 +522,7 @@ impl App {
     fn resume(&mut self) {
         let paths = self.photos.resume_not_tagged();
         if !paths.is_empty() {
-            self.busy = true;
-            self.worker.send(Command::Add(paths));
+            self.tag(paths);
         }
     }
 
@@ -668,7 +677,10 @@ impl App {
                 }
                 Err(e) => self.notices.push(format!("The cache could not be cleared: {e}")),
             },
-            Event::Idle => self.busy = false,
+            Event::Idle => {
+                self.busy = false;
+                self.job_paths.clear();
+            }
         }
     }
 
@@ -913,14 +925,10 @@ impl App {
         let old = std::mem::replace(&mut self.worker, spawn_worker(ctx, self.options.worker.clone()));
         drop(old);
         self.model_status = ModelStatus::Locating;
-        let queued: Vec<PathBuf> = (0..self.photos.len())
-            .map(|i| self.photos.photo(i))
-            .filter(|p| p.state == PhotoState::Queued)
-            .map(|p| p.path.clone())
-            .collect();
-        if !queued.is_empty() {
-            self.busy = true;
-            self.worker.send(Command::Add(queued));
+        let queued = (0..self.photos.len()).map(|i| self.photos.photo(i)).filter(|p| p.state == PhotoState::Queued);
+        let again = paths_to_send_again(std::mem::take(&mut self.job_paths), queued.map(|p| p.path.as_path()));
+        if !again.is_empty() {
+            self.tag(again);
         }
     }
 
@@ -930,8 +938,7 @@ impl App {
         let roots: Vec<PathBuf> = self.settings.last_paths.iter().filter(|p| p.exists()).cloned().collect();
         self.resume();
         if !roots.is_empty() {
-            self.busy = true;
-            self.worker.send(Command::Add(roots));
+            self.tag(roots);
         }
     }
 
@@ -1255,6 +1262,14 @@ impl App {
     }
 }
 
+/// What a restarted worker is given: every path of the unfinished job (folders whose scan may
+/// not have finished among them), and the queued photos those do not already hold.
+fn paths_to_send_again<'a>(job_paths: Vec<PathBuf>, queued: impl Iterator<Item = &'a Path>) -> Vec<PathBuf> {
+    let outside: Vec<PathBuf> =
+        queued.filter(|photo| !job_paths.iter().any(|path| photo.starts_with(path))).map(Path::to_owned).collect();
+    job_paths.into_iter().chain(outside).collect()
+}
+
 fn spawn_worker(ctx: &egui::Context, config: WorkerConfig) -> Worker {
     let ctx = ctx.clone();
     Worker::spawn(config, Box::new(move || ctx.request_repaint()))
@@ -1297,5 +1312,22 @@ impl eframe::App for App {
 
     fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
         self.save_library(true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_restarted_worker_gets_the_unfinished_job_and_the_queued_photos_outside_it() {
+        let job = vec![PathBuf::from("/photos/trip"), PathBuf::from("/photos/cat.jpg")];
+        let queued = [Path::new("/photos/trip/1.jpg"), Path::new("/photos/cat.jpg"), Path::new("/elsewhere/2.jpg")];
+        let again = paths_to_send_again(job, queued.into_iter());
+        let expected = ["/photos/trip", "/photos/cat.jpg", "/elsewhere/2.jpg"].map(PathBuf::from);
+        assert_eq!(again, expected);
+        // A folder added but not yet scanned has no queued photo, and is sent again all the same.
+        assert_eq!(paths_to_send_again(vec![PathBuf::from("/new")], std::iter::empty()), [PathBuf::from("/new")]);
+        assert!(paths_to_send_again(Vec::new(), std::iter::empty()).is_empty());
     }
 }
