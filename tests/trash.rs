@@ -84,6 +84,30 @@ fn photos_go_to_the_trash_with_their_sidecars_and_nothing_is_lost_when_interrupt
         _ => None,
     });
     assert!(graph.photos.iter().all(|p| p.path != doomed));
+
+    // A long move tells its progress and stops at a cancel.
+    let long_dir = home.path().join("long");
+    std::fs::create_dir(&long_dir).unwrap();
+    let long: Vec<PathBuf> = (0..2000)
+        .map(|i| {
+            let path = long_dir.join(format!("long-{i:04}.jpg"));
+            std::fs::write(&path, i.to_string()).unwrap();
+            path
+        })
+        .collect();
+    worker.send(Command::MoveToTrash(long.clone()));
+    let (task, total) = wait_for(&worker, |e| match e {
+        Event::Working { task, done, total } if done > 0 => Some((task, total)),
+        _ => None,
+    });
+    assert_eq!((task, total), (evatag::worker::Task::MovingToTrash, long.len() as u64));
+    worker.cancel();
+    let report = wait_for(&worker, |e| match e {
+        Event::Trashed(report) => Some(report),
+        _ => None,
+    });
+    assert!(report.stopped && report.moved.len() < long.len(), "{} moved", report.moved.len());
+    assert_eq!(long.iter().filter(|path| path.exists()).count(), long.len() - report.moved.len());
     worker.shutdown();
     let cache = Cache::open_reader(&cache_dir.join(evatag::library::cache::DATABASE_FILE)).unwrap();
     let hash = evatag::library::cache::hash_bytes(&std::fs::read(trash.join("files").join(&name)).unwrap());
@@ -110,10 +134,16 @@ fn photos_go_to_the_trash_with_their_sidecars_and_nothing_is_lost_when_interrupt
             stop.store(true, Ordering::SeqCst);
         })
     };
-    let report = move_to_trash(&files, &stop);
+    let reported = std::sync::Mutex::new(Vec::new());
+    let report_progress = |done: usize, total: usize| reported.lock().unwrap().push((done, total));
+    let report = move_to_trash(&files, evatag::library::watch::Watch::new(&stop, &report_progress));
     stopper.join().unwrap();
     assert!(report.stopped, "the stop came before the end");
     assert!(report.moved.len() >= 50 && report.moved.len() < files.len(), "{}", report.moved.len());
+    // Told before each photo how many were done, and not told the batch was complete.
+    let reported = reported.into_inner().unwrap();
+    assert_eq!(reported.len(), report.moved.len() + 1);
+    assert!(reported.iter().enumerate().all(|(i, &(done, total))| done == i && total == files.len()), "{reported:?}");
     for (i, file) in files.iter().enumerate() {
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
         let trashed = in_trash(&trash, &name);

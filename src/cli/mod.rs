@@ -315,6 +315,18 @@ impl Feedback {
                 anyhow::bail!("{reason}");
             }
             Event::Warning(warning) => self.bar.suspend(|| eprintln!("evatag: warning: {warning}")),
+            Event::Working { task, done, total } => {
+                if self.bar.length() != Some(*total) {
+                    self.bar.set_style(
+                        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len}")
+                            .expect("valid template")
+                            .progress_chars("=> "),
+                    );
+                    self.bar.set_length(*total);
+                    self.bar.set_message(task.describe().to_lowercase());
+                }
+                self.bar.set_position(*done);
+            }
             Event::Progress(p) => {
                 if self.downloading.is_none() && self.bar.length() != Some(p.total) {
                     self.bar.set_style(

@@ -16,7 +16,7 @@ use crate::model::labels::Label;
 use crate::model::registry::{self, RegisteredModel};
 use crate::model::weights::ModelSource;
 use crate::options::Options;
-use crate::worker::{Command, Event, ModelStatus, PhotoErrorKind, Progress, Worker, WorkerConfig};
+use crate::worker::{Command, Event, ModelStatus, PhotoErrorKind, Progress, Task, Worker, WorkerConfig};
 
 use super::confirm::{self, SidecarPlan};
 use super::duplicates::{self, DuplicatesView};
@@ -227,6 +227,8 @@ pub struct App {
     /// Every path sent to the worker since it was last idle: a restarted worker is given
     /// them again, so that folders whose scan had not finished are not lost.
     job_paths: Vec<PathBuf>,
+    /// A long task of the worker's besides tagging, while it runs: `(task, done, total)`.
+    working: Option<(Task, u64, u64)>,
     errors: Vec<(PathBuf, String)>,
     notices: Vec<String>,
     selection: Selection,
@@ -335,6 +337,7 @@ impl App {
             progress: Progress::default(),
             busy: false,
             job_paths: Vec::new(),
+            working: None,
             errors: Vec::new(),
             notices: Vec::new(),
             selection: Selection::default(),
@@ -437,7 +440,7 @@ impl App {
 
     /// Stops the running job.
     fn cancel(&mut self) {
-        self.worker.send(Command::Cancel);
+        self.worker.cancel();
         self.photos.cancel_queued();
         self.busy = false;
     }
@@ -610,7 +613,11 @@ impl App {
         if path.is_some_and(|path| self.photos.index_of(path).is_none() && !self.in_library(path)) {
             return;
         }
+        if matches!(event, Event::Duplicates(_) | Event::Trashed(_) | Event::Similar { .. }) {
+            self.working = None;
+        }
         match event {
+            Event::Working { task, done, total } => self.working = (done < total).then_some((task, done, total)),
             Event::Duplicates(outcome) => {
                 if let Some(view) = self.duplicates.as_mut() {
                     view.set_graph(outcome);
@@ -1157,6 +1164,7 @@ impl App {
             progress: self.progress,
             counts: self.photos.counts(),
             busy: self.busy,
+            working: self.working,
             errors: self.errors.len(),
             errors_open: self.show_errors,
             notice: self.notices.last().map(String::as_str),

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::worker::{ModelStatus, Progress};
+use crate::worker::{ModelStatus, Progress, Task};
 
 use super::app::Action;
 use super::photos::{Counts, SortKey};
@@ -97,6 +97,8 @@ pub struct StatusBar<'a> {
     pub counts: Counts,
     /// Whether a job is running.
     pub busy: bool,
+    /// A long task besides tagging and how far it is: `(task, done, total)`.
+    pub working: Option<(Task, u64, u64)>,
     /// How many files failed.
     pub errors: usize,
     /// Whether the errors panel is open.
@@ -112,7 +114,14 @@ pub fn status_bar(ui: &mut egui::Ui, view: &StatusBar<'_>, actions: &mut Vec<Act
             model_state(ui, view.model, actions);
             ui.separator();
             let p = view.progress;
-            if view.busy {
+            if let Some((task, done, total)) = view.working {
+                let fraction = if total > 0 { done as f32 / total as f32 } else { 0.0 };
+                let text = format!("{}: {done} of {total}", task.describe());
+                ui.add(egui::ProgressBar::new(fraction).desired_width(320.0).text(text));
+                if ui.button("Cancel").clicked() {
+                    actions.push(Action::Cancel);
+                }
+            } else if view.busy {
                 let fraction = if p.total > 0 { p.done as f32 / p.total as f32 } else { 0.0 };
                 let eta = p.eta_secs.map(|s| format!(", {} left", duration(s))).unwrap_or_default();
                 let text = format!("{} of {} photos, {:.2}/s{eta}", p.done, p.total, p.images_per_second);

@@ -242,9 +242,17 @@ impl Cache {
         }
         std::fs::create_dir_all(dir).map_err(|source| CacheError::Folder { path: dir.to_owned(), source })?;
         let path = dir.join(DATABASE_FILE);
-        let failure = match Self::open_checked(&path, busy_timeout) {
-            Ok(cache) => return Ok((cache, Vec::new())),
-            Err(failure) => failure,
+        let started = std::time::Instant::now();
+        let failure = loop {
+            match Self::open_checked(&path, busy_timeout) {
+                Ok(cache) => return Ok((cache, Vec::new())),
+                // Two processes setting up one new database can each hold the lock the other
+                // needs; SQLite then fails one at once instead of waiting, and it tries again.
+                Err(failure) if failure.kind() == FailureKind::Busy && started.elapsed() < busy_timeout => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(failure) => break failure,
+            }
         };
         match failure.kind() {
             FailureKind::Damaged => {

@@ -8,3 +8,4 @@ pub mod photo_info;
 pub mod scan;
 pub mod search;
 pub mod trash;
+pub mod watch;

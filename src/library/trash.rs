@@ -5,10 +5,9 @@
 //! the trash: however a batch is interrupted, every file is either where it was or in the
 //! trash, and a sidecar never leaves without its photo.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use super::export::{SidecarNaming, sidecar_path};
+use super::watch::Watch;
+use std::path::{Path, PathBuf};
 
 /// What a move to the trash did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -23,12 +22,13 @@ pub struct TrashReport {
     pub stopped: bool,
 }
 
-/// Moves `photos` and their XMP sidecars to the system trash, until `stop` is set. A photo
-/// that cannot be moved keeps its sidecars; one that fails does not stop the others.
-pub fn move_to_trash(photos: &[PathBuf], stop: &AtomicBool) -> TrashReport {
+/// Moves `photos` and their XMP sidecars to the system trash, saying how many are done
+/// before each, until `watch` says to stop. A photo that cannot be moved keeps its sidecars;
+/// one that fails does not stop the others.
+pub fn move_to_trash(photos: &[PathBuf], watch: Watch<'_>) -> TrashReport {
     let mut report = TrashReport::default();
     for (i, photo) in photos.iter().enumerate() {
-        if stop.load(Ordering::SeqCst) {
+        if !watch.progress(i, photos.len()) {
             report.stopped = true;
             break;
         }
@@ -47,6 +47,9 @@ pub fn move_to_trash(photos: &[PathBuf], stop: &AtomicBool) -> TrashReport {
                 }
             }
         }
+    }
+    if !report.stopped {
+        watch.progress(photos.len(), photos.len());
     }
     report
 }

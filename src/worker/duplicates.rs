@@ -12,6 +12,7 @@ use crate::library::photo_info::PhotoInfo;
 use crate::library::search::{dot, normalise};
 
 use super::similar::{CacheOfModel, SearchError, Similarity};
+use crate::library::watch::Watch;
 
 /// The duplicate graph of the files at `within` (seen this session), or of every existing file
 /// that the cache or this session knows.
@@ -19,6 +20,7 @@ pub(super) fn graph(
     similarity: &mut Similarity,
     cache: CacheOfModel<'_>,
     within: Option<&[PathBuf]>,
+    watch: Watch<'_>,
 ) -> Result<DuplicateGraph, SearchError> {
     // Files by content, in path order.
     let mut files: BTreeMap<PathBuf, ContentHash> = BTreeMap::new();
@@ -43,7 +45,7 @@ pub(super) fn graph(
         paths.push(path);
     }
 
-    let pairs = near_pairs(similarity.index(cache)?, &contents, LOWEST_THRESHOLD)?;
+    let pairs = near_pairs(similarity.index(cache, watch)?, &contents, LOWEST_THRESHOLD)?;
     let mut embeddings: HashMap<usize, Arc<[f32]>> = HashMap::new();
     let mut embedding = |content: usize| -> Option<Arc<[f32]>> {
         if let Some(e) = embeddings.get(&content) {

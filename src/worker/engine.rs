@@ -12,13 +12,14 @@ use super::Notifier;
 use super::duplicates;
 use super::loader::{LoaderMsg, spawn_loader};
 use super::pipeline::{self, DecodeContext, Hit, Job, PipeMsg, Prepared, ReadyImage};
-use super::protocol::{Command, Event, ModelStatus, PhotoError, Progress, Tagged, WorkerConfig};
+use super::protocol::{Command, Event, ModelStatus, PhotoError, Progress, Tagged, Task, WorkerConfig};
 use super::similar::{CacheOfModel, Similarity};
 use crate::fail_point::{Stage, fail_point, panic_message};
 use crate::library::cache::{self, Cache, CacheError, ContentHash, NewResult};
 use crate::library::photo_info::PhotoInfo;
 use crate::library::search::Match;
 use crate::library::trash;
+use crate::library::watch::Watch;
 use crate::model::config::ModelConfig;
 use crate::model::labels::{Label, class_name};
 use crate::model::{ClassProb, Model, Prediction};
@@ -114,11 +115,18 @@ pub(super) struct Engine {
     /// The photos the step under way is working on: a panic in it fails them (and only
     /// them), and the worker goes on.
     in_flight: Vec<PathBuf>,
+    /// Set by a cancel; long tasks stop on it, and handling the cancel clears it.
+    interrupt: Arc<AtomicBool>,
 }
 
 impl Engine {
     /// An engine that starts loading the model at once.
-    pub fn new(config: WorkerConfig, notifier: Notifier, commands: Receiver<Command>) -> Self {
+    pub fn new(
+        config: WorkerConfig,
+        notifier: Notifier,
+        commands: Receiver<Command>,
+        interrupt: Arc<AtomicBool>,
+    ) -> Self {
         let (pipe_tx, pipe_rx) = bounded(2 * config.batch_size.max(1) + config.decode_threads + 64);
         let loader = spawn_loader(&config, notifier.clone());
         Self {
@@ -136,6 +144,7 @@ impl Engine {
             batch: Vec::new(),
             job: JobCounters::default(),
             in_flight: Vec::new(),
+            interrupt,
         }
     }
 
@@ -339,6 +348,8 @@ impl Engine {
     }
 
     fn cancel(&mut self) {
+        // Any long task the cancel was meant for has stopped by now.
+        self.interrupt.store(false, Ordering::SeqCst);
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.batch.clear();
         let was_busy = self.job.busy();
@@ -596,7 +607,9 @@ impl Engine {
             }
             Request::Duplicates(within) => {
                 let cache = cache_of_model(&self.cache, &self.model);
-                let outcome = duplicates::graph(&mut self.similarity, cache, within.as_deref())
+                let report = reporter(&self.notifier, Task::BuildingIndex);
+                let watch = Watch::new(&self.interrupt, &report);
+                let outcome = duplicates::graph(&mut self.similarity, cache, within.as_deref(), watch)
                     .map(Arc::new)
                     .map_err(|e| format!("duplicates could not be looked for: {e}"));
                 self.notifier.send(Event::Duplicates(outcome));
@@ -606,7 +619,10 @@ impl Engine {
 
     /// Moves photos to the trash with their sidecars, then forgets them.
     fn move_to_trash(&mut self, paths: &[PathBuf]) {
-        let report = trash::move_to_trash(paths, &AtomicBool::new(false));
+        let report = {
+            let tell = reporter(&self.notifier, Task::MovingToTrash);
+            trash::move_to_trash(paths, Watch::new(&self.interrupt, &tell))
+        };
         if let Some(cache) = self.cache.as_mut()
             && let Err(e) = cache.forget_files(&report.moved)
         {
@@ -621,7 +637,9 @@ impl Engine {
     fn similar(&mut self, query: &Query) -> Result<Vec<Match>, PhotoError> {
         let (hash, embedding) = self.query_embedding(&query.query)?;
         let cache = cache_of_model(&self.cache, &self.model);
-        self.similarity.search(cache, &hash, &embedding, query.k, query.within.as_deref()).map_err(|e| {
+        let report = reporter(&self.notifier, Task::BuildingIndex);
+        let watch = Watch::new(&self.interrupt, &report);
+        self.similarity.search(cache, &hash, &embedding, query.k, query.within.as_deref(), watch).map_err(|e| {
             let message = format!("{}: the library could not be searched: {e}", query.query.display());
             PhotoError::file(query.query.clone(), message)
         })
@@ -652,6 +670,19 @@ impl Engine {
                 let tagged = tagged?;
                 Ok((tagged.hash, tagged.embedding))
             }
+        }
+    }
+}
+
+/// Tells a long task's progress as [`Event::Working`], at most ten times a second (and always
+/// its start and end).
+fn reporter(notifier: &Notifier, task: Task) -> impl Fn(usize, usize) + '_ {
+    let last = std::cell::Cell::new(None::<Instant>);
+    move |done, total| {
+        let due = last.get().is_none_or(|at| at.elapsed() >= Duration::from_millis(100));
+        if due || done == 0 || done == total {
+            last.set(Some(Instant::now()));
+            notifier.send(Event::Working { task, done: done as u64, total: total as u64 });
         }
     }
 }

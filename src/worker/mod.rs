@@ -16,16 +16,20 @@ mod protocol;
 mod similar;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
-pub use protocol::{Command, Event, ModelStatus, PhotoError, PhotoErrorKind, Progress, Tagged, WorkerConfig};
+pub use protocol::{Command, Event, ModelStatus, PhotoError, PhotoErrorKind, Progress, Tagged, Task, WorkerConfig};
 
 /// Handle on the background worker.
 pub struct Worker {
     commands: Sender<Command>,
     events: Receiver<Event>,
+    /// Set by [`Worker::cancel`] and read by long tasks, which cannot read commands while
+    /// they run.
+    interrupt: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -36,11 +40,20 @@ impl Worker {
         let (commands, command_rx) = unbounded();
         let (event_tx, events) = unbounded();
         let notifier = Notifier { events: event_tx, wake: Arc::from(wake) };
+        let interrupt = Arc::new(AtomicBool::new(false));
+        let engine = engine::Engine::new(config, notifier, command_rx, interrupt.clone());
         let thread = std::thread::Builder::new()
             .name("evatag-worker".into())
-            .spawn(move || engine::Engine::new(config, notifier, command_rx).run())
+            .spawn(move || engine.run())
             .expect("spawning the worker thread");
-        Self { commands, events, thread: Some(thread) }
+        Self { commands, events, interrupt, thread: Some(thread) }
+    }
+
+    /// Stops the running job: the tagging, and a long task (index build, trash move) between
+    /// two of its items.
+    pub fn cancel(&self) {
+        self.interrupt.store(true, Ordering::SeqCst);
+        self.send(Command::Cancel);
     }
 
     /// Sends a command; a stopped worker ignores it.

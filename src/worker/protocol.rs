@@ -204,6 +204,16 @@ pub enum Event {
     Trashed(TrashReport),
     /// The cache was emptied, or could not be: the text says which.
     CacheCleared(Result<(), String>),
+    /// A long task other than tagging got on: `done` of `total` items; it stops at
+    /// [`crate::worker::Worker::cancel`].
+    Working {
+        /// The task.
+        task: Task,
+        /// Items done.
+        done: u64,
+        /// Items in all.
+        total: u64,
+    },
     /// Nothing is queued or running.
     Idle,
 }
@@ -224,6 +234,26 @@ pub enum PhotoErrorKind {
     Cancelled,
     /// evatag itself failed (a panic) while working on this photo; the rest went on.
     Unexpected,
+}
+
+/// The long tasks besides tagging, which report [`Event::Working`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Task {
+    /// Building the similarity index from the cache (the first search after an upgrade or
+    /// of a large cache).
+    BuildingIndex,
+    /// Moving photos to the trash.
+    MovingToTrash,
+}
+
+impl Task {
+    /// What the task does, for a progress line.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::BuildingIndex => "Building the similarity index",
+            Self::MovingToTrash => "Moving photos to the trash",
+        }
+    }
 }
 
 /// Why one photo has no tags: its path, the kind of problem, and a sentence for the user that

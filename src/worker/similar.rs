@@ -12,6 +12,7 @@ use std::sync::Arc;
 use crate::library::ann::AnnError;
 use crate::library::cache::{Cache, CacheError, ContentHash};
 use crate::library::search::{Filters, Match, Reach, SimilarityIndex, codes_of, dot, normalise};
+use crate::library::watch::Watch;
 
 /// Index vectors compared with the cache's embeddings when a saved index is opened.
 const SAMPLE_CHECKED: usize = 16;
@@ -29,6 +30,9 @@ pub enum SearchError {
     /// The index failed.
     #[error(transparent)]
     Index(#[from] AnnError),
+    /// Cancelled while the index was being built; the next search builds it again.
+    #[error("stopped before the similarity index was complete")]
+    Cancelled,
 }
 
 /// The cache and the id of the model whose results are searched.
@@ -130,11 +134,12 @@ impl Similarity {
         embedding: &[f32],
         k: usize,
         within: Option<&[PathBuf]>,
+        watch: Watch<'_>,
     ) -> Result<Vec<Match>, SearchError> {
         if let Some(within) = within {
             return Ok(self.search_within(query_hash, embedding, k, within));
         }
-        self.open_index(cache)?;
+        self.open_index(cache, watch)?;
         let Some(index) = self.index.as_ref() else { return Ok(Vec::new()) };
         let filters = Filters { exclude: Some(query_hash), keep: None };
         let found = index.search(embedding, k + SPARE_RESULTS, filters, Reach::Best, |hash| self.exact(hash, cache))?;
@@ -145,9 +150,10 @@ impl Similarity {
             .collect())
     }
 
-    /// The index of every content, opened (and repaired or rebuilt) on first use.
-    pub fn index(&mut self, cache: CacheOfModel<'_>) -> Result<&SimilarityIndex, SearchError> {
-        self.open_index(cache)?;
+    /// The index of every content, opened (and repaired or rebuilt, with progress told to
+    /// `watch`) on first use.
+    pub fn index(&mut self, cache: CacheOfModel<'_>, watch: Watch<'_>) -> Result<&SimilarityIndex, SearchError> {
+        self.open_index(cache, watch)?;
         Ok(self.index.as_ref().expect("opened above"))
     }
 
@@ -207,8 +213,9 @@ impl Similarity {
     }
 
     /// Opens the saved index, checks it against the cache and adds what it lacks; builds it
-    /// from the cache when it is missing, damaged or does not agree.
-    fn open_index(&mut self, cache: CacheOfModel<'_>) -> Result<(), SearchError> {
+    /// from the cache when it is missing, damaged or does not agree. The contents added are
+    /// counted to `watch`, which can stop the work (the index is then built anew next time).
+    fn open_index(&mut self, cache: CacheOfModel<'_>, watch: Watch<'_>) -> Result<(), SearchError> {
         if self.index.is_some() {
             return Ok(());
         }
@@ -238,10 +245,16 @@ impl Similarity {
             None => SimilarityIndex::new(self.dim)?,
         };
         self.unsaved = !missing.is_empty();
-        for chunk in missing.chunks(REBUILD_CHUNK) {
+        for (i, chunk) in missing.chunks(REBUILD_CHUNK).enumerate() {
+            if !watch.progress(i * REBUILD_CHUNK, missing.len()) {
+                return Err(SearchError::Cancelled);
+            }
             let embeddings: Vec<(ContentHash, Vec<f32>)> =
                 chunk.iter().filter_map(|hash| Some((*hash, self.exact(hash, cache)?))).collect();
             index.extend(&embeddings)?;
+        }
+        if !missing.is_empty() {
+            watch.progress(missing.len(), missing.len());
         }
         for (hash, embedding) in &self.embeddings {
             if !index.contains(hash) {
@@ -280,6 +293,12 @@ mod tests {
         [n; 32]
     }
 
+    /// A watch that never stops and is told nothing.
+    fn unwatched() -> Watch<'static> {
+        static GO_ON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        Watch::new(&GO_ON, &|_, _| {})
+    }
+
     #[test]
     fn ranks_by_cosine_leaving_out_the_query_and_honouring_within() {
         let mut similarity = Similarity::default();
@@ -288,15 +307,15 @@ mod tests {
         similarity.insert(Path::new("/near.jpg"), hash(1), Arc::from([0.9, 0.1]));
         similarity.insert(Path::new("/far.jpg"), hash(2), Arc::from([0.0, 1.0]));
         let (query, embedding) = similarity.known(Path::new("/q.jpg")).unwrap();
-        let all = similarity.search(None, &query, &embedding, 5, None).unwrap();
+        let all = similarity.search(None, &query, &embedding, 5, None, unwatched()).unwrap();
         let paths: Vec<&Path> = all.iter().map(|m| m.path.as_path()).collect();
         assert_eq!(paths, [Path::new("/near.jpg"), Path::new("/far.jpg")]);
         let within = [PathBuf::from("/far.jpg")];
-        let only = similarity.search(None, &query, &embedding, 5, Some(&within)).unwrap();
+        let only = similarity.search(None, &query, &embedding, 5, Some(&within), unwatched()).unwrap();
         assert_eq!(only.len(), 1);
         assert_eq!(only[0].path, Path::new("/far.jpg"));
         similarity.forget(&[PathBuf::from("/near.jpg")], None);
-        let rest = similarity.search(None, &query, &embedding, 5, None).unwrap();
+        let rest = similarity.search(None, &query, &embedding, 5, None, unwatched()).unwrap();
         assert_eq!(rest.iter().map(|m| m.path.as_path()).collect::<Vec<_>>(), [Path::new("/far.jpg")]);
     }
 
@@ -323,7 +342,8 @@ mod tests {
         let (a, b) = (dir.path().join("a.jpg"), dir.path().join("b.jpg"));
         let cache = cache_with(dir.path(), &[(&a, hash(1), [1.0, 0.0, 0.0]), (&b, hash(2), [0.8, 0.6, 0.0])]);
         let search = |similarity: &mut Similarity| {
-            let found = similarity.search(Some((&cache, "m")), &hash(9), &[1.0, 0.0, 0.0], 5, None).unwrap();
+            let found =
+                similarity.search(Some((&cache, "m")), &hash(9), &[1.0, 0.0, 0.0], 5, None, unwatched()).unwrap();
             found.into_iter().map(|m| (m.path, (m.score * 1000.0).round())).collect::<Vec<_>>()
         };
         let expected = vec![(a.clone(), 1000.0), (b.clone(), 800.0)];
@@ -355,5 +375,27 @@ mod tests {
         repaired.reset(3);
         assert_eq!(search(&mut repaired), expected);
         assert!(SimilarityIndex::load(&file, 3).is_ok(), "the rebuilt index was saved");
+    }
+
+    #[test]
+    fn building_the_index_tells_its_progress_and_stops_when_told() {
+        let dir = tempfile::tempdir().unwrap();
+        let photos: Vec<(PathBuf, ContentHash)> =
+            (0..3).map(|n| (dir.path().join(format!("{n}.jpg")), hash(n + 1))).collect();
+        let rows: Vec<(&Path, ContentHash, [f32; 3])> =
+            photos.iter().map(|(path, hash)| (path.as_path(), *hash, [1.0, f32::from(hash[0]), 0.0])).collect();
+        let cache = cache_with(dir.path(), &rows);
+        let stop = std::sync::atomic::AtomicBool::new(true);
+        let told = std::sync::Mutex::new(Vec::new());
+        let tell = |done: usize, total: usize| told.lock().unwrap().push((done, total));
+        let mut similarity = Similarity::default();
+        similarity.reset(3);
+        let stopped = similarity.index(Some((&cache, "m")), Watch::new(&stop, &tell));
+        assert!(matches!(stopped, Err(SearchError::Cancelled)));
+        assert!(!index_file(&cache, "m").exists(), "a stopped build is not saved");
+        stop.store(false, std::sync::atomic::Ordering::SeqCst);
+        let index = similarity.index(Some((&cache, "m")), Watch::new(&stop, &tell)).unwrap();
+        assert!(index.contains(&hash(3)));
+        assert_eq!(*told.lock().unwrap(), [(0, 3), (0, 3), (3, 3)]);
     }
 }
