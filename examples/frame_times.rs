@@ -43,6 +43,8 @@ fn main() -> anyhow::Result<()> {
         thumbnail_cache: Some(cache.path().join("thumbnails")),
         model_from_command_line: true,
         library_file: Some(cache.path().join("library.json")),
+        settings_file: Some(cache.path().join("settings.json")),
+        handle_signals: false,
         model: evatag::model::registry::default_model(),
     };
     let mut harness: Harness<'static, App> =

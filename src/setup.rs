@@ -15,6 +15,11 @@ pub fn cache_dir() -> Option<PathBuf> {
     project_dirs().map(|d| d.cache_dir().to_owned())
 }
 
+/// The app's configuration folder (`~/.config/evatag` on Linux): the settings.
+pub fn config_dir() -> Option<PathBuf> {
+    project_dirs().map(|d| d.config_dir().to_owned())
+}
+
 /// The app's data folder (`~/.local/share/evatag` on Linux): the saved photo list, the log.
 pub fn data_dir() -> Option<PathBuf> {
     project_dirs().map(|d| d.data_dir().to_owned())

@@ -52,6 +52,8 @@ fn options_for(cache: &Path, model: PathBuf, paths: Vec<PathBuf>, batch_size: us
         paths,
         thumbnail_cache: Some(cache.join("thumbnails")),
         library_file: Some(cache.join("library.json")),
+        settings_file: Some(cache.join("settings.json")),
+        handle_signals: false,
         model: evatag::model::registry::default_model(),
     }
 }

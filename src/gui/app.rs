@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crossbeam_channel::{Receiver, unbounded};
 
@@ -20,6 +20,7 @@ use crate::worker::{Command, Event, ModelStatus, PhotoErrorKind, Progress, Task,
 
 use super::confirm::{self, SidecarPlan};
 use super::duplicates::{self, DuplicatesView};
+use super::persist::Saver;
 use super::photos::{Photo, PhotoList, PhotoState, SortKey};
 use super::picker::{self, PathEntry, Picked};
 use super::selection::{Pick, Selection};
@@ -48,6 +49,11 @@ pub struct AppOptions {
     pub model: &'static RegisteredModel,
     /// Where the photo list is saved between runs, if anywhere.
     pub library_file: Option<PathBuf>,
+    /// Where the settings are saved between runs, if anywhere.
+    pub settings_file: Option<PathBuf>,
+    /// Whether SIGTERM, SIGINT and SIGHUP save everything and close the window (the real
+    /// window's; a test's app leaves the process's signals alone).
+    pub handle_signals: bool,
 }
 
 impl AppOptions {
@@ -64,6 +70,8 @@ impl AppOptions {
             paths,
             thumbnail_cache,
             library_file: crate::setup::data_dir().map(|d| d.join("library.json")),
+            settings_file: crate::setup::config_dir().map(|d| d.join("settings.json")),
+            handle_signals: true,
         }
     }
 }
@@ -257,25 +265,13 @@ pub struct App {
     confirm_clear_cache: bool,
     /// The app's own path entry, open where the system has no file picker.
     path_entry: Option<PathEntry>,
-    /// When the photo list was last saved, and whether it changed since.
-    library_saved: LibrarySaved,
+    /// The saved photo list.
+    library_saver: Option<Saver>,
+    /// The saved settings, and the settings they hold.
+    settings_saver: Option<(Saver, Settings)>,
+    /// Set by SIGTERM, SIGINT or SIGHUP (a logout, a kill, Ctrl-C): save and close.
+    stop_signal: Arc<AtomicBool>,
 }
-
-/// The saved photo list's state.
-#[derive(Default)]
-struct LibrarySaved {
-    /// The list changed since it was last saved.
-    dirty: bool,
-    /// When it was last saved.
-    at: Option<Instant>,
-    /// A save runs on a background thread now.
-    writing: Arc<AtomicBool>,
-    /// The last save failed, so the list is saved again.
-    failed: Arc<AtomicBool>,
-}
-
-/// How often the photo list is saved while it changes.
-const SAVE_EVERY: Duration = Duration::from_secs(2);
 
 /// Worker events handled per frame at most, so that a burst never makes a frame slow.
 const EVENTS_PER_FRAME: usize = 4000;
@@ -287,8 +283,15 @@ const SIMILAR_COUNT: usize = 24;
 impl App {
     /// Creates the app, restoring settings and starting the worker.
     pub fn new(cc: &eframe::CreationContext<'_>, mut options: AppOptions) -> Self {
-        let settings: Settings = cc.storage.and_then(|s| eframe::get_value(s, eframe::APP_KEY)).unwrap_or_default();
-        let mut settings = settings;
+        // The settings file; where there is none yet, what an earlier version kept in eframe's
+        // storage.
+        let saved_settings = options.settings_file.as_deref().and_then(settings::read);
+        let mut settings: Settings = saved_settings
+            .clone()
+            .or_else(|| cc.storage.and_then(|s| eframe::get_value(s, eframe::APP_KEY)))
+            .unwrap_or_default();
+        let settings_saver =
+            options.settings_file.clone().map(|file| (Saver::new(file), saved_settings.unwrap_or_default()));
         if !options.device_from_command_line {
             options.worker.device = settings.device;
         }
@@ -316,6 +319,10 @@ impl App {
             }
         }
         let ctx = cc.egui_ctx.clone();
+        let stop_signal = Arc::new(AtomicBool::new(false));
+        if options.handle_signals {
+            watch_stop_signals(&ctx, &stop_signal);
+        }
         // A scrollbar over tens of thousands of photos keeps a handle big enough to grab.
         ctx.all_styles_mut(|style| style.spacing.scroll.handle_min_length = SCROLL_HANDLE_MIN);
         let worker = spawn_worker(&ctx, options.worker.clone());
@@ -358,7 +365,9 @@ impl App {
             confirm_sidecars: None,
             confirm_clear_cache: false,
             path_entry: None,
-            library_saved: LibrarySaved::default(),
+            library_saver: options.library_file.clone().map(Saver::new),
+            settings_saver,
+            stop_signal,
             options,
         };
         app.notices.extend(precision_notice);
@@ -517,7 +526,7 @@ impl App {
     fn take_out(&mut self, indices: impl IntoIterator<Item = usize>) -> Vec<Arc<Photo>> {
         let removed = self.photos.remove(indices);
         self.selection.clear();
-        self.library_saved.dirty = true;
+        self.library_changed();
         removed
     }
 
@@ -593,8 +602,9 @@ impl App {
         while handled < EVENTS_PER_FRAME {
             let Ok(event) = self.worker.events().try_recv() else { break };
             handled += 1;
-            self.library_saved.dirty |=
-                matches!(event, Event::Image { .. } | Event::Queued { .. } | Event::Listed { .. });
+            if matches!(event, Event::Image { .. } | Event::Queued { .. } | Event::Listed { .. }) {
+                self.library_changed();
+            }
             self.handle(event);
         }
         if handled == EVENTS_PER_FRAME {
@@ -949,41 +959,37 @@ impl App {
         }
     }
 
-    /// Saves the photo list when it changed and the last save is old enough, on a background
-    /// thread; with `now` (at exit), at once and on this thread.
-    fn save_library(&mut self, now: bool) {
-        let Some(file) = self.options.library_file.clone() else { return };
-        let saved = &mut self.library_saved;
-        let due = saved.at.is_none_or(|at| at.elapsed() >= SAVE_EVERY);
-        if now {
-            // A save still being written is older than what is about to be written.
-            while saved.writing.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(5));
+    /// The photo list changed and is to be saved.
+    fn library_changed(&mut self) {
+        if let Some(saver) = self.library_saver.as_mut() {
+            saver.changed();
+        }
+    }
+
+    /// Saves the photo list and the settings where they changed: soon, on a background
+    /// thread; with `now` (at exit, or on a signal), at once and on this thread. A save that
+    /// fails is said once in the window and tried again.
+    fn save_state(&mut self, ctx: Option<&egui::Context>, now: bool) {
+        let mut notices = Vec::new();
+        if let Some(saver) = self.library_saver.as_mut() {
+            let photos = &self.photos;
+            notices.extend(saver.save(ctx, now, || {
+                let snapshot = saved::snapshot(photos);
+                move |file: &Path| saved::write(file, &snapshot)
+            }));
+        }
+        self.settings.sort = self.photos.sort();
+        if let Some((saver, written)) = self.settings_saver.as_mut() {
+            if *written != self.settings {
+                *written = self.settings.clone();
+                saver.changed();
             }
+            notices.extend(saver.save(ctx, now, || {
+                let snapshot = written.clone();
+                move |file: &Path| settings::write(file, &snapshot)
+            }));
         }
-        // A save that failed is tried again.
-        saved.dirty |= saved.failed.swap(false, Ordering::SeqCst);
-        if !saved.dirty || !(due || now) || saved.writing.load(Ordering::SeqCst) {
-            return;
-        }
-        saved.dirty = false;
-        saved.at = Some(Instant::now());
-        let photos = saved::snapshot(&self.photos);
-        let writing = Arc::clone(&saved.writing);
-        writing.store(true, Ordering::SeqCst);
-        let failed = Arc::clone(&saved.failed);
-        let write = move || {
-            if let Err(e) = saved::write(&file, &photos) {
-                tracing::warn!("{}: the photo list could not be saved: {e}", file.display());
-                failed.store(true, Ordering::SeqCst);
-            }
-            writing.store(false, Ordering::SeqCst);
-        };
-        if now {
-            write();
-        } else {
-            std::thread::spawn(write);
-        }
+        self.notices.extend(notices);
     }
 
     /// Writes XMP sidecars (no `csv`) or one CSV file, on a background thread.
@@ -1270,6 +1276,36 @@ impl App {
     }
 }
 
+/// Sets `stop` and asks for a frame when the process gets SIGTERM, SIGINT or SIGHUP (a
+/// logout, a kill, Ctrl-C in the terminal), so that the next frame saves everything and closes
+/// the window: an idle window has no frame coming otherwise.
+#[cfg(unix)]
+fn watch_stop_signals(ctx: &egui::Context, stop: &Arc<AtomicBool>) {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]) {
+        Ok(signals) => signals,
+        Err(e) => {
+            tracing::warn!("signals cannot be watched ({e}); a logout may lose the last seconds' changes");
+            return;
+        }
+    };
+    let (ctx, stop) = (ctx.clone(), Arc::clone(stop));
+    let watching = std::thread::Builder::new().name("evatag-signals".into()).spawn(move || {
+        for signal in signals.forever() {
+            tracing::info!("signal {signal}");
+            stop.store(true, Ordering::SeqCst);
+            ctx.request_repaint();
+        }
+    });
+    if let Err(e) = watching {
+        tracing::warn!("signals cannot be watched ({e})");
+    }
+}
+
+/// Windows and others close the window at logoff, which saves through `on_exit`.
+#[cfg(not(unix))]
+fn watch_stop_signals(_ctx: &egui::Context, _stop: &Arc<AtomicBool>) {}
+
 /// What a restarted worker is given: every path of the unfinished job (folders whose scan may
 /// not have finished among them), and the queued photos those do not already hold.
 fn paths_to_send_again<'a>(job_paths: Vec<PathBuf>, queued: impl Iterator<Item = &'a Path>) -> Vec<PathBuf> {
@@ -1299,7 +1335,13 @@ impl eframe::App for App {
         self.handle_events(ctx);
         self.handle_dropped_files(ctx);
         self.poll_background();
-        self.save_library(false);
+        if self.stop_signal.swap(false, Ordering::SeqCst) {
+            tracing::info!("asked to stop by a signal: saving, then closing");
+            self.save_state(Some(ctx), true);
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+        } else {
+            self.save_state(Some(ctx), false);
+        }
         self.thumbnails.begin_frame(ctx);
     }
 
@@ -1312,14 +1354,8 @@ impl eframe::App for App {
         tracing::trace!(ui_ms = started.elapsed().as_secs_f64() * 1e3, "frame");
     }
 
-    fn save(&mut self, storage: &mut dyn eframe::Storage) {
-        self.settings.sort = self.photos.sort();
-        eframe::set_value(storage, eframe::APP_KEY, &self.settings);
-        self.save_library(false);
-    }
-
     fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
-        self.save_library(true);
+        self.save_state(None, true);
     }
 }
 

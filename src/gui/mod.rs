@@ -10,6 +10,7 @@ mod confirm;
 mod details;
 mod duplicates;
 mod grid;
+mod persist;
 pub mod photos;
 mod picker;
 mod precision;

@@ -1,40 +1,45 @@
 //! The photo list saved between runs, so that a relaunch shows every photo with its labels at
-//! once, before (and without) the model. Written atomically (a temporary file renamed into
-//! place), so a crash or a kill leaves the previous list or the new one.
+//! once, before (and without) the model. Written atomically (see [`super::persist`]), so a
+//! crash or a kill leaves the previous list or the new one. A path that is not UTF-8 (a
+//! Latin-1 name from an old camera or a Windows share) is kept as its bytes, as the command
+//! line's `path_bytes` keeps it.
 
-use std::io::Write;
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use super::persist::write_atomically;
+use super::photos::{Photo, PhotoList, PhotoState};
+use crate::library::export::tabular::{path_fields, path_from_fields};
 use crate::library::photo_info::PhotoInfo;
 use crate::model::labels::Label;
 
-use std::sync::Arc;
-
-use super::photos::{Photo, PhotoList, PhotoState};
-
 /// One photo as saved: where it is and, once tagged, its labels.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SavedPhoto {
     /// Where it is.
     pub path: PathBuf,
     /// Its modification time when last seen.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modified: Option<std::time::SystemTime>,
     /// Its date taken and camera.
-    #[serde(default)]
     pub info: PhotoInfo,
     /// Its labels, best first; `None` when it was not tagged (yet).
     pub labels: Option<Vec<Label>>,
 }
 
-/// One photo as written: [`SavedPhoto`], borrowed from the list.
-#[derive(serde::Serialize)]
-struct SavedRef<'a> {
-    path: &'a Path,
-    #[serde(skip_serializing_if = "Option::is_none")]
+/// One photo as written and read: its path as text, with its bytes in hexadecimal where the
+/// text cannot hold them.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Record<'a> {
+    #[serde(borrow)]
+    path: Cow<'a, str>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    path_bytes: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     modified: Option<std::time::SystemTime>,
-    info: &'a PhotoInfo,
-    labels: Option<&'a [Label]>,
+    #[serde(default)]
+    info: Cow<'a, PhotoInfo>,
+    labels: Option<Cow<'a, [Label]>>,
 }
 
 /// The list as it is now, shared with the list without copying it (so that taking it costs
@@ -47,39 +52,45 @@ pub fn snapshot(photos: &PhotoList) -> Vec<Arc<Photo>> {
 /// their labels, every other photo untagged. Failures are not saved; the next scan finds
 /// them again.
 pub fn write(file: &Path, photos: &[Arc<Photo>]) -> std::io::Result<()> {
-    let photos: Vec<SavedRef<'_>> = photos
+    let records: Vec<Record<'_>> = photos
         .iter()
         .filter(|photo| !matches!(photo.state, PhotoState::Failed(_)))
-        .map(|photo| SavedRef {
-            path: &photo.path,
-            modified: photo.modified,
-            info: &photo.info,
-            labels: match &photo.state {
-                PhotoState::Tagged(labels) => Some(labels),
-                _ => None,
-            },
+        .map(|photo| {
+            let (path, path_bytes) = path_fields(&photo.path);
+            Record {
+                path,
+                path_bytes,
+                modified: photo.modified,
+                info: Cow::Borrowed(&photo.info),
+                labels: match &photo.state {
+                    PhotoState::Tagged(labels) => Some(Cow::Borrowed(labels.as_slice())),
+                    _ => None,
+                },
+            }
         })
         .collect();
-    let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut temp = tempfile::Builder::new().prefix(".library-").suffix(".tmp").tempfile_in(dir)?;
-    let mut out = std::io::BufWriter::new(temp.as_file_mut());
-    serde_json::to_writer(&mut out, &photos)?;
-    out.flush()?;
-    drop(out);
-    temp.as_file().sync_all()?;
-    temp.persist(file).map_err(|e| e.error)?;
-    Ok(())
+    write_atomically(file, |out| Ok(serde_json::to_writer(out, &records)?))
 }
 
 /// The list saved in `file`; empty when there is none or it cannot be read (a damaged file
 /// costs only the instant display: the folders are scanned again anyway).
 pub fn read(file: &Path) -> Vec<SavedPhoto> {
     let Ok(text) = std::fs::read(file) else { return Vec::new() };
-    serde_json::from_slice(&text).unwrap_or_else(|e| {
+    let records: Vec<Record<'_>> = serde_json::from_slice(&text).unwrap_or_else(|e| {
         tracing::warn!("{}: the saved photo list could not be read ({e}); it is rebuilt", file.display());
         Vec::new()
-    })
+    });
+    records
+        .into_iter()
+        .filter_map(|record| {
+            Some(SavedPhoto {
+                path: path_from_fields(&record.path, record.path_bytes.as_deref())?,
+                modified: record.modified,
+                info: record.info.into_owned(),
+                labels: record.labels.map(Cow::into_owned),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -115,5 +126,23 @@ mod tests {
         std::fs::write(&file, b"{ not json").unwrap();
         assert!(read(&file).is_empty());
         assert!(read(&dir.path().join("missing.json")).is_empty());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_name_that_is_not_utf8_is_saved_and_read_back_exactly() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("library.json");
+        let latin1 = PathBuf::from(std::ffi::OsStr::from_bytes(b"/p/caf\xe9-latin1.jpg"));
+        let mut photos = PhotoList::default();
+        photos.queue(latin1.clone(), None);
+        photos.queue("/p/plain.jpg".into(), None);
+        let labels = vec![Label { class: 281, label: "tabby, tabby cat".into(), prob: 0.5 }];
+        photos.finish(&latin1, PhotoState::Tagged(labels.clone()));
+        write(&file, &snapshot(&photos)).unwrap();
+        let back = read(&file);
+        assert_eq!(back.iter().map(|p| p.path.clone()).collect::<Vec<_>>(), [latin1, "/p/plain.jpg".into()]);
+        assert_eq!(back[0].labels.as_deref(), Some(labels.as_slice()));
     }
 }

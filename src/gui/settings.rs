@@ -1,6 +1,6 @@
 //! User settings that survive a restart, and the settings window.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::library::export::SidecarNaming;
 use crate::model::device::{self, DTypeChoice, DeviceChoice};
@@ -11,7 +11,7 @@ use super::photos::SortKey;
 use super::precision;
 use crate::units::human_bytes;
 
-/// What is remembered between runs (through eframe's persistence).
+/// What is remembered between runs, in `settings.json` (written whenever it changes).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct Settings {
@@ -28,10 +28,12 @@ pub struct Settings {
     pub sort: SortKey,
     /// The files and folders the library is made of, in the order they were added; scanned
     /// again at start.
+    #[serde(with = "super::persist::paths")]
     pub last_paths: Vec<PathBuf>,
     /// Side of the grid's tiles, in points.
     pub tile_size: f32,
     /// The local model folder chosen last (here or with `--model-dir`); `None` uses the Hub.
+    #[serde(with = "super::persist::optional_path")]
     pub model_dir: Option<PathBuf>,
     /// The registered model chosen last (here or with `--model`), by name; `None` is the
     /// default, EVA-giant.
@@ -67,6 +69,21 @@ impl Settings {
             }
         }
     }
+}
+
+/// Writes the settings to `file`, replacing it in one step.
+pub fn write(file: &Path, settings: &Settings) -> std::io::Result<()> {
+    super::persist::write_atomically(file, |out| Ok(serde_json::to_writer_pretty(out, settings)?))
+}
+
+/// The settings saved in `file`: `None` when there is no such file, defaults for what it
+/// lacks or cannot be read (with a line in the log).
+pub fn read(file: &Path) -> Option<Settings> {
+    let text = std::fs::read(file).ok()?;
+    Some(serde_json::from_slice(&text).unwrap_or_else(|e| {
+        tracing::warn!("{}: the settings could not be read ({e}); the defaults are used", file.display());
+        Settings::default()
+    }))
 }
 
 /// Facts the settings window shows.

@@ -531,7 +531,7 @@ impl Cache {
     pub fn paths_of(&self, hash: &ContentHash) -> Result<Vec<PathBuf>, CacheError> {
         let mut stmt = self.conn.prepare_cached(PATHS_OF).map_err(self.sqlite())?;
         let rows = stmt.query_map(params![&hash[..]], |r| r.get::<_, Vec<u8>>(0)).map_err(self.sqlite())?;
-        rows.map(|row| row.map(path_from_key).map_err(self.sqlite())).collect()
+        rows.map(|row| row.map(path_from_bytes).map_err(self.sqlite())).collect()
     }
 
     /// Every recorded file whose content has a result for `model`, with its content hash, in
@@ -545,7 +545,7 @@ impl Cache {
         for row in rows {
             let (path, hash) = row.map_err(self.sqlite())?;
             if let Ok(hash) = hash.try_into() {
-                out.push((path_from_key(path), hash));
+                out.push((path_from_bytes(path), hash));
             }
         }
         Ok(out)
@@ -729,10 +729,10 @@ fn path_key(path: &Path) -> &[u8] {
     path.as_os_str().as_encoded_bytes()
 }
 
-/// A stored path back. The database may come from another platform, so the bytes are not
-/// trusted: on Unix any bytes are a path; elsewhere keys that are not UTF-8 are read lossily
-/// (such a path then simply finds no file).
-fn path_from_key(bytes: Vec<u8>) -> PathBuf {
+/// A path stored as its platform bytes, back. The bytes may come from another platform, so
+/// they are not trusted: on Unix any bytes are a path; elsewhere bytes that are not UTF-8 are
+/// read lossily (such a path then simply finds no file).
+pub fn path_from_bytes(bytes: Vec<u8>) -> PathBuf {
     #[cfg(unix)]
     {
         use std::os::unix::ffi::OsStringExt;

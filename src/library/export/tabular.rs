@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::{ExportError, PhotoTags, io_error, ranked, replace_file};
 use crate::library::photo_info::taken_rfc3339;
@@ -26,6 +26,21 @@ pub fn path_fields(path: &Path) -> (Cow<'_, str>, Option<String>) {
             (path.to_string_lossy(), Some(hex))
         }
     }
+}
+
+/// The path that [`path_fields`] wrote: its bytes where they were given, else its text.
+/// `None` when the bytes are not hexadecimal.
+pub fn path_from_fields(text: &str, hex: Option<&str>) -> Option<PathBuf> {
+    let Some(hex) = hex else { return Some(PathBuf::from(text)) };
+    let digits = hex.as_bytes();
+    if digits.len() % 2 != 0 {
+        return None;
+    }
+    let bytes = digits
+        .chunks_exact(2)
+        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    Some(crate::library::cache::path_from_bytes(bytes))
 }
 
 /// One photo as a JSON object. Floats are written as the f32 values they are.
@@ -206,6 +221,10 @@ mod tests {
         let decoded: Vec<u8> =
             (0..bytes.len()).step_by(2).map(|i| u8::from_str_radix(&bytes[i..i + 2], 16).unwrap()).collect();
         assert_eq!(decoded, path.as_os_str().as_bytes());
+        assert_eq!(path_from_fields(&text, Some(&bytes)).as_deref(), Some(path), "the bytes come back");
+        assert_eq!(path_from_fields("/p/café.jpg", None).as_deref(), Some(Path::new("/p/café.jpg")));
+        assert_eq!(path_from_fields("x", Some("e9f")), None);
+        assert_eq!(path_from_fields("x", Some("zz")), None);
         assert_eq!(path_fields(Path::new("/p/café.jpg")), (Cow::Borrowed("/p/café.jpg"), None));
 
         let mut out = Vec::new();
