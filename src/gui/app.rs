@@ -336,6 +336,14 @@ impl App {
         for saved in options.library_file.as_deref().map(saved::read).unwrap_or_default() {
             photos.restore(saved.path, saved.modified, saved.info, saved.labels);
         }
+        let counts = photos.counts();
+        tracing::info!(
+            "restored {} photos ({} tagged), folders {:?}, model {:?}",
+            counts.total,
+            counts.tagged,
+            settings.last_paths,
+            options.worker.source
+        );
         let mut app = Self {
             worker,
             photos,
@@ -635,6 +643,9 @@ impl App {
             }
             Event::Trashed(report) => self.trashed(report),
             Event::Model(status) => {
+                if !matches!(status, ModelStatus::Downloading { .. }) {
+                    tracing::info!("model: {status:?}");
+                }
                 if matches!(status, ModelStatus::Failed(_)) {
                     // Nothing more will be tagged until Retry: queued photos wait, untagged.
                     self.photos.cancel_queued();
