@@ -21,6 +21,8 @@ use crate::worker::{Command, Event, ModelStatus, PhotoErrorKind, Progress, Task,
 use super::confirm::{self, SidecarPlan};
 use super::duplicates::{self, DuplicatesView};
 use super::persist::Saver;
+
+mod startup;
 use super::photos::{Photo, PhotoList, PhotoState, SortKey};
 use super::picker::{self, PathEntry, Picked};
 use super::selection::{Pick, Selection};
@@ -42,7 +44,8 @@ pub struct AppOptions {
     pub paths: Vec<PathBuf>,
     /// Folder for cached thumbnails, if any.
     pub thumbnail_cache: Option<PathBuf>,
-    /// Whether the command line named a model folder (it then wins over the remembered one).
+    /// Whether the command line chose the model (a folder, a repository or a registered
+    /// model): it then wins over the remembered one.
     pub model_from_command_line: bool,
     /// The registered model asked for; one other than the default, named on the command
     /// line, wins over the remembered one.
@@ -64,7 +67,12 @@ impl AppOptions {
         Self {
             device_from_command_line: options.device.is_some(),
             dtype_from_command_line: options.dtype.is_some(),
-            model_from_command_line: matches!(options.source, ModelSource::Dir(_)),
+            model_from_command_line: match &options.source {
+                ModelSource::Dir(_) => true,
+                ModelSource::Hub { repo, .. } => {
+                    *repo != options.model.repo || options.model.name != registry::DEFAULT_MODEL
+                }
+            },
             model: options.model,
             worker,
             paths,
@@ -271,6 +279,9 @@ pub struct App {
     settings_saver: Option<(Saver, Settings)>,
     /// Set by SIGTERM, SIGINT or SIGHUP (a logout, a kill, Ctrl-C): save and close.
     stop_signal: Arc<AtomicBool>,
+    /// Whether the command line kept the Hub out (`--offline`, `HF_HUB_OFFLINE`): a model
+    /// chosen in the window then comes from the local cache too.
+    offline: bool,
 }
 
 /// Worker events handled per frame at most, so that a burst never makes a frame slow.
@@ -286,38 +297,20 @@ impl App {
         // The settings file; where there is none yet, what an earlier version kept in eframe's
         // storage.
         let saved_settings = options.settings_file.as_deref().and_then(settings::read);
-        let mut settings: Settings = saved_settings
+        let settings: Settings = saved_settings
             .clone()
             .or_else(|| cc.storage.and_then(|s| eframe::get_value(s, eframe::APP_KEY)))
             .unwrap_or_default();
         let settings_saver =
             options.settings_file.clone().map(|file| (Saver::new(file), saved_settings.unwrap_or_default()));
-        if !options.device_from_command_line {
-            options.worker.device = settings.device;
-        }
-        let mut precision_notice = None;
-        if !options.dtype_from_command_line {
-            let precision = settings.precision.unwrap_or_else(|| {
-                let (choice, notice) = precision::first_choice(precision::total_memory_bytes(), options.model);
-                precision_notice = notice;
-                choice
-            });
-            settings.precision = Some(precision);
-            options.worker.dtype = precision;
-        }
-        // A model folder given on the command line is remembered; without one, the
-        // remembered folder is used.
-        match (&options.worker.source, &settings.model_dir) {
-            (ModelSource::Dir(dir), _) if options.model_from_command_line => settings.model_dir = Some(dir.clone()),
-            (_, Some(dir)) if !options.model_from_command_line => options.worker.source = ModelSource::Dir(dir.clone()),
-            _ if options.model.name != registry::DEFAULT_MODEL => settings.model = Some(options.model.name.to_owned()),
-            _ => {
-                if let Some(remembered) = settings.model.as_deref().and_then(|name| registry::find(name).ok()) {
-                    options.model = remembered;
-                    options.worker.source = remembered.source(false);
-                }
-            }
-        }
+        let offline = matches!(options.worker.source, ModelSource::Hub { offline: true, .. });
+        let start = startup::resolve(&options, settings, precision::total_memory_bytes());
+        let settings = start.settings;
+        let precision_notice = start.notice;
+        options.worker.source = start.source;
+        options.worker.device = start.device;
+        options.worker.dtype = start.dtype;
+        options.model = start.model;
         let ctx = cc.egui_ctx.clone();
         let stop_signal = Arc::new(AtomicBool::new(false));
         if options.handle_signals {
@@ -376,6 +369,7 @@ impl App {
             library_saver: options.library_file.clone().map(Saver::new),
             settings_saver,
             stop_signal,
+            offline,
             options,
         };
         app.notices.extend(precision_notice);
@@ -877,14 +871,14 @@ impl App {
             Action::ChooseModelFolder => self.pick(ctx, picker::Pick::ModelFolder),
             Action::UseHubModel => {
                 self.settings.model_dir = None;
-                self.options.worker.source = self.options.model.source(false);
+                self.options.worker.source = self.options.model.source(self.offline);
                 self.retry_model(ctx);
             }
             Action::ChooseModel(model) => {
                 self.settings.model = Some(model.name.to_owned());
                 self.settings.model_dir = None;
                 self.options.model = model;
-                self.options.worker.source = model.source(false);
+                self.options.worker.source = model.source(self.offline);
                 self.retry_model(ctx);
             }
             Action::ChangeDevice(device) => {
