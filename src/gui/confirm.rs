@@ -2,7 +2,7 @@
 //! beside the photos (how many, at which threshold, what one will hold, which photos get no
 //! keyword) and clearing the cache.
 
-use super::app::Action;
+use super::action::Action;
 use crate::units::human_bytes;
 
 /// What writing sidecars now would do.

@@ -4,7 +4,7 @@ use egui::Vec2;
 
 use crate::library::photo_info;
 
-use super::app::Action;
+use super::action::Action;
 use super::photos::{Photo, PhotoState};
 use super::thumbnails::{Size, Thumbnails};
 

@@ -10,7 +10,7 @@ use egui::{Sense, Vec2};
 
 use crate::library::duplicates::{DuplicateGraph, DuplicatePhoto, Group, LOWEST_THRESHOLD, Member};
 
-use super::app::Action;
+use super::action::Action;
 use super::card;
 use super::thumbnails::Thumbnails;
 use crate::units::human_bytes;

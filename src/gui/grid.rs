@@ -2,7 +2,7 @@
 
 use egui::{Color32, Rect, Sense, Vec2};
 
-use super::app::Action;
+use super::action::Action;
 use super::photos::{Photo, PhotoList, PhotoState};
 use super::selection::{Pick, Selection};
 use super::thumbnails::{Size, Thumbnails};

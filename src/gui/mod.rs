@@ -4,6 +4,7 @@
 //! and comes back as an event, drained once per frame. The views draw what they are given and
 //! return actions, which the app applies once per frame.
 
+mod action;
 mod app;
 mod card;
 mod confirm;

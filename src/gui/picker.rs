@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::library::scan::IMAGE_EXTENSIONS;
 
-use super::app::Action;
+use super::action::Action;
 
 /// What the user is asked to pick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

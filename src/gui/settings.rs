@@ -6,7 +6,7 @@ use crate::library::export::SidecarNaming;
 use crate::model::device::{self, DTypeChoice, DeviceChoice};
 use crate::model::registry::{self, RegisteredModel};
 
-use super::app::Action;
+use super::action::Action;
 use super::photos::SortKey;
 use super::precision;
 use crate::units::human_bytes;

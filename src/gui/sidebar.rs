@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::app::Action;
+use super::action::Action;
 
 /// What the sidebar shows.
 pub struct Sidebar<'a> {

@@ -1,11 +1,22 @@
 //! The strip of photos that look like the selected one, along the bottom of the grid: a
 //! single row that scrolls sideways, so it fits a small window and leaves the grid in view.
 
+use std::path::PathBuf;
+
 use egui::{Sense, Vec2};
 
-use super::app::{Action, SimilarView};
+use super::action::Action;
 use super::card;
 use super::thumbnails::Thumbnails;
+use crate::library::search::Match;
+
+/// The similarity results shown in the strip under the grid.
+pub struct SimilarView {
+    /// The query photo.
+    pub query: PathBuf,
+    /// Ranked matches, an error, or `None` while waiting.
+    pub results: Option<Result<Vec<Match>, String>>,
+}
 
 /// Side of a result's thumbnail, in points.
 const THUMB: f32 = 96.0;

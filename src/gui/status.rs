@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use crate::worker::{ModelStatus, Progress, Task};
 
-use super::app::Action;
+use super::action::Action;
 use super::photos::{Counts, SortKey};
 use crate::units::human_bytes;
 

@@ -3,7 +3,7 @@
 
 use egui::{Rect, Sense, Vec2};
 
-use super::app::Action;
+use super::action::Action;
 use super::photos::Photo;
 use super::thumbnails::{Size, Thumbnails};
 

@@ -1,0 +1,200 @@
+//! Work off the UI thread: saving the photo list and the settings, exports, the cache's
+//! size, and the signals that end the app.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crossbeam_channel::unbounded;
+
+use crate::gui::confirm::SidecarPlan;
+use crate::gui::photos::PhotoState;
+use crate::gui::saved;
+use crate::gui::settings;
+use crate::library::export::{self, ExportRequest, PhotoTags};
+use crate::library::photo_info::PhotoInfo;
+use crate::model::labels::Label;
+
+use super::App;
+
+impl App {
+    /// The photo list changed and is to be saved.
+    pub(super) fn library_changed(&mut self) {
+        if let Some(saver) = self.library_saver.as_mut() {
+            saver.changed();
+        }
+    }
+
+    /// Saves the photo list and the settings where they changed: soon, on a background
+    /// thread; with `now` (at exit, or on a signal), at once and on this thread. A save that
+    /// fails is said once in the window and tried again.
+    pub(super) fn save_state(&mut self, ctx: Option<&egui::Context>, now: bool) {
+        let mut notices = Vec::new();
+        if let Some(saver) = self.library_saver.as_mut() {
+            let photos = &self.photos;
+            notices.extend(saver.save(ctx, now, || {
+                let snapshot = saved::snapshot(photos);
+                move |file: &Path| saved::write(file, &snapshot)
+            }));
+        }
+        self.settings.sort = self.photos.sort();
+        if let Some((saver, written)) = self.settings_saver.as_mut() {
+            if *written != self.settings {
+                *written = self.settings.clone();
+                saver.changed();
+            }
+            notices.extend(saver.save(ctx, now, || {
+                let snapshot = written.clone();
+                move |file: &Path| settings::write(file, &snapshot)
+            }));
+        }
+        self.notices.extend(notices);
+    }
+
+    /// Writes XMP sidecars (no `csv`) or one CSV file, on a background thread.
+    pub(super) fn export(&mut self, ctx: &egui::Context, csv: Option<PathBuf>) {
+        let tagged: Vec<(PathBuf, Vec<Label>, PhotoInfo)> = self
+            .export_targets()
+            .map(|(path, labels)| {
+                let info = self.photos.index_of(path).map(|i| self.photos.photo(i).info.clone()).unwrap_or_default();
+                (path.to_owned(), labels.to_vec(), info)
+            })
+            .collect();
+        let ctx = ctx.clone();
+        let request = ExportRequest {
+            sidecars: csv.is_none().then_some(self.settings.sidecar_naming),
+            csv,
+            json: None,
+            min_prob: self.settings.min_prob,
+        };
+        let (tx, rx) = unbounded();
+        self.export_rx = Some(rx);
+        std::thread::spawn(move || {
+            let photos: Vec<PhotoTags> =
+                tagged.iter().map(|(path, labels, info)| PhotoTags { path, labels, info: Some(info) }).collect();
+            let report = request.run(&photos, &AtomicBool::new(false));
+            let done = match (&request.csv, report.sidecars) {
+                (Some(file), _) => format!("Wrote {} photos to {}", photos.len(), file.display()),
+                (None, written) if report.sidecars_without_keywords > 0 => format!(
+                    "Wrote {written} XMP sidecars; {} have no keyword at this threshold",
+                    report.sidecars_without_keywords
+                ),
+                (None, written) => format!("Wrote {written} XMP sidecars"),
+            };
+            let outcome = match report.errors.first() {
+                None => Ok(done),
+                Some(first) => Err(format!("{} files failed; first: {first}", report.errors.len())),
+            };
+            let _ = tx.send(outcome);
+            // Show the outcome now, not at the next mouse move.
+            ctx.request_repaint();
+        });
+    }
+
+    /// The photos an export writes, with their labels, in list order: the selected tagged
+    /// photos, or every tagged photo when none is selected.
+    pub(super) fn export_targets(&self) -> impl Iterator<Item = (&Path, &[Label])> {
+        let indices: Box<dyn Iterator<Item = usize>> =
+            if self.selection.is_empty() { Box::new(0..self.photos.len()) } else { Box::new(self.selection.indices()) };
+        indices.filter_map(|i| {
+            let photo = self.photos.photo(i);
+            match &photo.state {
+                PhotoState::Tagged(labels) => Some((photo.path.as_path(), labels.as_slice())),
+                _ => None,
+            }
+        })
+    }
+
+    /// What writing sidecars now would do, for the confirmation.
+    pub(super) fn sidecar_plan(&self) -> SidecarPlan {
+        let min_prob = self.settings.min_prob;
+        let mut plan = SidecarPlan {
+            photos: 0,
+            selected: !self.selection.is_empty(),
+            min_prob,
+            preview: None,
+            without_keywords: 0,
+        };
+        for (path, labels) in self.export_targets() {
+            let keywords = export::keywords(labels, min_prob);
+            plan.photos += 1;
+            plan.without_keywords += usize::from(keywords.is_empty());
+            if plan.preview.is_none() {
+                let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into());
+                plan.preview = Some((name, keywords));
+            }
+        }
+        plan
+    }
+
+    pub(super) fn poll_background(&mut self) {
+        if let Some(rx) = &self.export_rx
+            && let Ok(outcome) = rx.try_recv()
+        {
+            self.notices.push(outcome.unwrap_or_else(|e| format!("Export failed: {e}")));
+            self.export_rx = None;
+        }
+        if let Some(rx) = &self.cache_size_rx
+            && let Ok(bytes) = rx.try_recv()
+        {
+            self.cache_bytes = Some(bytes);
+            self.cache_size_rx = None;
+        }
+    }
+
+    /// Measures the cache folder on a background thread.
+    pub(super) fn measure_cache(&mut self, ctx: &egui::Context) {
+        let Some(dir) = self.options.worker.cache_dir.clone() else { return };
+        if self.cache_bytes.is_some() || self.cache_size_rx.is_some() {
+            return;
+        }
+        let (tx, rx) = unbounded();
+        self.cache_size_rx = Some(rx);
+        let ctx = ctx.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(folder_size(&dir));
+            ctx.request_repaint();
+        });
+    }
+}
+
+/// Total size of the files in a folder tree.
+fn folder_size(dir: &Path) -> u64 {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// Sets `stop` and asks for a frame when the process gets SIGTERM, SIGINT or SIGHUP (a
+/// logout, a kill, Ctrl-C in the terminal), so that the next frame saves everything and closes
+/// the window: an idle window has no frame coming otherwise.
+#[cfg(unix)]
+pub(super) fn watch_stop_signals(ctx: &egui::Context, stop: &Arc<AtomicBool>) {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]) {
+        Ok(signals) => signals,
+        Err(e) => {
+            tracing::warn!("signals cannot be watched ({e}); a logout may lose the last seconds' changes");
+            return;
+        }
+    };
+    let (ctx, stop) = (ctx.clone(), Arc::clone(stop));
+    let watching = std::thread::Builder::new().name("evatag-signals".into()).spawn(move || {
+        for signal in signals.forever() {
+            tracing::info!("signal {signal}");
+            stop.store(true, Ordering::SeqCst);
+            ctx.request_repaint();
+        }
+    });
+    if let Err(e) = watching {
+        tracing::warn!("signals cannot be watched ({e})");
+    }
+}
+
+/// Windows and others close the window at logoff, which saves through `on_exit`.
+#[cfg(not(unix))]
+pub(super) fn watch_stop_signals(_ctx: &egui::Context, _stop: &Arc<AtomicBool>) {}
