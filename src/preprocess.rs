@@ -6,16 +6,20 @@ use image::RgbImage;
 use crate::model::config::{CropMode, Interpolation, PretrainedCfg};
 
 mod decode;
+mod error;
 mod heif;
 mod jpeg;
 mod raw;
 mod resample;
+mod stored;
 
 pub use decode::{
-    DEFAULT_MAX_FILE_MB, DEFAULT_MAX_MEGAPIXELS, HEADER_LEN, PreprocessError, check_header, decode, decode_for_display,
-    decode_rgb8, jpeg_is_complete, shown_size,
+    DEFAULT_MAX_FILE_MB, DEFAULT_MAX_MEGAPIXELS, HEADER_LEN, check_header, decode, decode_for_display, decode_rgb8,
+    shown_size,
 };
+pub use error::PreprocessError;
 pub use heif::{LIBHEIF_ENV, libheif_version};
+pub use stored::jpeg_is_complete;
 
 /// timm's eval transform for one model: resize, centre crop, normalise to CHW f32.
 #[derive(Debug, Clone)]

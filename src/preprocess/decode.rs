@@ -1,13 +1,14 @@
-//! From a photo file's bytes to upright pixels, whatever its format: the `image` crate's formats
-//! (JPEG through libjpeg-turbo), HEIC and AVIF through libheif, camera RAW through flashraw.
+//! From a photo file's bytes to upright pixels, whatever its format: the file's first bytes
+//! choose the decoder (the `image` crate's formats in `stored`, HEIC and AVIF through libheif
+//! in `heif`, camera RAW through flashraw in `raw`).
 
-use std::io::Cursor;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 
-use super::{heif, jpeg, raw};
+use super::error::PreprocessError;
+use super::stored::{decode_stored, upright_size};
+use super::{heif, raw};
 
 /// Default ceiling on decoded pixels: larger than any camera sensor, far smaller than a
 /// decompression bomb.
@@ -19,70 +20,6 @@ pub const DEFAULT_MAX_FILE_MB: u64 = 1024;
 
 /// How many leading bytes identify every supported format.
 pub const HEADER_LEN: usize = 64;
-
-/// Why a file could not be turned into model input.
-#[derive(Debug, thiserror::Error)]
-pub enum PreprocessError {
-    /// The bytes are not in a supported image format.
-    #[error("{path}: not a supported image (JPEG, PNG, WebP, TIFF, BMP, GIF, HEIC, AVIF or camera RAW)")]
-    UnknownFormat {
-        /// The file.
-        path: PathBuf,
-    },
-    /// The format's decoder is not installed on this computer.
-    #[error("{path}: cannot read {format} photos: {reason}")]
-    NoDecoder {
-        /// The file.
-        path: PathBuf,
-        /// The format's name.
-        format: &'static str,
-        /// What is missing and how to install it.
-        reason: String,
-    },
-    /// The file is larger than allowed.
-    #[error(
-        "{path}: the file is {} MB, over the {limit_mb} MB limit \
-         (raise --max-file-mb if it is a genuine photo)", bytes.div_ceil(1_000_000)
-    )]
-    FileTooLarge {
-        /// The file.
-        path: PathBuf,
-        /// Its size.
-        bytes: u64,
-        /// The limit in megabytes.
-        limit_mb: u64,
-    },
-    /// The header declares more pixels than allowed.
-    #[error(
-        "{path}: {width}x{height} pixels is over the {limit_mp} megapixel limit \
-         (a damaged file or a decompression bomb; raise --max-megapixels if it is genuine)"
-    )]
-    TooLarge {
-        /// The file.
-        path: PathBuf,
-        /// Declared width.
-        width: u32,
-        /// Declared height.
-        height: u32,
-        /// The limit in megapixels.
-        limit_mp: u64,
-    },
-    /// The image data is damaged or truncated.
-    #[error("{path}: cannot decode: {reason}")]
-    Decode {
-        /// The file.
-        path: PathBuf,
-        /// The decoder's message.
-        reason: String,
-    },
-}
-
-impl PreprocessError {
-    /// A decoder's complaint about `path`.
-    pub(super) fn decode(path: &Path, reason: impl std::fmt::Display) -> Self {
-        Self::Decode { path: path.to_owned(), reason: reason.to_string() }
-    }
-}
 
 /// What a photo file holds, as its first bytes tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,14 +45,6 @@ impl Container {
             Ok(format) => Some(Self::Image(format)),
             Err(_) => raw::is_raw(bytes).then_some(Self::Raw),
         }
-    }
-}
-
-/// Refuses `pixels` over `max_megapixels` before anything that size is allocated.
-pub(super) fn check_pixels(path: &Path, width: u32, height: u32, max_megapixels: u64) -> Result<(), PreprocessError> {
-    match u64::from(width) * u64::from(height) > max_megapixels.saturating_mul(1_000_000) {
-        true => Err(PreprocessError::TooLarge { path: path.to_owned(), width, height, limit_mp: max_megapixels }),
-        false => Ok(()),
     }
 }
 
@@ -170,42 +99,6 @@ fn decode_at(
     Ok(image)
 }
 
-/// Decodes one of the `image` crate's formats as stored, with the orientation its EXIF data
-/// asks for (if any) still to apply.
-pub(super) fn decode_stored(
-    bytes: &[u8],
-    path: &Path,
-    max_megapixels: u64,
-) -> Result<(DynamicImage, Option<Orientation>), PreprocessError> {
-    let broken = |e: image::ImageError| PreprocessError::decode(path, e);
-    let reader =
-        ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| PreprocessError::decode(path, e))?;
-    match reader.format() {
-        None => return Err(PreprocessError::UnknownFormat { path: path.to_owned() }),
-        Some(image::ImageFormat::Jpeg) if !jpeg_is_complete(bytes) => {
-            return Err(PreprocessError::decode(
-                path,
-                "the JPEG data is truncated (no end-of-image marker after the last scan)",
-            ));
-        }
-        Some(_) => {}
-    }
-    let mut decoder = reader.into_decoder().map_err(broken)?;
-    let (width, height) = decoder.dimensions();
-    check_pixels(path, width, height, max_megapixels)?;
-    let orientation = decoder.orientation().ok().filter(|o| *o != Orientation::NoTransforms);
-    let is_jpeg = decoder.original_color_type() != image::ExtendedColorType::Cmyk8 && looks_like_jpeg(bytes);
-    let image = match is_jpeg {
-        true => match jpeg::decode_rgb(bytes) {
-            Ok(Some(rgb)) => DynamicImage::ImageRgb8(rgb),
-            Ok(None) => DynamicImage::from_decoder(decoder).map_err(broken)?,
-            Err(reason) => return Err(PreprocessError::decode(path, reason)),
-        },
-        false => DynamicImage::from_decoder(decoder).map_err(broken)?,
-    };
-    Ok((image, orientation))
-}
-
 /// How much of a file is read to tell a DNG from another TIFF: flashraw needs the first
 /// directory whole, and cameras' are a few kilobytes.
 const RAW_HEAD_LEN: u64 = 64 * 1024;
@@ -235,15 +128,6 @@ pub fn shown_size(path: &Path) -> Option<(u32, u32)> {
     Some(upright_size(width, height, orientation))
 }
 
-/// The size of a `width` x `height` picture once `orientation` is applied.
-pub(super) fn upright_size(width: u32, height: u32, orientation: Option<Orientation>) -> (u32, u32) {
-    use Orientation::{Rotate90, Rotate90FlipH, Rotate270, Rotate270FlipH};
-    match orientation {
-        Some(Rotate90 | Rotate270 | Rotate90FlipH | Rotate270FlipH) => (height, width),
-        _ => (width, height),
-    }
-}
-
 /// Refuses a file whose first bytes (at least [`HEADER_LEN`] of them, or the whole file if
 /// shorter) are not those of a supported format, so that the rest need not be read.
 pub fn check_header(head: &[u8], path: &Path) -> Result<(), PreprocessError> {
@@ -253,24 +137,12 @@ pub fn check_header(head: &[u8], path: &Path) -> Result<(), PreprocessError> {
     }
 }
 
-fn looks_like_jpeg(bytes: &[u8]) -> bool {
-    bytes.starts_with(&[0xFF, 0xD8, 0xFF])
-}
-
-/// Whether a JPEG stream ends its last scan with an end-of-image marker.
-///
-/// The JPEG decoder fills missing data with grey instead of failing, so a photo cut short by
-/// a failed copy would otherwise be tagged as if it were whole. Markers cannot occur inside
-/// entropy-coded data (0xFF is stuffed as 0xFF00 there), and an EXIF thumbnail's own markers
-/// come before the main image's scans, so looking after the last start-of-scan is exact.
-pub fn jpeg_is_complete(bytes: &[u8]) -> bool {
-    let last_scan = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
-    last_scan.is_some_and(|start| bytes[start..].windows(2).any(|w| w == [0xFF, 0xD9]))
-}
-
 #[cfg(test)]
 mod tests {
+    use std::io::Cursor;
+
     use super::*;
+    use crate::preprocess::stored::jpeg_is_complete;
 
     #[test]
     fn truncated_jpegs_are_detected() {

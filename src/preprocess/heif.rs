@@ -6,7 +6,7 @@ use std::path::Path;
 
 use image::RgbImage;
 
-use super::decode::PreprocessError;
+use super::error::PreprocessError;
 
 mod libheif;
 
@@ -61,7 +61,7 @@ pub fn decode(bytes: &[u8], path: &Path, max_megapixels: u64) -> Result<RgbImage
     let context = libheif::Context::read(bytes).map_err(unavailable)?.map_err(failed)?;
     let handle = context.primary_image().map_err(failed)?;
     let (width, height) = handle.size();
-    super::decode::check_pixels(path, width, height, max_megapixels)?;
+    super::error::check_pixels(path, width, height, max_megapixels)?;
     let (width, height, pixels) = handle.decode_rgb8().map_err(failed)?;
     RgbImage::from_raw(width, height, pixels)
         .ok_or_else(|| PreprocessError::decode(path, "libheif's picture is smaller than its size says"))

@@ -15,7 +15,8 @@ use flashraw::{
 use image::RgbImage;
 use image::metadata::Orientation;
 
-use super::decode::{PreprocessError, check_pixels, decode_stored, upright_size};
+use super::error::{PreprocessError, check_pixels};
+use super::stored::{decode_stored, upright_size};
 
 /// How much of the picture, in each dimension, an embedded preview must cover to stand for it:
 /// cameras embed either a full-size JPEG or screen-sized ones (about 1600x1080), and a preview
