@@ -34,7 +34,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             model: registry::default_model(),
-            source: ModelSource::default_hub(false),
+            source: registry::default_model().source(false),
             device: None,
             dtype: None,
             cache_dir: setup::cache_dir(),

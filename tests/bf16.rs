@@ -5,7 +5,6 @@
 mod common;
 
 use common::*;
-use evatag::model::config::ModelConfig;
 use evatag::model::device::{DTypeChoice, DeviceChoice, place};
 use evatag::model::{Model, Prediction};
 
@@ -55,7 +54,7 @@ fn bf16_weights_keep_every_fixture_models_embeddings_and_top_class() {
 
 #[test]
 fn bf16_weights_keep_eva_giant_at_full_size() {
-    let config = ModelConfig::builtin("eva_giant_patch14_224").unwrap();
+    let config = evatag::model::registry::builtin_config("eva_giant_patch14_224").unwrap();
     let preprocessor = evatag::preprocess::Preprocessor::new(&config.pretrained_cfg);
     let inputs: Vec<Vec<f32>> = photo_names()
         .iter()

@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use evatag::model::config::{AttentionLayout, CropMode, EvaConfig, MlpKind, ModelConfig};
+use evatag::model::config::{AttentionLayout, CropMode, EvaConfig, MlpKind};
 use evatag::model::registry::{self, MODELS};
 use serde_json::{Map, Value};
 
@@ -58,7 +58,7 @@ fn preprocessing_and_sizes_are_timms() {
         let model = registry::find(&name).unwrap();
         assert_eq!(model.repo, facts["hf_hub_id"].as_str().unwrap(), "{name}: repo");
         assert_eq!(model.params, facts["num_params"].as_u64().unwrap(), "{name}: parameters");
-        let cfg = ModelConfig::builtin(model.architecture).unwrap().pretrained_cfg;
+        let cfg = evatag::model::registry::builtin_config(model.architecture).unwrap().pretrained_cfg;
         assert_eq!(cfg, model.pretrained_cfg(), "{name}: built-in config");
         assert_eq!(cfg.input_size, [3, int(&facts, "img_size"), int(&facts, "img_size")], "{name}: input size");
         assert_eq!(cfg.crop_pct, facts["crop_pct"].as_f64().unwrap(), "{name}: crop_pct");

@@ -16,7 +16,6 @@ use serde_json::json;
 
 use crate::library::export::tabular::{Outcome, ResultStream, StreamFormat, path_fields};
 use crate::library::export::{ExportRequest, PhotoTags, SidecarNaming};
-use crate::model::config::ModelConfig;
 use crate::model::device::{self, DTypeChoice, DeviceChoice};
 use crate::model::registry::{self, RegisteredModel};
 use crate::model::weights::{self, ModelSource};
@@ -535,7 +534,7 @@ fn run_bench(options: &Options, args: &BenchArgs) -> anyhow::Result<()> {
         }
         ModelSource::Hub { .. } => {
             eprintln!("evatag: building {} with random weights", options.model.architecture);
-            Model::random(ModelConfig::builtin(options.model.architecture)?, &placement)?
+            Model::random(registry::builtin_config(options.model.architecture)?, &placement)?
         }
     };
     let load_seconds = load_started.elapsed().as_secs_f64();
@@ -598,7 +597,7 @@ mod tests {
     fn the_default_is_eva_giant_and_repo_and_model_dir_take_precedence() {
         let o = options(&["evatag"]);
         assert_eq!(o.model, registry::default_model());
-        assert!(matches!(&o.source, ModelSource::Hub { repo, .. } if repo == weights::DEFAULT_REPO));
+        assert!(matches!(&o.source, ModelSource::Hub { repo, .. } if repo == registry::default_model().repo));
         let o = options(&["evatag", "--model", "eva02_tiny_patch14_336", "--repo", "me/tiny"]);
         assert!(matches!(&o.source, ModelSource::Hub { repo, .. } if repo == "me/tiny"));
         let o = options(&["evatag", "--model", "eva02_tiny_patch14_336", "--model-dir", "/m"]);

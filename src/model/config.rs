@@ -575,23 +575,6 @@ impl ModelConfig {
         }
         Ok(Self { architecture: file.architecture, eva, pretrained_cfg: file.pretrained_cfg })
     }
-
-    /// The configuration of a registered architecture with no overrides and the preprocessing
-    /// of its registered model (EVA's for the others), for building a model without a
-    /// `config.json` (benchmarks).
-    pub fn builtin(architecture: &str) -> Result<Self, ConfigError> {
-        let eva = EvaConfig::for_architecture(architecture, &Map::new())?;
-        let registered = super::registry::MODELS.iter().find(|m| m.architecture == architecture);
-        let pretrained_cfg = registered.map(|m| m.pretrained_cfg()).unwrap_or(PretrainedCfg {
-            input_size: [eva.in_chans, eva.img_size, eva.img_size],
-            interpolation: Interpolation::Bicubic,
-            crop_pct: if eva.img_size == 224 { 0.9 } else { 1.0 },
-            crop_mode: CropMode::Center,
-            mean: OPENAI_CLIP_MEAN,
-            std: OPENAI_CLIP_STD,
-        });
-        Ok(Self { architecture: architecture.to_owned(), eva, pretrained_cfg })
-    }
 }
 
 /// Channel means of OpenAI CLIP's preprocessing.

@@ -4,7 +4,9 @@
 //! A name is timm's model name with its pretrained tag, e.g.
 //! `eva02_small_patch14_336.mim_in22k_ft_in1k`; the name without the tag finds the same model.
 
-use super::config::{CropMode, Interpolation, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, PretrainedCfg};
+use super::config::{
+    ConfigError, CropMode, EvaConfig, Interpolation, ModelConfig, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, PretrainedCfg,
+};
 use super::weights::{ModelSource, offline_from_env};
 
 /// One model evatag can download and run.
@@ -63,6 +65,23 @@ impl RegisteredModel {
     pub fn source(&self, offline: bool) -> ModelSource {
         ModelSource::Hub { repo: self.repo.to_owned(), offline: offline || offline_from_env() }
     }
+}
+
+/// The configuration of an EVA architecture with no overrides and the preprocessing of its
+/// registered model (EVA's for the others), for building a model without a `config.json`
+/// (benchmarks).
+pub fn builtin_config(architecture: &str) -> Result<ModelConfig, ConfigError> {
+    let eva = EvaConfig::for_architecture(architecture, &serde_json::Map::new())?;
+    let registered = MODELS.iter().find(|m| m.architecture == architecture);
+    let pretrained_cfg = registered.map(RegisteredModel::pretrained_cfg).unwrap_or(PretrainedCfg {
+        input_size: [eva.in_chans, eva.img_size, eva.img_size],
+        interpolation: Interpolation::Bicubic,
+        crop_pct: if eva.img_size == 224 { 0.9 } else { 1.0 },
+        crop_mode: CropMode::Center,
+        mean: OPENAI_CLIP_MEAN,
+        std: OPENAI_CLIP_STD,
+    });
+    Ok(ModelConfig { architecture: architecture.to_owned(), eva, pretrained_cfg })
 }
 
 /// The name of the default model, EVA-CLIP giant.

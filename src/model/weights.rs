@@ -17,8 +17,6 @@ use safetensors::SafeTensors;
 use super::config::{ConfigError, ModelConfig};
 use super::device::DTypeChoice;
 
-/// The Hub repository of the default model.
-pub const DEFAULT_REPO: &str = "timm/eva_giant_patch14_224.clip_ft_in1k";
 /// The file holding timm's configuration.
 pub const CONFIG_FILE: &str = "config.json";
 /// The file holding the weights.
@@ -36,13 +34,6 @@ pub enum ModelSource {
     },
     /// A local folder holding `config.json` and `model.safetensors`.
     Dir(PathBuf),
-}
-
-impl ModelSource {
-    /// The default model from the Hub; offline when `HF_HUB_OFFLINE` is set to a true value.
-    pub fn default_hub(offline: bool) -> Self {
-        Self::Hub { repo: DEFAULT_REPO.to_owned(), offline: offline || offline_from_env() }
-    }
 }
 
 /// Whether `HF_HUB_OFFLINE` asks for no network access.
