@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crossbeam_channel::unbounded;
+use crossbeam_channel::{Receiver, Sender, unbounded};
 
 use crate::gui::confirm::SidecarPlan;
 use crate::gui::photos::PhotoState;
@@ -16,6 +16,49 @@ use crate::library::photo_info::PhotoInfo;
 use crate::model::labels::Label;
 
 use super::App;
+
+/// What finished off the UI thread, for the next frame to apply.
+pub(super) enum Done {
+    /// An export: what it wrote, or why it failed.
+    Exported(Result<String, String>),
+    /// The result cache's size on disk, in bytes.
+    CacheMeasured(u64),
+    /// A folder looked at again: the photos of it whose files are gone, or `None` when the
+    /// folder itself cannot be found (a disconnected drive).
+    Rescanned { root: PathBuf, gone: Option<Vec<PathBuf>> },
+}
+
+/// Runs the app's file work off the UI thread, one thread per job, and hands back what each
+/// finished with; a frame is asked for when one finishes.
+pub(super) struct Jobs {
+    done_tx: Sender<Done>,
+    done_rx: Receiver<Done>,
+}
+
+impl Default for Jobs {
+    fn default() -> Self {
+        let (done_tx, done_rx) = unbounded();
+        Self { done_tx, done_rx }
+    }
+}
+
+impl Jobs {
+    /// Runs `work` on a thread of its own.
+    pub(super) fn run(&self, ctx: &egui::Context, work: impl FnOnce() -> Option<Done> + Send + 'static) {
+        let (done_tx, ctx) = (self.done_tx.clone(), ctx.clone());
+        std::thread::spawn(move || {
+            if let Some(done) = work() {
+                let _ = done_tx.send(done);
+            }
+            ctx.request_repaint();
+        });
+    }
+
+    /// What finished since the last frame.
+    fn finished(&self) -> Vec<Done> {
+        self.done_rx.try_iter().collect()
+    }
+}
 
 impl App {
     /// The photo list changed and is to be saved.
@@ -60,16 +103,13 @@ impl App {
                 (path.to_owned(), labels.to_vec(), info)
             })
             .collect();
-        let ctx = ctx.clone();
         let request = ExportRequest {
             sidecars: csv.is_none().then_some(self.settings.sidecar_naming),
             csv,
             json: None,
             min_prob: self.settings.min_prob,
         };
-        let (tx, rx) = unbounded();
-        self.export_rx = Some(rx);
-        std::thread::spawn(move || {
+        self.jobs.run(ctx, move || {
             let photos: Vec<PhotoTags> =
                 tagged.iter().map(|(path, labels, info)| PhotoTags { path, labels, info: Some(info) }).collect();
             let report = request.run(&photos, &AtomicBool::new(false));
@@ -85,9 +125,7 @@ impl App {
                 None => Ok(done),
                 Some(first) => Err(format!("{} files failed; first: {first}", report.errors.len())),
             };
-            let _ = tx.send(outcome);
-            // Show the outcome now, not at the next mouse move.
-            ctx.request_repaint();
+            Some(Done::Exported(outcome))
         });
     }
 
@@ -127,34 +165,56 @@ impl App {
         plan
     }
 
+    /// Applies what the jobs off the UI thread finished with.
     pub(super) fn poll_background(&mut self) {
-        if let Some(rx) = &self.export_rx
-            && let Ok(outcome) = rx.try_recv()
-        {
-            self.notices.push(outcome.unwrap_or_else(|e| format!("Export failed: {e}")));
-            self.export_rx = None;
-        }
-        if let Some(rx) = &self.cache_size_rx
-            && let Ok(bytes) = rx.try_recv()
-        {
-            self.cache_bytes = Some(bytes);
-            self.cache_size_rx = None;
+        for done in self.jobs.finished() {
+            match done {
+                Done::Exported(outcome) => {
+                    self.notices.push(outcome.unwrap_or_else(|e| format!("Export failed: {e}")));
+                }
+                Done::CacheMeasured(bytes) => {
+                    self.measuring_cache = false;
+                    self.cache_bytes = Some(bytes);
+                }
+                Done::Rescanned { root, gone: None } => {
+                    // A disconnected drive or an unmounted share: its photos are kept.
+                    self.notices.push(format!("{} cannot be found; is its drive connected?", root.display()));
+                }
+                Done::Rescanned { root, gone: Some(gone) } => {
+                    let indices: Vec<usize> = gone.iter().filter_map(|path| self.photos.index_of(path)).collect();
+                    if !indices.is_empty() {
+                        let removed = self.take_out(indices);
+                        self.notices.push(format!(
+                            "{} photos of {} are gone from the disk",
+                            removed.len(),
+                            root.display()
+                        ));
+                    }
+                    self.add_paths(vec![root]);
+                }
+            }
         }
     }
 
-    /// Measures the cache folder on a background thread.
+    /// Looks at a folder of the library again, off the UI thread: its photos whose files are
+    /// gone leave the list, and new ones join.
+    pub(super) fn rescan(&mut self, ctx: &egui::Context, root: &Path) {
+        let photos: Vec<PathBuf> =
+            self.photos.under(root).into_iter().map(|i| self.photos.photo(i).path.clone()).collect();
+        let root = root.to_owned();
+        self.jobs.run(ctx, move || {
+            let gone = root.exists().then(|| photos.into_iter().filter(|path| !path.exists()).collect());
+            Some(Done::Rescanned { root, gone })
+        });
+    }
+
     pub(super) fn measure_cache(&mut self, ctx: &egui::Context) {
         let Some(dir) = self.options.worker.cache_dir.clone() else { return };
-        if self.cache_bytes.is_some() || self.cache_size_rx.is_some() {
+        if self.cache_bytes.is_some() || self.measuring_cache {
             return;
         }
-        let (tx, rx) = unbounded();
-        self.cache_size_rx = Some(rx);
-        let ctx = ctx.clone();
-        std::thread::spawn(move || {
-            let _ = tx.send(folder_size(&dir));
-            ctx.request_repaint();
-        });
+        self.measuring_cache = true;
+        self.jobs.run(ctx, move || Some(Done::CacheMeasured(folder_size(&dir))));
     }
 }
 

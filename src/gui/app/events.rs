@@ -108,7 +108,6 @@ impl App {
                     self.notices.push("The cache is empty.".to_owned());
                     // Measured again now that the database has shrunk.
                     self.cache_bytes = None;
-                    self.cache_size_rx = None;
                 }
                 Err(e) => self.notices.push(format!("The cache could not be cleared: {e}")),
             },

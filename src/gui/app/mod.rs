@@ -7,8 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use crossbeam_channel::Receiver;
-
 use crate::model::registry::{self, RegisteredModel};
 use crate::model::weights::ModelSource;
 use crate::options::Options;
@@ -24,7 +22,7 @@ use super::settings::{self, Settings};
 use super::similar_strip::SimilarView;
 use super::thumbnails::{self, Thumbnails};
 use super::{precision, saved};
-use background::watch_stop_signals;
+use background::{Jobs, watch_stop_signals};
 
 mod background;
 mod events;
@@ -95,9 +93,6 @@ pub struct FrameStats {
     pub events_handled: usize,
 }
 
-/// A result of a background export.
-type ExportOutcome = Result<String, String>;
-
 /// The evatag window.
 pub struct App {
     options: AppOptions,
@@ -132,8 +127,10 @@ pub struct App {
     /// The viewer's magnification over the fitted size.
     viewer_zoom: f32,
     cache_bytes: Option<u64>,
-    cache_size_rx: Option<Receiver<u64>>,
-    export_rx: Option<Receiver<ExportOutcome>>,
+    /// Whether the cache's size is being measured.
+    measuring_cache: bool,
+    /// The file work running off the UI thread.
+    jobs: Jobs,
     /// The sidecar confirmation, while it is open.
     confirm_sidecars: Option<SidecarPlan>,
     /// Whether the question before clearing the cache is open.
@@ -228,8 +225,8 @@ impl App {
             viewer: None,
             viewer_zoom: 1.0,
             cache_bytes: None,
-            cache_size_rx: None,
-            export_rx: None,
+            measuring_cache: false,
+            jobs: Jobs::default(),
             confirm_sidecars: None,
             confirm_clear_cache: false,
             path_entry: None,

@@ -72,7 +72,7 @@ impl App {
                 self.scroll_to_top = true;
                 self.selection.keep_only(self.photos.visible());
             }
-            Action::RescanFolder(root) => self.rescan(&root),
+            Action::RescanFolder(root) => self.rescan(ctx, &root),
             Action::RemoveFolder(root) => self.remove_root(&root),
             Action::ShowSettings(show) => self.show_settings = show,
             Action::ShowErrors(show) => self.show_errors = show,
@@ -173,11 +173,13 @@ impl App {
             Action::ConfirmClearCache => {
                 self.confirm_clear_cache = false;
                 self.worker.send(Command::ClearCache);
-                if let Some(dir) = &self.options.thumbnail_cache {
-                    let _ = std::fs::remove_dir_all(dir);
+                if let Some(dir) = self.options.thumbnail_cache.clone() {
+                    self.jobs.run(ctx, move || {
+                        let _ = std::fs::remove_dir_all(dir);
+                        None
+                    });
                 }
                 self.cache_bytes = None;
-                self.cache_size_rx = None;
             }
             Action::ExportSidecars => self.confirm_sidecars = Some(self.sidecar_plan()),
             Action::WriteSidecars => {
@@ -254,22 +256,6 @@ impl App {
     /// taken out of the library while it was being scanned are not shown again.
     pub(super) fn in_library(&self, path: &Path) -> bool {
         self.settings.last_paths.iter().any(|root| path.starts_with(root))
-    }
-
-    /// Scans a root again: its photos whose files are gone leave the list, new ones join.
-    pub(super) fn rescan(&mut self, root: &Path) {
-        if !root.exists() {
-            // A disconnected drive or an unmounted share: its photos are kept.
-            self.notices.push(format!("{} cannot be found; is its drive connected?", root.display()));
-            return;
-        }
-        let gone: Vec<usize> =
-            self.photos.under(root).into_iter().filter(|&i| !self.photos.photo(i).path.exists()).collect();
-        if !gone.is_empty() {
-            let removed = self.take_out(gone);
-            self.notices.push(format!("{} photos of {} are gone from the disk", removed.len(), root.display()));
-        }
-        self.add_paths(vec![root.to_owned()]);
     }
 
     /// Takes a root and its photos out of the library (never off the disk).
