@@ -54,3 +54,45 @@ fn a_cancelled_folder_is_still_listed_in_full_and_nothing_is_failed() {
     assert_eq!(seen.len(), count, "every photo of the folder is listed");
     worker.shutdown();
 }
+
+/// Sets its flag when dropped: captured by a worker's wake function, it tells when every
+/// thread of that worker has ended.
+struct EndedWhenDropped(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for EndedWhenDropped {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A restarted worker (a device or precision change) says anything, and so starts on its
+/// model, only once the old worker has ended and released its own.
+#[test]
+fn a_restarted_worker_loads_its_model_only_after_the_old_one_is_gone() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let config =
+        WorkerConfig { source: ModelSource::Dir(model_dir("eva_tiny")), cache_dir: None, ..WorkerConfig::default() };
+    let ended = Arc::new(AtomicBool::new(false));
+    let guard = EndedWhenDropped(ended.clone());
+    let mut worker = Worker::spawn(
+        config.clone(),
+        Box::new(move || {
+            let _ = &guard;
+        }),
+    );
+    let ready = |worker: &Worker| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !matches!(
+            worker.events().recv_timeout(deadline - Instant::now()),
+            Ok(Event::Model(ModelStatus::Ready { .. }))
+        ) {}
+    };
+    ready(&worker);
+    worker.restart(config, Box::new(|| {}));
+    let first = worker.events().recv_timeout(Duration::from_secs(60)).expect("the new worker says something");
+    assert!(matches!(first, Event::Model(ModelStatus::Locating)), "{first:?}");
+    assert!(ended.load(Ordering::SeqCst), "the new worker started before the old one ended");
+    ready(&worker);
+    worker.shutdown();
+}

@@ -101,6 +101,9 @@ pub(super) struct Engine {
     notifier: Notifier,
     commands: Receiver<Command>,
     loader: Receiver<LoaderMsg>,
+    /// The loader's thread, waited for when the worker stops: a model still loading is
+    /// released before the worker's thread ends.
+    loader_thread: Option<std::thread::JoinHandle<()>>,
     pipe_tx: Sender<PipeMsg>,
     pipe_rx: Receiver<PipeMsg>,
     /// The current job's generation; a cancel moves it on, and stale messages are dropped.
@@ -126,14 +129,16 @@ impl Engine {
         notifier: Notifier,
         commands: Receiver<Command>,
         interrupt: Arc<AtomicBool>,
+        predecessor: Option<std::thread::JoinHandle<()>>,
     ) -> Self {
         let (pipe_tx, pipe_rx) = bounded(2 * config.batch_size.max(1) + config.decode_threads + 64);
-        let loader = spawn_loader(&config, notifier.clone());
+        let (loader, loader_thread) = spawn_loader(&config, notifier.clone(), predecessor);
         Self {
             config,
             notifier,
             commands,
             loader,
+            loader_thread: Some(loader_thread),
             pipe_tx,
             pipe_rx,
             generation: Arc::new(AtomicU64::new(0)),
@@ -166,6 +171,11 @@ impl Engine {
             };
             if let Next::Command(None | Some(Command::Shutdown)) = next {
                 self.save_index();
+                self.model = ModelState::Failed;
+                drop(self.loader);
+                if let Some(loader) = self.loader_thread.take() {
+                    let _ = loader.join();
+                }
                 return;
             }
             let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

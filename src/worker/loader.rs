@@ -1,6 +1,7 @@
 //! The model loader: finds the model's files (downloading them with progress if needed) and
 //! loads the weights, on a thread of its own so that the worker keeps answering meanwhile.
 
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, unbounded};
@@ -23,15 +24,24 @@ pub(super) enum LoaderMsg {
 }
 
 /// Locates the model's files (downloading them if needed) and loads it, on its own thread, so
-/// the worker keeps answering commands meanwhile.
-pub(super) fn spawn_loader(config: &WorkerConfig, notifier: Notifier) -> Receiver<LoaderMsg> {
+/// the worker keeps answering commands meanwhile. With a `predecessor` (the thread of the
+/// worker this one replaces), nothing is loaded before it has ended and released its model,
+/// so that two models are never held at once.
+pub(super) fn spawn_loader(
+    config: &WorkerConfig,
+    notifier: Notifier,
+    predecessor: Option<JoinHandle<()>>,
+) -> (Receiver<LoaderMsg>, JoinHandle<()>) {
     let (tx, rx) = unbounded();
     let source = config.source.clone();
     let (device_choice, dtype_choice) = (config.device, config.dtype);
     let wake = notifier.wake.clone();
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("evatag-model".into())
         .spawn(move || {
+            if let Some(predecessor) = predecessor {
+                let _ = predecessor.join();
+            }
             let send = |msg| {
                 let _ = tx.send(msg);
                 wake();
@@ -47,7 +57,7 @@ pub(super) fn spawn_loader(config: &WorkerConfig, notifier: Notifier) -> Receive
             }
         })
         .expect("spawning the model loader thread");
-    rx
+    (rx, thread)
 }
 
 /// Locates and loads the model, saying each step through `send`.

@@ -37,11 +37,24 @@ impl Worker {
     /// Starts the worker; it begins locating and loading the model at once. `wake` is called
     /// after every event (a GUI passes its repaint request).
     pub fn spawn(config: WorkerConfig, wake: Box<dyn Fn() + Send + Sync>) -> Self {
+        Self::start(config, wake, None)
+    }
+
+    /// Stops this worker and starts another in its place, which loads its model only once
+    /// this one has ended and released its own (a device or precision change on a small
+    /// computer must not hold two models at once).
+    pub fn restart(&mut self, config: WorkerConfig, wake: Box<dyn Fn() + Send + Sync>) {
+        self.send(Command::Shutdown);
+        let predecessor = self.thread.take();
+        *self = Self::start(config, wake, predecessor);
+    }
+
+    fn start(config: WorkerConfig, wake: Box<dyn Fn() + Send + Sync>, predecessor: Option<JoinHandle<()>>) -> Self {
         let (commands, command_rx) = unbounded();
         let (event_tx, events) = unbounded();
         let notifier = Notifier { events: event_tx, wake: Arc::from(wake) };
         let interrupt = Arc::new(AtomicBool::new(false));
-        let engine = engine::Engine::new(config, notifier, command_rx, interrupt.clone());
+        let engine = engine::Engine::new(config, notifier, command_rx, interrupt.clone(), predecessor);
         let thread = std::thread::Builder::new()
             .name("evatag-worker".into())
             .spawn(move || engine.run())

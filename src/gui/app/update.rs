@@ -12,7 +12,7 @@ use crate::gui::selection::Pick;
 use crate::gui::similar_strip::SimilarView;
 use crate::worker::{Command, ModelStatus};
 
-use super::{App, SIMILAR_COUNT, spawn_worker};
+use super::{App, SIMILAR_COUNT};
 
 impl App {
     /// Applies the actions the views returned this frame, in order. When one of them changed
@@ -329,8 +329,8 @@ impl App {
 
     /// Starts a worker with the current options; queued photos are sent again.
     pub(super) fn restart_worker(&mut self, ctx: &egui::Context) {
-        let old = std::mem::replace(&mut self.worker, spawn_worker(ctx, self.options.worker.clone()));
-        drop(old);
+        let wake = ctx.clone();
+        self.worker.restart(self.options.worker.clone(), Box::new(move || wake.request_repaint()));
         self.model_status = ModelStatus::Locating;
         let queued = (0..self.photos.len()).map(|i| self.photos.photo(i)).filter(|p| p.state == PhotoState::Queued);
         let again = paths_to_send_again(std::mem::take(&mut self.job_paths), queued.map(|p| p.path.as_path()));
