@@ -8,21 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Writes `file` in one step: `write` fills a temporary file beside it, which is flushed to
-/// disk and renamed over `file`.
+/// Writes `file` in one step (see [`crate::library::atomic_file`]), creating its folder.
 pub fn write_atomically(file: &Path, write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> std::io::Result<()> {
-    let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let prefix = format!(".{}-", file.file_name().map(|n| n.to_string_lossy()).unwrap_or_default());
-    let mut temp = tempfile::Builder::new().prefix(&prefix).suffix(".tmp").tempfile_in(dir)?;
-    {
-        let mut out = std::io::BufWriter::new(temp.as_file_mut());
-        write(&mut out)?;
-        out.flush()?;
-    }
-    temp.as_file().sync_all()?;
-    temp.persist(file).map_err(|e| e.error)?;
-    Ok(())
+    std::fs::create_dir_all(crate::library::atomic_file::folder_of(file))?;
+    crate::library::atomic_file::replace_file(file, write, |e| e)
 }
 
 /// How soon after a change a file is written again, at the most often.

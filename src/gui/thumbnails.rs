@@ -210,15 +210,13 @@ fn cache_name(path: &Path, meta: &std::fs::Metadata) -> String {
 
 /// Writes a thumbnail atomically; a failure only costs a later re-decode.
 fn store(file: &Path, image: &image::RgbImage) {
-    let Some(dir) = file.parent() else { return };
-    if std::fs::create_dir_all(dir).is_err() {
-        return;
-    }
-    let Ok(temp) = tempfile::NamedTempFile::new_in(dir) else { return };
-    let written = image::DynamicImage::ImageRgb8(image.clone())
-        .write_to(&mut std::io::BufWriter::new(temp.as_file()), image::ImageFormat::Jpeg);
-    if written.is_ok() {
-        let _ = temp.persist(file);
+    let written = super::persist::write_atomically(file, |out| {
+        let mut cursor = std::io::Cursor::new(Vec::new());
+        image.write_to(&mut cursor, image::ImageFormat::Jpeg).map_err(std::io::Error::other)?;
+        out.write_all(cursor.get_ref())
+    });
+    if let Err(e) = written {
+        tracing::debug!("{}: the thumbnail was not cached: {e}", file.display());
     }
 }
 

@@ -1,6 +1,7 @@
 //! The user's photos and what is known about them.
 
 pub mod ann;
+pub mod atomic_file;
 pub mod cache;
 pub mod duplicates;
 pub mod export;

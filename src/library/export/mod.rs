@@ -12,13 +12,11 @@ pub mod xmp;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
-use std::io::{self, BufWriter, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime};
 
-use tempfile::NamedTempFile;
-
+use super::atomic_file::{folder_of, remove_stale_temp_files, replace_file, temp_file_beside, without_temp_name};
 use super::photo_info::PhotoInfo;
 use crate::fail_point::{Stage, fail_point, panic_message};
 use crate::model::labels::Label;
@@ -27,12 +25,6 @@ pub use tabular::{write_csv, write_json};
 
 /// Root of the hierarchical keywords evatag writes.
 pub const KEYWORD_ROOT: &str = "evatag";
-
-/// Prefix and suffix of the temporary files an export writes beside its destinations.
-const TEMP_PREFIX: &str = ".evatag-";
-const TEMP_SUFFIX: &str = ".tmp";
-/// A temporary file this old was left by an export that did not finish.
-const STALE_TEMP_AGE: Duration = Duration::from_secs(60);
 
 /// How a sidecar is named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -331,26 +323,13 @@ pub fn write_xmp_sidecar(
     let merged = xmp::sidecar_contents(existing.as_deref(), &keywords(labels, min_prob))
         .map_err(|reason| ExportError::Xml { path: sidecar.clone(), reason })?;
     if existing.as_deref() != Some(&merged[..]) {
-        replace_file(&sidecar, |out| out.write_all(&merged).map_err(io_error(&sidecar)))?;
+        replace_file(&sidecar, |out| out.write_all(&merged).map_err(io_error(&sidecar)), io_error(&sidecar))?;
     }
     Ok(sidecar)
 }
 
 fn io_error(path: &Path) -> impl Fn(io::Error) -> ExportError + '_ {
     move |source| ExportError::Io { path: path.to_owned(), source }
-}
-
-/// The OS's own message for an error, without the temporary file's name that `tempfile` adds.
-fn without_temp_name(error: io::Error) -> io::Error {
-    match error.raw_os_error() {
-        Some(code) => io::Error::from_raw_os_error(code),
-        None => error,
-    }
-}
-
-/// The folder a file is written in.
-fn folder_of(path: &Path) -> &Path {
-    path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."))
 }
 
 /// Whether a file can be created at `path`: its folder exists and takes a new file.
@@ -370,61 +349,10 @@ fn check_writable(path: &Path) -> Result<(), ExportError> {
     Err(ExportError::Io { path: path.to_owned(), source: cause })
 }
 
-/// Replaces `path` atomically with what `write` writes: a temporary file in the same folder,
-/// flushed to disk, then renamed over it. On an error the temporary file is removed.
-fn replace_file(path: &Path, write: impl FnOnce(&mut dyn Write) -> Result<(), ExportError>) -> Result<(), ExportError> {
-    let to_error = |e: io::Error| ExportError::Io { path: path.to_owned(), source: without_temp_name(e) };
-    let mut temp = temp_file_beside(path, folder_of(path)).map_err(to_error)?;
-    let mut out = BufWriter::new(temp.as_file_mut());
-    write(&mut out)?;
-    out.flush().map_err(to_error)?;
-    drop(out);
-    temp.as_file().sync_all().map_err(to_error)?;
-    temp.persist(path).map_err(|e| to_error(e.error))?;
-    Ok(())
-}
-
-/// A temporary file in `dir` with the permissions `path` has, or those of a new file.
-fn temp_file_beside(path: &Path, dir: &Path) -> io::Result<NamedTempFile> {
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(TEMP_PREFIX).suffix(TEMP_SUFFIX);
-    match fs::metadata(path) {
-        Ok(meta) => {
-            builder.permissions(meta.permissions());
-        }
-        #[cfg(unix)]
-        Err(_) => {
-            // The umask still applies, as for any new file.
-            builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-        }
-        #[cfg(not(unix))]
-        Err(_) => {}
-    }
-    builder.tempfile_in(dir)
-}
-
-/// Removes the temporary files that an export killed before it could clean up left in `dir`
-/// (those older than a minute, so that another export's files in flight are kept).
-fn remove_stale_temp_files(dir: &Path) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if !(name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX)) {
-            continue;
-        }
-        let old = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| SystemTime::now().duration_since(t).is_ok_and(|age| age > STALE_TEMP_AGE));
-        if old && entry.file_type().is_ok_and(|t| t.is_file()) {
-            let _ = fs::remove_file(entry.path());
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, SystemTime};
+
     use super::*;
 
     pub(super) fn label(class: usize, label: &str, prob: f32) -> Label {

@@ -10,7 +10,8 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use super::{ExportError, PhotoTags, io_error, ranked, replace_file};
+use super::{ExportError, PhotoTags, io_error, ranked};
+use crate::library::atomic_file::replace_file;
 use crate::library::photo_info::taken_rfc3339;
 use crate::model::labels::Label;
 
@@ -162,22 +163,26 @@ impl<W: Write> ResultStream<W> {
 /// `taken` is RFC 3339 at the camera's offset; it and `camera` are empty when unknown.
 pub fn write_csv(path: &Path, photos: &[PhotoTags<'_>], min_prob: f32) -> Result<(), ExportError> {
     let csv_error = |source| ExportError::Csv { path: path.to_owned(), source };
-    replace_file(path, |out| {
-        let mut csv = csv::WriterBuilder::new().has_headers(false).from_writer(out);
-        csv.write_record(["path", "rank", "class", "label", "prob", "path_bytes", "taken", "camera"])
-            .map_err(csv_error)?;
-        for photo in photos {
-            let (text, bytes) = path_fields(photo.path);
-            let taken = photo.info.and_then(taken_rfc3339).unwrap_or_default();
-            let camera = photo.info.and_then(|info| info.camera.as_deref()).unwrap_or("");
-            for (rank, label) in ranked(photo.labels, min_prob).into_iter().enumerate() {
-                let path_bytes = bytes.as_deref().unwrap_or("");
-                let row = (&*text, rank + 1, label.class, &label.label, label.prob, path_bytes, &taken, camera);
-                csv.serialize(row).map_err(csv_error)?;
+    replace_file(
+        path,
+        |out| {
+            let mut csv = csv::WriterBuilder::new().has_headers(false).from_writer(out);
+            csv.write_record(["path", "rank", "class", "label", "prob", "path_bytes", "taken", "camera"])
+                .map_err(csv_error)?;
+            for photo in photos {
+                let (text, bytes) = path_fields(photo.path);
+                let taken = photo.info.and_then(taken_rfc3339).unwrap_or_default();
+                let camera = photo.info.and_then(|info| info.camera.as_deref()).unwrap_or("");
+                for (rank, label) in ranked(photo.labels, min_prob).into_iter().enumerate() {
+                    let path_bytes = bytes.as_deref().unwrap_or("");
+                    let row = (&*text, rank + 1, label.class, &label.label, label.prob, path_bytes, &taken, camera);
+                    csv.serialize(row).map_err(csv_error)?;
+                }
             }
-        }
-        csv.flush().map_err(io_error(path))
-    })
+            csv.flush().map_err(io_error(path))
+        },
+        io_error(path),
+    )
 }
 
 /// JSON array of `{"path", "labels": [{class, label, prob}...], "taken", "camera"}` (plus
@@ -193,11 +198,15 @@ pub fn write_json(path: &Path, photos: &[PhotoTags<'_>], min_prob: f32) -> Resul
             ..JsonPhoto::new(photo.path)
         })
         .collect();
-    replace_file(path, |out| {
-        serde_json::to_writer_pretty(&mut *out, &entries)
-            .map_err(|source| ExportError::Json { path: path.to_owned(), source })?;
-        out.write_all(b"\n").map_err(io_error(path))
-    })
+    replace_file(
+        path,
+        |out| {
+            serde_json::to_writer_pretty(&mut *out, &entries)
+                .map_err(|source| ExportError::Json { path: path.to_owned(), source })?;
+            out.write_all(b"\n").map_err(io_error(path))
+        },
+        io_error(path),
+    )
 }
 
 #[cfg(test)]
