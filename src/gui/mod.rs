@@ -1,8 +1,9 @@
 //! The desktop app: an eframe window over the [`crate::worker`].
 //!
-//! The UI thread holds view state only; every piece of work goes to the worker as a command
-//! and comes back as an event, drained once per frame. The views draw what they are given and
-//! return actions, which the app applies once per frame.
+//! The UI thread holds view state only: tagging, searching and everything else about the model
+//! goes to the worker as a command and comes back as an event, drained once per frame; file
+//! work (exports, saves, thumbnails) runs on threads of its own. The views draw what they are
+//! given and return actions, which the app applies once per frame.
 
 mod action;
 mod app;

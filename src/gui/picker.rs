@@ -13,7 +13,7 @@ use super::action::Action;
 
 /// What the user is asked to pick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pick {
+pub enum Wanted {
     /// Photos to add.
     Images,
     /// Folders to add.
@@ -24,20 +24,20 @@ pub enum Pick {
     CsvFile,
 }
 
-impl Pick {
+impl Wanted {
     /// What the in-window path entry asks for.
     pub fn prompt(self) -> &'static str {
         match self {
-            Pick::Images => "Photos to add (one path per line)",
-            Pick::Folders => "Folders to add (one path per line)",
-            Pick::ModelFolder => "The model folder",
-            Pick::CsvFile => "The CSV file to write",
+            Wanted::Images => "Photos to add (one path per line)",
+            Wanted::Folders => "Folders to add (one path per line)",
+            Wanted::ModelFolder => "The model folder",
+            Wanted::CsvFile => "The CSV file to write",
         }
     }
 
     /// Whether the paths must exist already (everything but a file to write).
     pub fn must_exist(self) -> bool {
-        self != Pick::CsvFile
+        self != Wanted::CsvFile
     }
 }
 
@@ -56,14 +56,14 @@ pub enum Picked {
 const FASTER_THAN_A_PERSON: Duration = Duration::from_millis(300);
 
 /// Shows the system picker for `pick` and waits for it.
-pub fn show(pick: Pick) -> Picked {
+pub fn show(pick: Wanted) -> Picked {
     let started = Instant::now();
     let dialog = rfd::FileDialog::new();
     let picked: Option<Vec<PathBuf>> = match pick {
-        Pick::Images => dialog.add_filter("Images", IMAGE_EXTENSIONS).pick_files(),
-        Pick::Folders => dialog.pick_folders(),
-        Pick::ModelFolder => dialog.set_title("Choose the model folder").pick_folder().map(|p| vec![p]),
-        Pick::CsvFile => dialog.add_filter("CSV", &["csv"]).set_file_name("evatag.csv").save_file().map(|p| vec![p]),
+        Wanted::Images => dialog.add_filter("Images", IMAGE_EXTENSIONS).pick_files(),
+        Wanted::Folders => dialog.pick_folders(),
+        Wanted::ModelFolder => dialog.set_title("Choose the model folder").pick_folder().map(|p| vec![p]),
+        Wanted::CsvFile => dialog.add_filter("CSV", &["csv"]).set_file_name("evatag.csv").save_file().map(|p| vec![p]),
     };
     match picked {
         Some(paths) if !paths.is_empty() => Picked::Paths(paths),
@@ -83,7 +83,7 @@ fn has_fallback_picker() -> bool {
 
 /// Reads the paths typed in the in-window entry, one per line; names the first that does
 /// not exist when `pick` needs existing ones.
-pub fn parse_typed(pick: Pick, text: &str) -> Result<Vec<PathBuf>, String> {
+pub fn parse_typed(pick: Wanted, text: &str) -> Result<Vec<PathBuf>, String> {
     let paths: Vec<PathBuf> =
         text.lines().map(str::trim).filter(|l| !l.is_empty()).map(|l| PathBuf::from(expand_home(l))).collect();
     if paths.is_empty() {
@@ -94,7 +94,7 @@ pub fn parse_typed(pick: Pick, text: &str) -> Result<Vec<PathBuf>, String> {
     {
         return Err(format!("{} does not exist.", missing.display()));
     }
-    if matches!(pick, Pick::Folders | Pick::ModelFolder)
+    if matches!(pick, Wanted::Folders | Wanted::ModelFolder)
         && let Some(file) = paths.iter().find(|p| !p.is_dir())
     {
         return Err(format!("{} is not a folder.", file.display()));
@@ -106,7 +106,7 @@ pub fn parse_typed(pick: Pick, text: &str) -> Result<Vec<PathBuf>, String> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PathEntry {
     /// What it asks for.
-    pub pick: Pick,
+    pub pick: Wanted,
     /// What has been typed.
     pub text: String,
     /// Why the typed paths were refused, if they were.
@@ -115,7 +115,7 @@ pub struct PathEntry {
 
 impl PathEntry {
     /// An empty entry asking for `pick`.
-    pub fn new(pick: Pick) -> Self {
+    pub fn new(pick: Wanted) -> Self {
         Self { pick, text: String::new(), error: None }
     }
 }
@@ -173,13 +173,13 @@ mod tests {
         let file = dir.path().join("a.jpg");
         std::fs::write(&file, b"x").unwrap();
         let typed = format!("  {}\n\n{}\n", dir.path().display(), file.display());
-        assert_eq!(parse_typed(Pick::Images, &typed).unwrap(), [dir.path().to_owned(), file.clone()]);
+        assert_eq!(parse_typed(Wanted::Images, &typed).unwrap(), [dir.path().to_owned(), file.clone()]);
         let missing = dir.path().join("gone");
-        let error = parse_typed(Pick::Images, &missing.display().to_string()).unwrap_err();
+        let error = parse_typed(Wanted::Images, &missing.display().to_string()).unwrap_err();
         assert!(error.contains("gone") && error.contains("does not exist"), "{error}");
-        let error = parse_typed(Pick::Folders, &file.display().to_string()).unwrap_err();
+        let error = parse_typed(Wanted::Folders, &file.display().to_string()).unwrap_err();
         assert!(error.contains("is not a folder"), "{error}");
-        assert!(parse_typed(Pick::CsvFile, &missing.display().to_string()).is_ok(), "a file to write is new");
-        assert!(parse_typed(Pick::Folders, " \n").is_err());
+        assert!(parse_typed(Wanted::CsvFile, &missing.display().to_string()).is_ok(), "a file to write is new");
+        assert!(parse_typed(Wanted::Folders, " \n").is_err());
     }
 }

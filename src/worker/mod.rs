@@ -5,8 +5,9 @@
 //! threads reads, hashes, looks up and preprocesses files ahead of the model ([`pipeline`]),
 //! a loader thread finds and loads the model ([`loader`]), and the worker thread itself
 //! ([`engine`]) runs batches through the model, writes results to the cache one transaction
-//! per batch, and answers similarity queries ([`similar`]). Every queue is bounded, so memory
-//! stays flat for any folder size.
+//! per batch, and answers similarity queries ([`similar`]). The queues that carry photos
+//! (paths to the decoders, decoded images to the model) are bounded, so memory stays flat for
+//! any folder size; commands and events are few and small.
 
 mod duplicates;
 mod engine;

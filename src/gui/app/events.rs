@@ -134,7 +134,8 @@ impl App {
             n => format!(" {n} could not be moved (see Errors)."),
         };
         self.notices.push(format!(
-            "Moved {} photos{sidecars} to the trash. To get them back, restore them from the trash in your file              manager, then Scan again.{failed}",
+            "Moved {} photos{sidecars} to the trash. To get them back, restore them from the trash in your file \
+             manager, then Scan again.{failed}",
             report.moved.len()
         ));
         if self.duplicates.is_some() {
@@ -149,7 +150,7 @@ impl App {
 
     /// Asks for paths with the system's picker, or with the app's own entry where the system
     /// has none.
-    pub(super) fn pick(&mut self, ctx: &egui::Context, pick: picker::Pick) {
+    pub(super) fn pick(&mut self, ctx: &egui::Context, pick: picker::Wanted) {
         match picker::show(pick) {
             Picked::Paths(paths) => self.use_picked(ctx, pick, paths),
             Picked::Cancelled => {}
@@ -161,16 +162,16 @@ impl App {
     }
 
     /// Does what the picked paths were asked for.
-    pub(super) fn use_picked(&mut self, ctx: &egui::Context, pick: picker::Pick, mut paths: Vec<PathBuf>) {
+    pub(super) fn use_picked(&mut self, ctx: &egui::Context, pick: picker::Wanted, mut paths: Vec<PathBuf>) {
         match pick {
-            picker::Pick::Images | picker::Pick::Folders => self.add_paths(paths),
-            picker::Pick::ModelFolder => {
+            picker::Wanted::Images | picker::Wanted::Folders => self.add_paths(paths),
+            picker::Wanted::ModelFolder => {
                 let Some(dir) = paths.pop() else { return };
                 self.settings.model_dir = Some(dir.clone());
                 self.options.worker.source = ModelSource::Dir(dir);
                 self.retry_model(ctx);
             }
-            picker::Pick::CsvFile => {
+            picker::Wanted::CsvFile => {
                 if let Some(file) = paths.pop() {
                     self.export(ctx, Some(file));
                 }

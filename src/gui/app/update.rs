@@ -40,8 +40,8 @@ impl App {
 
     pub(super) fn apply_one(&mut self, ctx: &egui::Context, action: Action) {
         match action {
-            Action::OpenImages => self.pick(ctx, picker::Pick::Images),
-            Action::OpenFolder => self.pick(ctx, picker::Pick::Folders),
+            Action::OpenImages => self.pick(ctx, picker::Wanted::Images),
+            Action::OpenFolder => self.pick(ctx, picker::Wanted::Folders),
             Action::TypePath(text) => {
                 if let Some(entry) = &mut self.path_entry {
                     entry.text = text;
@@ -141,7 +141,7 @@ impl App {
             Action::FindSimilar(index) => self.find_similar(index),
             Action::CloseSimilar => self.similar = None,
             Action::RetryModel => self.retry_model(ctx),
-            Action::ChooseModelFolder => self.pick(ctx, picker::Pick::ModelFolder),
+            Action::ChooseModelFolder => self.pick(ctx, picker::Wanted::ModelFolder),
             Action::UseHubModel => {
                 self.settings.model_dir = None;
                 self.options.worker.source = self.options.model.source(self.offline);
@@ -213,7 +213,7 @@ impl App {
                 self.confirm_clear_cache = false;
                 self.path_entry = None;
             }
-            Action::ExportCsv => self.pick(ctx, picker::Pick::CsvFile),
+            Action::ExportCsv => self.pick(ctx, picker::Wanted::CsvFile),
         }
     }
 
