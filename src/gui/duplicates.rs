@@ -30,8 +30,6 @@ pub struct DuplicatesView {
     pub threshold: f32,
     /// The groups at `threshold`.
     pub groups: Vec<Group>,
-    /// Whether the confirmation before the move to the trash is open.
-    pub confirming: bool,
     /// Whether a move to the trash is under way.
     pub moving: bool,
 }
@@ -39,7 +37,7 @@ pub struct DuplicatesView {
 impl DuplicatesView {
     /// A view waiting for the comparison, grouping at `threshold`.
     pub fn waiting(threshold: f32) -> Self {
-        Self { graph: None, threshold, groups: Vec::new(), confirming: false, moving: false }
+        Self { graph: None, threshold, groups: Vec::new(), moving: false }
     }
 
     /// Shows the comparison's outcome.

@@ -9,7 +9,7 @@ use crate::library::trash::TrashReport;
 use crate::model::weights::ModelSource;
 use crate::worker::{Event, ModelStatus, PhotoErrorKind};
 
-use super::{App, EVENTS_PER_FRAME};
+use super::{App, EVENTS_PER_FRAME, Modal};
 
 impl App {
     pub(super) fn handle_events(&mut self, ctx: &egui::Context) {
@@ -156,7 +156,7 @@ impl App {
             Picked::Cancelled => {}
             Picked::Unavailable => {
                 tracing::warn!("no system file picker could be shown; asking for the path in the window");
-                self.path_entry = Some(PathEntry::new(pick));
+                self.modal = Some(Modal::PathEntry(PathEntry::new(pick)));
             }
         }
     }

@@ -12,17 +12,14 @@ use crate::gui::{details, grid, sidebar, similar_strip, status, viewer};
 use crate::model::weights::ModelSource;
 use crate::worker::ModelStatus;
 
-use super::App;
+use super::{App, Modal};
 
 impl App {
     /// The keyboard shortcuts that act on the whole window.
     pub(super) fn shortcuts(&self, ctx: &egui::Context, actions: &mut Vec<Action>) {
         let typing = ctx.egui_wants_keyboard_input();
         let control_focused = ctx.memory(|m| m.focused().is_some());
-        let dialog_open = self.confirm_sidecars.is_some()
-            || self.confirm_clear_cache
-            || self.path_entry.is_some()
-            || self.duplicates.as_ref().is_some_and(|d| d.confirming);
+        let dialog_open = self.modal.is_some();
         ctx.input_mut(|i| {
             if i.consume_key(egui::Modifiers::COMMAND, egui::Key::O) {
                 actions.push(Action::OpenImages);
@@ -104,9 +101,6 @@ impl App {
             self.stats.cells_built = 0;
         } else if let Some(view) = &self.duplicates {
             duplicates::central(ui, view, &mut self.thumbnails, &mut actions);
-            if view.confirming {
-                duplicates::confirm_trash(ui.ctx(), view, &mut actions);
-            }
             self.stats.cells_built = 0;
         } else {
             if let Some(similar) = &self.similar {
@@ -164,14 +158,16 @@ impl App {
             };
             settings::window(ui.ctx(), under_toolbar, &self.settings, &facts, &mut actions);
         }
-        if let Some(plan) = &self.confirm_sidecars {
-            confirm::sidecars(ui.ctx(), plan, &mut actions);
-        }
-        if self.confirm_clear_cache {
-            confirm::clear_cache(ui.ctx(), self.cache_bytes, &mut actions);
-        }
-        if let Some(entry) = &self.path_entry {
-            picker::entry(ui.ctx(), entry, &mut actions);
+        match &self.modal {
+            Some(Modal::ConfirmSidecars(plan)) => confirm::sidecars(ui.ctx(), plan, &mut actions),
+            Some(Modal::ConfirmClearCache) => confirm::clear_cache(ui.ctx(), self.cache_bytes, &mut actions),
+            Some(Modal::ConfirmTrashDuplicates) => {
+                if let Some(view) = &self.duplicates {
+                    duplicates::confirm_trash(ui.ctx(), view, &mut actions);
+                }
+            }
+            Some(Modal::PathEntry(entry)) => picker::entry(ui.ctx(), entry, &mut actions),
+            None => {}
         }
         actions
     }

@@ -30,6 +30,18 @@ mod layout;
 mod startup;
 mod update;
 
+/// A question or entry over the window, which takes the keyboard until it is answered.
+pub(super) enum Modal {
+    /// Before sidecars are written: what would be written.
+    ConfirmSidecars(SidecarPlan),
+    /// Before the cache is cleared.
+    ConfirmClearCache,
+    /// Before the Duplicates view's other copies go to the trash.
+    ConfirmTrashDuplicates,
+    /// The app's own path entry, where the system has no file picker.
+    PathEntry(PathEntry),
+}
+
 /// How the app starts.
 #[derive(Debug, Clone)]
 pub struct AppOptions {
@@ -131,12 +143,8 @@ pub struct App {
     measuring_cache: bool,
     /// The file work running off the UI thread.
     jobs: Jobs,
-    /// The sidecar confirmation, while it is open.
-    confirm_sidecars: Option<SidecarPlan>,
-    /// Whether the question before clearing the cache is open.
-    confirm_clear_cache: bool,
-    /// The app's own path entry, open where the system has no file picker.
-    path_entry: Option<PathEntry>,
+    /// The one question or entry open over the window, if any.
+    modal: Option<Modal>,
     /// The saved photo list.
     library_saver: Option<Saver>,
     /// The saved settings, and the settings they hold.
@@ -227,9 +235,7 @@ impl App {
             cache_bytes: None,
             measuring_cache: false,
             jobs: Jobs::default(),
-            confirm_sidecars: None,
-            confirm_clear_cache: false,
-            path_entry: None,
+            modal: None,
             library_saver: options.library_file.clone().map(Saver::new),
             settings_saver,
             stop_signal,

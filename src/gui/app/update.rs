@@ -12,7 +12,7 @@ use crate::gui::selection::Pick;
 use crate::gui::similar_strip::SimilarView;
 use crate::worker::{Command, ModelStatus};
 
-use super::{App, SIMILAR_COUNT};
+use super::{App, Modal, SIMILAR_COUNT};
 
 impl App {
     /// Applies the actions the views returned this frame, in order. When one of them changed
@@ -43,17 +43,17 @@ impl App {
             Action::OpenImages => self.pick(ctx, picker::Wanted::Images),
             Action::OpenFolder => self.pick(ctx, picker::Wanted::Folders),
             Action::TypePath(text) => {
-                if let Some(entry) = &mut self.path_entry {
+                if let Some(Modal::PathEntry(entry)) = &mut self.modal {
                     entry.text = text;
                     entry.error = None;
                 }
             }
             Action::UseTypedPath => {
-                if let Some(entry) = &mut self.path_entry {
+                if let Some(Modal::PathEntry(entry)) = &mut self.modal {
                     match picker::parse_typed(entry.pick, &entry.text) {
                         Ok(paths) => {
                             let pick = entry.pick;
-                            self.path_entry = None;
+                            self.modal = None;
                             self.use_picked(ctx, pick, paths);
                         }
                         Err(error) => entry.error = Some(error),
@@ -169,9 +169,9 @@ impl App {
                 self.settings.tile_size = side.clamp(*grid::TILE_SIZES.start(), *grid::TILE_SIZES.end())
             }
             Action::SetSidecarNaming(naming) => self.settings.sidecar_naming = naming,
-            Action::ClearCache => self.confirm_clear_cache = true,
+            Action::ClearCache => self.modal = Some(Modal::ConfirmClearCache),
             Action::ConfirmClearCache => {
-                self.confirm_clear_cache = false;
+                self.modal = None;
                 self.worker.send(Command::ClearCache);
                 if let Some(dir) = self.options.thumbnail_cache.clone() {
                     self.jobs.run(ctx, move || {
@@ -181,9 +181,9 @@ impl App {
                 }
                 self.cache_bytes = None;
             }
-            Action::ExportSidecars => self.confirm_sidecars = Some(self.sidecar_plan()),
+            Action::ExportSidecars => self.modal = Some(Modal::ConfirmSidecars(self.sidecar_plan())),
             Action::WriteSidecars => {
-                self.confirm_sidecars = None;
+                self.modal = None;
                 self.export(ctx, None);
             }
             Action::ShowDuplicates(show) => self.show_duplicates(show),
@@ -194,25 +194,18 @@ impl App {
                 }
             }
             Action::AskToTrashDuplicates => {
-                if let Some(view) = self.duplicates.as_mut() {
-                    view.confirming = true;
+                if self.duplicates.is_some() {
+                    self.modal = Some(Modal::ConfirmTrashDuplicates);
                 }
             }
             Action::TrashDuplicates => {
+                self.modal = None;
                 if let Some(view) = self.duplicates.as_mut() {
-                    view.confirming = false;
                     view.moving = true;
                     self.worker.send(Command::MoveToTrash(view.other_paths()));
                 }
             }
-            Action::CloseConfirmation => {
-                if let Some(view) = self.duplicates.as_mut() {
-                    view.confirming = false;
-                }
-                self.confirm_sidecars = None;
-                self.confirm_clear_cache = false;
-                self.path_entry = None;
-            }
+            Action::CloseConfirmation => self.modal = None,
             Action::ExportCsv => self.pick(ctx, picker::Wanted::CsvFile),
         }
     }
