@@ -93,10 +93,11 @@ impl App {
         if self.show_errors {
             status::errors_panel(ui, &self.errors, &self.model_status, &mut actions);
         }
-        if let Some(index) = self.viewer.filter(|&i| i < self.photos.len()) {
+        if let Some(state) = self.viewer.filter(|state| state.index < self.photos.len()) {
+            let index = state.index;
             let (photos, visible) = self.photos.with_visible();
             let position = (visible.iter().position(|&i| i == index).unwrap_or(0), visible.len());
-            let view = viewer::Viewer { photo: photos.photo(index), position, zoom: self.viewer_zoom };
+            let view = viewer::Viewer { photo: photos.photo(index), position, zoom: state.zoom };
             viewer::show(ui, &view, &mut self.thumbnails, &mut actions);
             self.stats.cells_built = 0;
         } else if let Some(view) = &self.duplicates {

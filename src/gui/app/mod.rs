@@ -21,6 +21,7 @@ use super::selection::Selection;
 use super::settings::{self, Settings};
 use super::similar_strip::SimilarView;
 use super::thumbnails::{self, Thumbnails};
+use super::viewer::ViewerState;
 use super::{precision, saved};
 use background::{Jobs, watch_stop_signals};
 
@@ -134,10 +135,8 @@ pub struct App {
     scroll_to_top: bool,
     /// Whether the next frame puts the keyboard focus in the filter box.
     focus_filter: bool,
-    /// The photo the viewer shows, while it is open.
-    viewer: Option<usize>,
-    /// The viewer's magnification over the fitted size.
-    viewer_zoom: f32,
+    /// The viewer, while it is open.
+    viewer: Option<ViewerState>,
     cache_bytes: Option<u64>,
     /// Whether the cache's size is being measured.
     measuring_cache: bool,
@@ -231,7 +230,6 @@ impl App {
             scroll_to_top: false,
             focus_filter: false,
             viewer: None,
-            viewer_zoom: 1.0,
             cache_bytes: None,
             measuring_cache: false,
             jobs: Jobs::default(),

@@ -10,6 +10,7 @@ use crate::gui::photos::{Photo, PhotoState};
 use crate::gui::picker;
 use crate::gui::selection::Pick;
 use crate::gui::similar_strip::SimilarView;
+use crate::gui::viewer::ViewerState;
 use crate::worker::{Command, ModelStatus};
 
 use super::{App, Modal, SIMILAR_COUNT};
@@ -106,19 +107,18 @@ impl App {
             }
             Action::SelectPath(path) => self.select_path(&path),
             Action::OpenViewer(index) => {
-                self.viewer = Some(index);
+                self.viewer = Some(ViewerState::open(index));
                 if !self.selection.contains(index) {
                     self.selection.pick(index, Pick::Only, &[]);
                 }
-                self.viewer_zoom = 1.0;
             }
             Action::CloseViewer => {
                 self.viewer = None;
                 self.scroll_to_selected = true;
             }
             Action::ViewerStep(step) => self.step_viewer(step),
-            Action::ViewerZoom(zoom) => self.viewer_zoom = zoom.clamp(0.1, 16.0),
-            Action::ViewerZoomBy(factor) => self.viewer_zoom = (self.viewer_zoom * factor).clamp(0.1, 16.0),
+            Action::ViewerZoom(zoom) => self.viewer.iter_mut().for_each(|state| state.zoom_to(zoom)),
+            Action::ViewerZoomBy(factor) => self.viewer.iter_mut().for_each(|state| state.zoom_by(factor)),
             Action::OpenExternally(path) => self.open_externally(&path),
             Action::ShowInFolder(path) => self.open_externally(path.parent().unwrap_or(&path)),
             Action::RemoveSelected => {
@@ -219,14 +219,9 @@ impl App {
 
     /// Moves the viewer `step` photos on in the grid's order (clamped to its ends).
     pub(super) fn step_viewer(&mut self, step: isize) {
-        let Some(current) = self.viewer else { return };
-        let visible = self.photos.visible();
-        let Some(position) = visible.iter().position(|&i| i == current) else { return };
-        let next = (position as isize + step).clamp(0, visible.len() as isize - 1) as usize;
-        let index = visible[next];
-        self.viewer = Some(index);
+        let Some(state) = self.viewer.as_mut() else { return };
+        let Some(index) = state.step(self.photos.visible(), step) else { return };
         self.selection.pick(index, Pick::Only, &[]);
-        self.viewer_zoom = 1.0;
         self.forget_similar_of_others();
     }
 
