@@ -321,16 +321,37 @@ impl PhotoList {
         }
     }
 
-    /// Sets the files and folders the library is made of, whose photos [`Self::root_counts`]
-    /// counts.
-    pub fn set_roots(&mut self, roots: &[PathBuf]) {
-        if roots != self.roots {
-            self.roots = roots.to_vec();
-            self.count_roots();
+    /// Adds files and folders to those the library is made of, each once, in the order first
+    /// added; returns whether any was new.
+    pub fn add_roots(&mut self, roots: &[PathBuf]) -> bool {
+        let before = self.roots.len();
+        for root in roots {
+            if !self.roots.contains(root) {
+                self.roots.push(root.clone());
+            }
         }
+        self.count_roots();
+        self.roots.len() != before
     }
 
-    /// How many photos each root holds, in the order of [`Self::set_roots`].
+    /// Takes a file or folder out of those the library is made of (its photos stay until
+    /// they are removed).
+    pub fn remove_root(&mut self, root: &Path) {
+        self.roots.retain(|r| r != root);
+        self.count_roots();
+    }
+
+    /// The files and folders the library is made of, in the order they were added.
+    pub fn roots(&self) -> &[PathBuf] {
+        &self.roots
+    }
+
+    /// Whether `path` lies in one of the library's files or folders.
+    pub fn in_library(&self, path: &Path) -> bool {
+        self.roots.iter().any(|root| path.starts_with(root))
+    }
+
+    /// How many photos each root holds, in the order of [`Self::roots`].
     pub fn root_counts(&self) -> &[usize] {
         &self.root_counts
     }
@@ -529,5 +550,19 @@ mod tests {
         assert_eq!(lib.queue("a.jpg".into(), None), i);
         assert!(lib.photo(i).top_label().is_some());
         assert_eq!(lib.len(), 1);
+    }
+
+    #[test]
+    fn the_library_keeps_each_folder_once_in_the_order_added() {
+        let mut lib = PhotoList::default();
+        assert!(lib.add_roots(&["/a".into(), "/b".into()]));
+        assert!(!lib.add_roots(&["/a".into()]));
+        assert_eq!(lib.roots(), [PathBuf::from("/a"), PathBuf::from("/b")]);
+        assert!(lib.in_library(Path::new("/a/x.jpg")) && !lib.in_library(Path::new("/c/x.jpg")));
+        let many: Vec<PathBuf> = (0..100).map(|i| PathBuf::from(format!("/p{i}"))).collect();
+        lib.add_roots(&many);
+        assert_eq!(lib.roots().len(), 102, "no folder of the library is forgotten");
+        lib.remove_root(Path::new("/a"));
+        assert!(!lib.in_library(Path::new("/a/x.jpg")));
     }
 }

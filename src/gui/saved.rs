@@ -42,17 +42,48 @@ struct Record<'a> {
     labels: Option<Cow<'a, [Label]>>,
 }
 
-/// The list as it is now, shared with the list without copying it (so that taking it costs
-/// a frame nothing, however long the list).
-pub fn snapshot(photos: &PhotoList) -> Vec<Arc<Photo>> {
-    photos.shared().to_vec()
+/// The library as saved: its files and folders, and its photos.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SavedLibrary {
+    /// The files and folders the library is made of, in the order they were added.
+    pub folders: Vec<PathBuf>,
+    /// Its photos.
+    pub photos: Vec<SavedPhoto>,
+}
+
+/// The library as it is now, its photos shared with the list without copying them (so that
+/// taking it costs a frame nothing, however long the list).
+pub struct Snapshot {
+    folders: Vec<PathBuf>,
+    photos: Vec<Arc<Photo>>,
+}
+
+/// The library as it is now, to be written.
+pub fn snapshot(photos: &PhotoList) -> Snapshot {
+    Snapshot { folders: photos.roots().to_vec(), photos: photos.shared().to_vec() }
+}
+
+/// The file's layout: the library's folders and photos. A file of a bare list of photos (as
+/// first written) reads too, with no folders.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum Layout<'a> {
+    Library {
+        #[serde(with = "super::persist::paths")]
+        folders: Vec<PathBuf>,
+        #[serde(borrow)]
+        photos: Vec<Record<'a>>,
+    },
+    #[serde(borrow)]
+    Photos(Vec<Record<'a>>),
 }
 
 /// Writes the list to `file`, replacing the previous one in one step: tagged photos with
 /// their labels, every other photo untagged. Failures are not saved; the next scan finds
 /// them again.
-pub fn write(file: &Path, photos: &[Arc<Photo>]) -> std::io::Result<()> {
-    let records: Vec<Record<'_>> = photos
+pub fn write(file: &Path, library: &Snapshot) -> std::io::Result<()> {
+    let records: Vec<Record<'_>> = library
+        .photos
         .iter()
         .filter(|photo| !matches!(photo.state, PhotoState::Failed(_)))
         .map(|photo| {
@@ -69,18 +100,23 @@ pub fn write(file: &Path, photos: &[Arc<Photo>]) -> std::io::Result<()> {
             }
         })
         .collect();
-    write_atomically(file, |out| Ok(serde_json::to_writer(out, &records)?))
+    let layout = Layout::Library { folders: library.folders.clone(), photos: records };
+    write_atomically(file, |out| Ok(serde_json::to_writer(out, &layout)?))
 }
 
-/// The list saved in `file`; empty when there is none or it cannot be read (a damaged file
+/// The library saved in `file`; empty when there is none or it cannot be read (a damaged file
 /// costs only the instant display: the folders are scanned again anyway).
-pub fn read(file: &Path) -> Vec<SavedPhoto> {
-    let Ok(text) = std::fs::read(file) else { return Vec::new() };
-    let records: Vec<Record<'_>> = serde_json::from_slice(&text).unwrap_or_else(|e| {
-        tracing::warn!("{}: the saved photo list could not be read ({e}); it is rebuilt", file.display());
-        Vec::new()
-    });
-    records
+pub fn read(file: &Path) -> SavedLibrary {
+    let Ok(text) = std::fs::read(file) else { return SavedLibrary::default() };
+    let (folders, records) = match serde_json::from_slice(&text) {
+        Ok(Layout::Library { folders, photos }) => (folders, photos),
+        Ok(Layout::Photos(photos)) => (Vec::new(), photos),
+        Err(e) => {
+            tracing::warn!("{}: the saved photo list could not be read ({e}); it is rebuilt", file.display());
+            (Vec::new(), Vec::new())
+        }
+    };
+    let photos = records
         .into_iter()
         .filter_map(|record| {
             Some(SavedPhoto {
@@ -90,7 +126,8 @@ pub fn read(file: &Path) -> Vec<SavedPhoto> {
                 labels: record.labels.map(Cow::into_owned),
             })
         })
-        .collect()
+        .collect();
+    SavedLibrary { folders, photos }
 }
 
 #[cfg(test)]
@@ -102,6 +139,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("sub/library.json");
         let mut photos = PhotoList::default();
+        photos.add_roots(&["/p".into(), "/q/one.jpg".into()]);
         let modified = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
         photos.queue("/p/a.jpg".into(), Some(modified));
         photos.queue("/p/b.jpg".into(), None);
@@ -113,19 +151,21 @@ mod tests {
         photos.finish(Path::new("/p/c.jpg"), PhotoState::Failed("broken".into()));
         write(&file, &snapshot(&photos)).unwrap();
         let back = read(&file);
+        assert_eq!(back.folders, [PathBuf::from("/p"), PathBuf::from("/q/one.jpg")]);
         assert_eq!(
-            back,
+            back.photos,
             [
                 SavedPhoto { path: "/p/a.jpg".into(), modified: Some(modified), info, labels: Some(labels) },
                 SavedPhoto { path: "/p/b.jpg".into(), modified: None, info: PhotoInfo::default(), labels: None },
             ]
         );
-        // A list saved before dates were saved still reads.
+        // A bare list of photos, as first saved (before dates were saved), still reads.
         std::fs::write(&file, br#"[{"path":"/p/old.jpg","labels":null}]"#).unwrap();
-        assert_eq!(read(&file)[0].info, PhotoInfo::default());
+        let old = read(&file);
+        assert_eq!((old.folders.len(), old.photos[0].info.clone()), (0, PhotoInfo::default()));
         std::fs::write(&file, b"{ not json").unwrap();
-        assert!(read(&file).is_empty());
-        assert!(read(&dir.path().join("missing.json")).is_empty());
+        assert_eq!(read(&file), SavedLibrary::default());
+        assert_eq!(read(&dir.path().join("missing.json")), SavedLibrary::default());
     }
 
     #[cfg(unix)]
@@ -136,13 +176,16 @@ mod tests {
         let file = dir.path().join("library.json");
         let latin1 = PathBuf::from(std::ffi::OsStr::from_bytes(b"/p/caf\xe9-latin1.jpg"));
         let mut photos = PhotoList::default();
+        let folder = PathBuf::from(std::ffi::OsStr::from_bytes(b"/Fotos de l'\xe9t\xe9"));
+        photos.add_roots(std::slice::from_ref(&folder));
         photos.queue(latin1.clone(), None);
         photos.queue("/p/plain.jpg".into(), None);
         let labels = vec![Label { class: 281, label: "tabby, tabby cat".into(), prob: 0.5 }];
         photos.finish(&latin1, PhotoState::Tagged(labels.clone()));
         write(&file, &snapshot(&photos)).unwrap();
         let back = read(&file);
-        assert_eq!(back.iter().map(|p| p.path.clone()).collect::<Vec<_>>(), [latin1, "/p/plain.jpg".into()]);
-        assert_eq!(back[0].labels.as_deref(), Some(labels.as_slice()));
+        assert_eq!(back.folders, [folder]);
+        assert_eq!(back.photos.iter().map(|p| p.path.clone()).collect::<Vec<_>>(), [latin1, "/p/plain.jpg".into()]);
+        assert_eq!(back.photos[0].labels.as_deref(), Some(labels.as_slice()));
     }
 }

@@ -26,10 +26,10 @@ pub struct Settings {
     pub sidecar_naming: SidecarNaming,
     /// Grid order.
     pub sort: SortKey,
-    /// The files and folders the library is made of, in the order they were added; scanned
-    /// again at start.
-    #[serde(with = "super::persist::paths")]
-    pub last_paths: Vec<PathBuf>,
+    /// The library's files and folders as settings files once held them (the saved library
+    /// holds them now): read, for a library saved without them, and never written.
+    #[serde(rename = "last_paths", deserialize_with = "super::persist::paths::deserialize", skip_serializing)]
+    pub legacy_folders: Vec<PathBuf>,
     /// Side of the grid's tiles, in points.
     pub tile_size: f32,
     /// The local model folder chosen last (here or with `--model-dir`); `None` uses the Hub.
@@ -50,23 +50,11 @@ impl Default for Settings {
             min_prob: 0.1,
             sidecar_naming: SidecarNaming::Appended,
             sort: SortKey::Name,
-            last_paths: Vec::new(),
+            legacy_folders: Vec::new(),
             model_dir: None,
             model: None,
             tile_size: 150.0,
             duplicate_threshold: crate::library::duplicates::DEFAULT_THRESHOLD,
-        }
-    }
-}
-
-impl Settings {
-    /// Adds paths to the library's files and folders, keeping each once, in the order first
-    /// added.
-    pub fn remember(&mut self, paths: &[PathBuf]) {
-        for path in paths {
-            if !self.last_paths.contains(path) {
-                self.last_paths.push(path.clone());
-            }
         }
     }
 }
@@ -254,13 +242,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn remembered_paths_are_unique_and_all_kept() {
-        let mut s = Settings::default();
-        s.remember(&["/a".into(), "/b".into()]);
-        s.remember(&["/a".into()]);
-        assert_eq!(s.last_paths, vec![PathBuf::from("/a"), PathBuf::from("/b")]);
-        let many: Vec<PathBuf> = (0..100).map(|i| PathBuf::from(format!("/p{i}"))).collect();
-        s.remember(&many);
-        assert_eq!(s.last_paths.len(), 102, "no folder of the library is forgotten");
+    fn folders_in_an_older_settings_file_are_read_and_not_written_again() {
+        let old = br#"{"last_paths": ["/photos", {"bytes": "2f6361669e"}], "min_prob": 0.3}"#;
+        let settings: Settings = serde_json::from_slice(old).unwrap();
+        assert_eq!(settings.min_prob, 0.3);
+        assert_eq!(settings.legacy_folders.len(), 2);
+        assert_eq!(settings.legacy_folders[0], PathBuf::from("/photos"));
+        let written = serde_json::to_string(&settings).unwrap();
+        assert!(!written.contains("last_paths"), "{written}");
     }
 }

@@ -5,7 +5,7 @@
 # Checked then:
 #   - it saves and exits within 10 s;
 #   - library.json holds all 24 photos with their labels, the Latin-1 one by its bytes;
-#   - settings.json remembers the folder and the model folder.
+#   - library.json remembers the folder, settings.json the model folder.
 # Relaunched with no arguments and no network (HF_HUB_OFFLINE=1), its log must show the 24
 # photos restored with their labels, the folder and the model folder, and the model ready;
 # after a second SIGTERM the saved files still hold everything.
@@ -70,8 +70,8 @@ count_saved() {
     python3 - "$library" <<'PY'
 import json, sys
 try:
-    photos = json.load(open(sys.argv[1]))
-except (OSError, ValueError):
+    photos = json.load(open(sys.argv[1]))["photos"]
+except (OSError, ValueError, KeyError, TypeError):
     print("0 0 no"); sys.exit()
 tagged = [p for p in photos if p.get("labels")]
 latin1 = any(bytes.fromhex(p.get("path_bytes", "")).endswith(b"caf\xe9-latin1.jpg") for p in tagged)
@@ -99,11 +99,11 @@ done
 [ "$saved" = "24 24 yes" ] || die "library.json after 2 minutes: $saved (photos, tagged, Latin-1 one tagged)"
 stop_app
 [ "$(count_saved)" = "24 24 yes" ] || die "library.json after SIGTERM: $(count_saved)"
-python3 - "$settings" "$photos" "$model" <<'PY' || die "settings.json does not remember the folder and the model: $(cat "$settings")"
+python3 - "$settings" "$library" "$photos" "$model" <<'PY' || die "the folder or the model is not remembered: $(cat "$settings")"
 import json, sys
-settings = json.load(open(sys.argv[1]))
-assert settings["last_paths"] == [sys.argv[2]], settings["last_paths"]
-assert settings["model_dir"] == sys.argv[3], settings["model_dir"]
+settings, library = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+assert library["folders"] == [sys.argv[3]], library["folders"]
+assert settings["model_dir"] == sys.argv[4], settings["model_dir"]
 PY
 
 # The relaunch, with nothing on the command line and no network; its log lines are those

@@ -107,11 +107,10 @@ impl App {
             if let Some(similar) = &self.similar {
                 similar_strip::strip(ui, similar, &mut self.thumbnails, &mut actions);
             }
-            self.photos.set_roots(&self.settings.last_paths);
             let total = self.photos.len();
             let folder = self.photos.folder().map(Path::to_owned);
             let sidebar = sidebar::Sidebar {
-                roots: &self.settings.last_paths,
+                roots: self.photos.roots(),
                 counts: self.photos.root_counts(),
                 total,
                 folder: folder.as_deref(),

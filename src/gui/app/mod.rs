@@ -197,15 +197,19 @@ impl App {
         let thumbnails = Thumbnails::new(&ctx, options.thumbnail_cache.clone(), limits, 600);
         let mut photos = PhotoList::default();
         photos.set_sort(settings.sort);
-        for saved in options.library_file.as_deref().map(saved::read).unwrap_or_default() {
+        let library = options.library_file.as_deref().map(saved::read).unwrap_or_default();
+        for saved in library.photos {
             photos.restore(saved.path, saved.modified, saved.info, saved.labels);
         }
+        // A library saved before it held its folders finds them in the settings.
+        let folders = if library.folders.is_empty() { &settings.legacy_folders } else { &library.folders };
+        photos.add_roots(folders);
         let counts = photos.counts();
         tracing::info!(
             "restored {} photos ({} tagged), folders {:?}, model {:?}",
             counts.total,
             counts.tagged,
-            settings.last_paths,
+            photos.roots(),
             options.worker.source
         );
         let mut app = Self {
@@ -242,7 +246,7 @@ impl App {
         };
         app.notices.extend(precision_notice);
         let start = if app.options.paths.is_empty() {
-            app.settings.last_paths.iter().filter(|p| p.exists()).cloned().collect()
+            app.photos.roots().iter().filter(|p| p.exists()).cloned().collect()
         } else {
             app.options.paths.clone()
         };
@@ -255,7 +259,9 @@ impl App {
         if paths.is_empty() {
             return;
         }
-        self.settings.remember(&paths);
+        if self.photos.add_roots(&paths) {
+            self.library_changed();
+        }
         self.tag(paths);
     }
 

@@ -243,12 +243,13 @@ impl App {
     /// Whether `path` belongs to one of the library's files or folders. Photos of a folder
     /// taken out of the library while it was being scanned are not shown again.
     pub(super) fn in_library(&self, path: &Path) -> bool {
-        self.settings.last_paths.iter().any(|root| path.starts_with(root))
+        self.photos.in_library(path)
     }
 
     /// Takes a root and its photos out of the library (never off the disk).
     pub(super) fn remove_root(&mut self, root: &Path) {
-        self.settings.last_paths.retain(|p| p != root);
+        self.photos.remove_root(root);
+        self.library_changed();
         let doomed: Vec<usize> =
             self.photos.under(root).into_iter().filter(|&i| !self.in_library(&self.photos.photo(i).path)).collect();
         self.similar = None;
@@ -330,7 +331,7 @@ impl App {
     /// Starts the model again, then scans the remembered folders and tags what is waiting.
     pub(super) fn retry_model(&mut self, ctx: &egui::Context) {
         self.restart_worker(ctx);
-        let roots: Vec<PathBuf> = self.settings.last_paths.iter().filter(|p| p.exists()).cloned().collect();
+        let roots: Vec<PathBuf> = self.photos.roots().iter().filter(|p| p.exists()).cloned().collect();
         self.resume();
         if !roots.is_empty() {
             self.tag(roots);
