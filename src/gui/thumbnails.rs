@@ -188,7 +188,7 @@ fn load(path: &Path, size: Size, disk: Option<&Path>, limits: Limits) -> Result<
     {
         return Ok(to_color_image(&image.into_rgb8()));
     }
-    let bytes = crate::library::scan::read_photo(path, limits.max_file_mb)?;
+    let bytes = crate::library::scan::read_photo(path, limits.max_file_mb).map_err(|e| e.to_string())?;
     let image =
         preprocess::decode_for_display(&bytes, path, limits.max_megapixels, size.edge()).map_err(|e| e.to_string())?;
     let small = image.thumbnail(size.edge(), size.edge()).into_rgb8();

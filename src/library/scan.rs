@@ -9,7 +9,7 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::preprocess;
+use crate::preprocess::{self, PreprocessError};
 
 /// File extensions recognised as images, lower case: the `image` crate's formats, HEIF
 /// (read through libheif; where it is missing they are reported, not skipped) and camera RAW.
@@ -123,32 +123,25 @@ fn problem(path: &Path, reason: &str) -> ScanItem {
 /// Reads a photo file whole, after checking that it is no larger than `max_file_mb` megabytes
 /// and that its first bytes are those of a supported format: a huge or foreign file is
 /// refused without being read. Errors name the file and the cause.
-pub fn read_photo(path: &Path, max_file_mb: u64) -> Result<Vec<u8>, String> {
-    let named = |reason: String| format!("{}: {reason}", path.display());
-    let io = |e: std::io::Error| named(describe_io(path, &e));
+pub fn read_photo(path: &Path, max_file_mb: u64) -> Result<Vec<u8>, PreprocessError> {
+    let io = |e: std::io::Error| PreprocessError::Unreadable { path: path.to_owned(), reason: describe_io(path, &e) };
+    let too_large = |bytes: u64| PreprocessError::FileTooLarge { path: path.to_owned(), bytes, limit_mb: max_file_mb };
     let mut file = fs::File::open(path).map_err(io)?;
     let size = file.metadata().map_err(io)?.len();
     let limit = max_file_mb.saturating_mul(1_000_000);
     if size > limit {
-        let too_large =
-            preprocess::PreprocessError::FileTooLarge { path: path.to_owned(), bytes: size, limit_mb: max_file_mb };
-        return Err(too_large.to_string());
+        return Err(too_large(size));
     }
     let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
     (&mut file).take(preprocess::HEADER_LEN as u64).read_to_end(&mut bytes).map_err(io)?;
     if bytes.is_empty() {
-        return Err(named("is empty (0 bytes)".into()));
+        return Err(PreprocessError::Empty { path: path.to_owned() });
     }
-    preprocess::check_header(&bytes, path).map_err(|e| e.to_string())?;
+    preprocess::check_header(&bytes, path)?;
     // Bounded even if the file grows while it is read.
     (&mut file).take(limit.saturating_sub(bytes.len() as u64) + 1).read_to_end(&mut bytes).map_err(io)?;
     if bytes.len() as u64 > limit {
-        let too_large = preprocess::PreprocessError::FileTooLarge {
-            path: path.to_owned(),
-            bytes: bytes.len() as u64,
-            limit_mb: max_file_mb,
-        };
-        return Err(too_large.to_string());
+        return Err(too_large(bytes.len() as u64));
     }
     Ok(bytes)
 }
@@ -256,14 +249,17 @@ mod tests {
         // A sparse 3 MB file: refused by size alone.
         fs::File::create(&big).unwrap().set_len(3_000_000).unwrap();
         let err = read_photo(&big, 2).unwrap_err();
-        assert!(err.contains("big.jpg") && err.contains("3 MB, over the 2 MB limit"), "{err}");
+        assert!(matches!(err, PreprocessError::FileTooLarge { bytes: 3_000_000, limit_mb: 2, .. }), "{err}");
+        assert!(err.to_string().contains("big.jpg") && err.to_string().contains("3 MB, over the 2 MB limit"), "{err}");
         let text = dir.path().join("notes.jpg");
         fs::write(&text, "hello, this is not a photo at all").unwrap();
         let err = read_photo(&text, 2).unwrap_err();
-        assert!(err.contains("notes.jpg") && err.contains("not a supported image"), "{err}");
+        assert!(matches!(err, PreprocessError::UnknownFormat { .. }), "{err}");
+        assert!(err.to_string().contains("notes.jpg") && err.to_string().contains("not a supported image"), "{err}");
         let empty = dir.path().join("empty.png");
         fs::write(&empty, b"").unwrap();
-        assert!(read_photo(&empty, 2).unwrap_err().contains("is empty"));
+        let err = read_photo(&empty, 2).unwrap_err();
+        assert!(matches!(err, PreprocessError::Empty { .. }) && err.to_string().contains("is empty"), "{err}");
         let png = dir.path().join("ok.png");
         image::RgbImage::new(3, 2).save(&png).unwrap();
         assert_eq!(read_photo(&png, 2).unwrap(), fs::read(&png).unwrap());

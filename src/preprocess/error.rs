@@ -5,6 +5,20 @@ use std::path::{Path, PathBuf};
 /// Why a file could not be turned into model input.
 #[derive(Debug, thiserror::Error)]
 pub enum PreprocessError {
+    /// The file cannot be read (missing, a dangling link, no permission, an I/O error).
+    #[error("{path}: {reason}")]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why, phrased for a person.
+        reason: String,
+    },
+    /// The file holds no bytes at all.
+    #[error("{path}: is empty (0 bytes)")]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
     /// The bytes are not in a supported image format.
     #[error("{path}: not a supported image (JPEG, PNG, WebP, TIFF, BMP, GIF, HEIC, AVIF or camera RAW)")]
     UnknownFormat {

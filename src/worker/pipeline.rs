@@ -235,7 +235,7 @@ pub(super) fn prepare(path: &Path, context: &DecodeContext, cache: Option<&Cache
         let read_info = || PhotoInfo::from_file_head(path).unwrap_or_default();
         return Ok(Prepared::Hit(Hit::new(cache, hash, hit, None, read_info)));
     }
-    let bytes = scan::read_photo(path, context.max_file_mb).map_err(failed)?;
+    let bytes = scan::read_photo(path, context.max_file_mb).map_err(|e| failed(e.to_string()))?;
     let hash = cache::hash_bytes(&bytes);
     if let Some(cache) = cache
         && let Ok(result) = cache.result(&hash, &context.model_id)
