@@ -52,7 +52,7 @@ pub fn run(options: &Options, args: &DuplicatesArgs) -> anyhow::Result<ExitCode>
         feedback.on_event(&event)?;
         if let Event::Duplicates(outcome) = event {
             feedback.bar.finish_and_clear();
-            graph = Some(outcome.map_err(anyhow::Error::msg)?);
+            graph = Some(outcome.map_err(|e| anyhow::anyhow!("duplicates could not be looked for: {e}"))?);
             break;
         }
     }

@@ -14,6 +14,7 @@ use super::action::Action;
 use super::card;
 use super::thumbnails::Thumbnails;
 use crate::units::human_bytes;
+use crate::worker::LibraryError;
 
 /// Side of a copy's thumbnail, in points.
 const THUMB: f32 = 112.0;
@@ -41,8 +42,8 @@ impl DuplicatesView {
     }
 
     /// Shows the comparison's outcome.
-    pub fn set_graph(&mut self, graph: Result<Arc<DuplicateGraph>, String>) {
-        self.graph = Some(graph);
+    pub fn set_graph(&mut self, graph: Result<Arc<DuplicateGraph>, LibraryError>) {
+        self.graph = Some(graph.map_err(|e| format!("duplicates could not be looked for: {e}")));
         self.regroup();
     }
 

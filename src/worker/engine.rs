@@ -12,8 +12,8 @@ use super::Notifier;
 use super::duplicates;
 use super::loader::{LoaderMsg, spawn_loader};
 use super::pipeline::{self, DecodeContext, Hit, Job, PipeMsg, Prepared, ReadyImage};
-use super::protocol::{Command, Event, ModelStatus, PhotoError, Progress, Tagged, Task, WorkerConfig};
-use super::similar::{CacheOfModel, Similarity};
+use super::protocol::{Command, Event, LibraryError, ModelStatus, PhotoError, Progress, Tagged, Task, WorkerConfig};
+use super::similar::{CacheOfModel, SearchError, Similarity};
 use crate::fail_point::{Stage, fail_point, panic_message};
 use crate::library::cache::{self, Cache, CacheError, ContentHash, NewResult};
 use crate::library::photo_info::PhotoInfo;
@@ -320,8 +320,7 @@ impl Engine {
                 self.notifier.send(Event::Similar { query: query.query, outcome });
             }
             Request::Duplicates(_) => {
-                let outcome = Err("the model is not available, so photos cannot be compared".to_owned());
-                self.notifier.send(Event::Duplicates(outcome));
+                self.notifier.send(Event::Duplicates(Err(LibraryError::ModelUnavailable)));
             }
         }
     }
@@ -377,8 +376,8 @@ impl Engine {
 
     fn clear_cache(&mut self) {
         let outcome = match self.cache.as_mut() {
-            Some(cache) => cache.clear().map_err(|e| e.to_string()),
-            None => Err("results are not being cached".to_owned()),
+            Some(cache) => cache.clear().map_err(|e| LibraryError::Failed(Arc::new(e))),
+            None => Err(LibraryError::NoCache),
         };
         if outcome.is_ok()
             && let Some((config, _)) = self.model.located()
@@ -621,7 +620,10 @@ impl Engine {
                 let watch = Watch::new(&self.interrupt, &report);
                 let outcome = duplicates::graph(&mut self.similarity, cache, within.as_deref(), watch)
                     .map(Arc::new)
-                    .map_err(|e| format!("duplicates could not be looked for: {e}"));
+                    .map_err(|e| match e {
+                        SearchError::Cancelled => LibraryError::Cancelled,
+                        other => LibraryError::Failed(Arc::new(other)),
+                    });
                 self.notifier.send(Event::Duplicates(outcome));
             }
         }

@@ -22,7 +22,9 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
-pub use protocol::{Command, Event, ModelStatus, PhotoError, PhotoErrorKind, Progress, Tagged, Task, WorkerConfig};
+pub use protocol::{
+    Command, Event, LibraryError, ModelStatus, PhotoError, PhotoErrorKind, Progress, Tagged, Task, WorkerConfig,
+};
 
 /// Handle on the background worker.
 pub struct Worker {

@@ -199,11 +199,11 @@ pub enum Event {
         outcome: Result<Vec<Match>, PhotoError>,
     },
     /// The photos that may be duplicates and how alike they are, or why there are none.
-    Duplicates(Result<Arc<DuplicateGraph>, String>),
+    Duplicates(Result<Arc<DuplicateGraph>, LibraryError>),
     /// What a move to the trash did.
     Trashed(TrashReport),
-    /// The cache was emptied, or could not be: the text says which.
-    CacheCleared(Result<(), String>),
+    /// The cache was emptied, or why it could not be.
+    CacheCleared(Result<(), LibraryError>),
     /// A long task other than tagging got on: `done` of `total` items; it stops at
     /// [`crate::worker::Worker::cancel`].
     Working {
@@ -234,6 +234,23 @@ pub enum PhotoErrorKind {
     Cancelled,
     /// evatag itself failed (a panic) while working on this photo; the rest went on.
     Unexpected,
+}
+
+/// Why the library's cache or index could not answer (finding duplicates, clearing the cache).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LibraryError {
+    /// The model is not available, so photos cannot be compared.
+    #[error("the model is not available, so photos cannot be compared")]
+    ModelUnavailable,
+    /// Results are not being cached (`--no-cache`, or a cache that could not be opened).
+    #[error("results are not being cached")]
+    NoCache,
+    /// Stopped by a cancel before the similarity index was complete.
+    #[error("stopped before the similarity index was complete")]
+    Cancelled,
+    /// The cache or the similarity index failed.
+    #[error("{0}")]
+    Failed(Arc<dyn std::error::Error + Send + Sync>),
 }
 
 /// The long tasks besides tagging, which report [`Event::Working`].
