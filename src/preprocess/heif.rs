@@ -56,7 +56,10 @@ pub fn decode(bytes: &[u8], path: &Path, max_megapixels: u64) -> Result<RgbImage
         true => {
             PreprocessError::NoDecoder { path: path.to_owned(), format, reason: missing_codec_reason(bytes, &error) }
         }
-        false => PreprocessError::decode(path, format!("{format} data: {}", error.message)),
+        false => {
+            let version = libheif::version().unwrap_or("?");
+            PreprocessError::decode(path, format!("{format} data (libheif {version}): {}", error.message))
+        }
     };
     let context = libheif::Context::read(bytes).map_err(unavailable)?.map_err(failed)?;
     let handle = context.primary_image().map_err(failed)?;
