@@ -58,7 +58,9 @@ fn avif_rotation_mirroring_and_cropping_are_applied_as_their_author_meant() {
         let upright = mean_difference(picture, &plain);
         let turned = mean_difference(picture, &image::imageops::rotate180(&plain));
         let flipped = mean_difference(picture, &image::imageops::flip_horizontal(&plain));
-        eprintln!("kimono.{name}: {upright:.3} levels from kimono.avif; turned half round {turned:.1}, mirrored {flipped:.1}");
+        eprintln!(
+            "kimono.{name}: {upright:.3} levels from kimono.avif; turned half round {turned:.1}, mirrored {flipped:.1}"
+        );
         assert!(upright < 4.0, "{name}: {upright} levels from the plain picture");
         assert!(turned > 5.0 * upright && flipped > 5.0 * upright, "{name}: {turned}, {flipped}");
     }
