@@ -21,8 +21,9 @@ use super::App;
 pub(super) enum Done {
     /// An export: what it wrote, or why it failed.
     Exported(Result<String, String>),
-    /// The result cache's size on disk, in bytes.
-    CacheMeasured(u64),
+    /// The result cache's size on disk, in bytes, measured for the cache as it was at
+    /// `epoch` (a clear since makes it stale).
+    CacheMeasured { bytes: u64, epoch: u64 },
     /// A folder looked at again: the photos of it whose files are gone, or `None` when the
     /// folder itself cannot be found (a disconnected drive).
     Rescanned { root: PathBuf, gone: Option<Vec<PathBuf>> },
@@ -172,10 +173,12 @@ impl App {
                 Done::Exported(outcome) => {
                     self.notices.push(outcome.unwrap_or_else(|e| format!("Export failed: {e}")));
                 }
-                Done::CacheMeasured(bytes) => {
+                Done::CacheMeasured { bytes, epoch } if epoch == self.cache_epoch => {
                     self.measuring_cache = false;
                     self.cache_bytes = Some(bytes);
                 }
+                // Measured before the cache was cleared.
+                Done::CacheMeasured { .. } => {}
                 Done::Rescanned { root, gone: None } => {
                     // A disconnected drive or an unmounted share: its photos are kept.
                     self.notices.push(format!("{} cannot be found; is its drive connected?", root.display()));
@@ -196,6 +199,14 @@ impl App {
         }
     }
 
+    /// The cache changed (it was cleared): its size is measured again, and a measurement
+    /// still running is of the old cache.
+    pub(super) fn cache_changed(&mut self) {
+        self.cache_epoch += 1;
+        self.measuring_cache = false;
+        self.cache_bytes = None;
+    }
+
     /// Looks at a folder of the library again, off the UI thread: its photos whose files are
     /// gone leave the list, and new ones join.
     pub(super) fn rescan(&mut self, ctx: &egui::Context, root: &Path) {
@@ -214,7 +225,8 @@ impl App {
             return;
         }
         self.measuring_cache = true;
-        self.jobs.run(ctx, move || Some(Done::CacheMeasured(folder_size(&dir))));
+        let epoch = self.cache_epoch;
+        self.jobs.run(ctx, move || Some(Done::CacheMeasured { bytes: folder_size(&dir), epoch }));
     }
 }
 

@@ -107,7 +107,7 @@ impl App {
                 Ok(()) => {
                     self.notices.push("The cache is empty.".to_owned());
                     // Measured again now that the database has shrunk.
-                    self.cache_bytes = None;
+                    self.cache_changed();
                 }
                 Err(e) => self.notices.push(format!("The cache could not be cleared: {e}")),
             },

@@ -140,6 +140,8 @@ pub struct App {
     cache_bytes: Option<u64>,
     /// Whether the cache's size is being measured.
     measuring_cache: bool,
+    /// How many times the cache was cleared: a size measured before is stale.
+    cache_epoch: u64,
     /// The file work running off the UI thread.
     jobs: Jobs,
     /// The one question or entry open over the window, if any.
@@ -236,6 +238,7 @@ impl App {
             viewer: None,
             cache_bytes: None,
             measuring_cache: false,
+            cache_epoch: 0,
             jobs: Jobs::default(),
             modal: None,
             library_saver: options.library_file.clone().map(Saver::new),

@@ -179,7 +179,7 @@ impl App {
                         None
                     });
                 }
-                self.cache_bytes = None;
+                self.cache_changed();
             }
             Action::ExportSidecars => self.modal = Some(Modal::ConfirmSidecars(self.sidecar_plan())),
             Action::WriteSidecars => {
