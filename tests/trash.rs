@@ -96,8 +96,9 @@ fn photos_go_to_the_trash_with_their_sidecars_and_nothing_is_lost_when_interrupt
         })
         .collect();
     worker.send(Command::MoveToTrash(long.clone()));
+    // Cancelled as soon as the move says it has begun.
     let (task, total) = wait_for(&worker, |e| match e {
-        Event::Working { task, done, total } if done > 0 => Some((task, total)),
+        Event::Working { task, total, .. } => Some((task, total)),
         _ => None,
     });
     assert_eq!((task, total), (evatag::worker::Task::MovingToTrash, long.len() as u64));
