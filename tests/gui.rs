@@ -88,6 +88,16 @@ fn all_finished(app: &App, count: usize) -> bool {
     list.len() == count && (0..list.len()).all(|i| list.photo(i).state != PhotoState::Queued)
 }
 
+/// Opens Settings and its drop-down menu named `menu`.
+fn open_settings_menu(harness: &mut Harness<'static, App>, menu: &str) {
+    harness.get_by_label("Settings").click();
+    harness.step();
+    harness.step();
+    harness.get_by_role_and_label(egui::accesskit::Role::ComboBox, menu).click();
+    harness.step();
+    harness.step();
+}
+
 fn drop_on_window(harness: &mut Harness<'static, App>, path: &Path) {
     harness.input_mut().dropped_files.push(Arc::new(Dropped(path.to_owned())));
     harness.step();
@@ -332,12 +342,7 @@ fn settings_switch_to_half_precision_and_remember_it() {
     let mut harness = harness_with(options);
     step_until(&mut harness, "the model is ready", |app| matches!(app.model_status(), ModelStatus::Ready { .. }));
     assert!(harness.state().settings().precision.is_some(), "the first start chooses a precision");
-    harness.get_by_label("Settings").click();
-    harness.step();
-    harness.step();
-    harness.get_by_role_and_label(egui::accesskit::Role::ComboBox, "Precision").click();
-    harness.step();
-    harness.step();
+    open_settings_menu(&mut harness, "Precision");
     harness.get_by_label_contains("full (f32, ");
     harness.get_by_label_contains("half (bf16, ").click();
     harness.step();
@@ -801,12 +806,7 @@ fn settings_offer_every_model_with_its_figures_and_remember_the_choice() {
     let cache = tempfile::tempdir().unwrap();
     let mut harness = app_harness(cache.path(), Vec::new(), 4);
     step_until(&mut harness, "the model is ready", |app| matches!(app.model_status(), ModelStatus::Ready { .. }));
-    harness.get_by_label("Settings").click();
-    harness.step();
-    harness.step();
-    harness.get_by_role_and_label(egui::accesskit::Role::ComboBox, "Model").click();
-    harness.step();
-    harness.step();
+    open_settings_menu(&mut harness, "Model");
     for model in evatag::model::registry::MODELS {
         harness.get_by_label(model.architecture);
     }
@@ -906,12 +906,7 @@ fn changing_the_precision_while_a_folder_is_being_added_still_tags_all_of_it() {
     options.dtype_from_command_line = false;
     let mut harness = harness_with(options);
     // At once, while the folder is still being found and scanned.
-    harness.get_by_label("Settings").click();
-    harness.step();
-    harness.step();
-    harness.get_by_role_and_label(egui::accesskit::Role::ComboBox, "Precision").click();
-    harness.step();
-    harness.step();
+    open_settings_menu(&mut harness, "Precision");
     harness.get_by_label_contains("half (bf16, ").click();
     harness.step();
     step_until(&mut harness, "every photo is tagged", |app| all_finished(app, copied.len()) && !app.is_busy());

@@ -23,6 +23,17 @@ fn in_trash(trash: &Path, name: &str) -> bool {
     trash.join("files").join(name).exists() && trash.join("info").join(format!("{name}.trashinfo")).exists()
 }
 
+/// `count` small files in `dir`, named `PREFIX-NNNN.jpg` and holding their number.
+fn numbered_files(dir: &Path, prefix: &str, count: usize) -> Vec<PathBuf> {
+    (0..count)
+        .map(|i| {
+            let path = dir.join(format!("{prefix}-{i:04}.jpg"));
+            std::fs::write(&path, i.to_string()).unwrap();
+            path
+        })
+        .collect()
+}
+
 fn wait_for<T>(worker: &Worker, mut pick: impl FnMut(Event) -> Option<T>) -> T {
     loop {
         let event = worker.events().recv_timeout(Duration::from_secs(120)).expect("the worker answers");
@@ -88,13 +99,7 @@ fn photos_go_to_the_trash_with_their_sidecars_and_nothing_is_lost_when_interrupt
     // A long move tells its progress and stops at a cancel.
     let long_dir = home.path().join("long");
     std::fs::create_dir(&long_dir).unwrap();
-    let long: Vec<PathBuf> = (0..2000)
-        .map(|i| {
-            let path = long_dir.join(format!("long-{i:04}.jpg"));
-            std::fs::write(&path, i.to_string()).unwrap();
-            path
-        })
-        .collect();
+    let long = numbered_files(&long_dir, "long", 2000);
     worker.send(Command::MoveToTrash(long.clone()));
     // Cancelled as soon as the move says it has begun.
     let (task, total) = wait_for(&worker, |e| match e {
@@ -117,13 +122,7 @@ fn photos_go_to_the_trash_with_their_sidecars_and_nothing_is_lost_when_interrupt
     // Interrupted part-way: each file is in place or in the trash, never both or neither.
     let many_dir = home.path().join("many");
     std::fs::create_dir(&many_dir).unwrap();
-    let files: Vec<PathBuf> = (0..300)
-        .map(|i| {
-            let path = many_dir.join(format!("burst-{i:03}.jpg"));
-            std::fs::write(&path, i.to_string()).unwrap();
-            path
-        })
-        .collect();
+    let files = numbered_files(&many_dir, "burst", 300);
     let stop = Arc::new(AtomicBool::new(false));
     let stopper = {
         let stop = stop.clone();

@@ -147,6 +147,13 @@ mod tests {
         assert_eq!(std::fs::read_to_string(blocked.join("list.json")).unwrap(), "x", "written on the retry");
     }
 
+    /// Waits until the saver's background write has ended.
+    fn wait_for_the_write(saver: &Saver) {
+        while saver.writing.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     #[test]
     fn changes_in_quick_succession_are_written_once_the_interval_is_over() {
         let dir = tempfile::tempdir().unwrap();
@@ -154,17 +161,13 @@ mod tests {
         let mut saver = Saver::new(file.clone());
         saver.changed();
         saver.save(None, false, text("first"));
-        while saver.writing.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        wait_for_the_write(&saver);
         saver.changed();
         saver.save(None, false, text("second"));
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "first", "not due yet");
         saver.at = Some(Instant::now() - SAVE_EVERY);
         saver.save(None, false, text("second"));
-        while saver.writing.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        wait_for_the_write(&saver);
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "second");
     }
 }

@@ -35,7 +35,7 @@ impl App {
         };
         // A photo not in the list, outside the library's folders, is of a folder taken out of
         // the library while it was being scanned.
-        if path.is_some_and(|path| self.photos.index_of(path).is_none() && !self.in_library(path)) {
+        if path.is_some_and(|path| self.photos.index_of(path).is_none() && !self.photos.in_library(path)) {
             return;
         }
         if matches!(event, Event::Duplicates(_) | Event::Trashed(_) | Event::Similar { .. }) {

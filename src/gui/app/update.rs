@@ -240,18 +240,16 @@ impl App {
         }
     }
 
-    /// Whether `path` belongs to one of the library's files or folders. Photos of a folder
-    /// taken out of the library while it was being scanned are not shown again.
-    pub(super) fn in_library(&self, path: &Path) -> bool {
-        self.photos.in_library(path)
-    }
-
     /// Takes a root and its photos out of the library (never off the disk).
     pub(super) fn remove_root(&mut self, root: &Path) {
         self.photos.remove_root(root);
         self.library_changed();
-        let doomed: Vec<usize> =
-            self.photos.under(root).into_iter().filter(|&i| !self.in_library(&self.photos.photo(i).path)).collect();
+        let doomed: Vec<usize> = self
+            .photos
+            .under(root)
+            .into_iter()
+            .filter(|&i| !self.photos.in_library(&self.photos.photo(i).path))
+            .collect();
         self.similar = None;
         let removed = self.take_out(doomed);
         if self.photos.folder() == Some(root) {
