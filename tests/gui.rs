@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
-use evatag::gui::photos::PhotoState;
+use evatag::gui::photos::{Photo, PhotoState};
 use evatag::gui::{App, AppOptions};
 use evatag::model::device::{DTypeChoice, DeviceChoice};
 use evatag::model::weights::ModelSource;
@@ -85,7 +85,7 @@ fn tagged_library() -> (tempfile::TempDir, tempfile::TempDir, Vec<PathBuf>, Harn
 
 fn all_finished(app: &App, count: usize) -> bool {
     let list = app.photos();
-    list.len() == count && (0..list.len()).all(|i| list.photo(i).state != PhotoState::Queued)
+    list.len() == count && list.iter().all(|(_, photo)| photo.state != PhotoState::Queued)
 }
 
 /// Opens Settings and its drop-down menu named `menu`.
@@ -119,8 +119,8 @@ fn dropping_a_folder_fills_the_grid_and_labels_appear() {
     harness.get_by_label("cat_landscape.jpg").click();
     harness.step();
     harness.step();
-    let index = harness.state().photos().index_of(&photos.path().join("cat_landscape.jpg")).unwrap();
-    let PhotoState::Tagged(labels) = harness.state().photos().photo(index).state.clone() else {
+    let id = harness.state().photos().id_of(&photos.path().join("cat_landscape.jpg")).unwrap();
+    let PhotoState::Tagged(labels) = harness.state().photos().get(id).unwrap().state.clone() else {
         panic!("cat_landscape.jpg is not tagged");
     };
     assert_eq!(labels.len(), 5);
@@ -148,11 +148,11 @@ fn the_filter_box_narrows_the_grid() {
     // A label some photos have among their top five and others do not.
     let (label, expected) = {
         let list = harness.state().photos();
-        let labels_of = |i: usize| match &list.photo(i).state {
+        let labels_of = |photo: &Photo| match &photo.state {
             PhotoState::Tagged(labels) => labels.iter().map(|l| l.label.clone()).collect::<Vec<_>>(),
             _ => Vec::new(),
         };
-        let all: Vec<Vec<String>> = (0..list.len()).map(labels_of).collect();
+        let all: Vec<Vec<String>> = list.iter().map(|(_, photo)| labels_of(photo)).collect();
         let candidates: Vec<&String> = all.iter().flatten().collect();
         let pick = candidates
             .into_iter()
@@ -273,7 +273,7 @@ fn keyboard_home_end_escape_delete_and_ctrl_f() {
     harness.key_press(egui::Key::Delete);
     harness.step();
     assert_eq!(harness.state().photos().len(), copied.len() - 1);
-    assert!(harness.state().photos().index_of(&order[0]).is_none());
+    assert!(harness.state().photos().id_of(&order[0]).is_none());
     assert!(order[0].exists(), "the file is kept");
 
     // Keys that arrive with a Delete in one frame do not act on indices from before it.
@@ -285,7 +285,7 @@ fn keyboard_home_end_escape_delete_and_ctrl_f() {
     harness.step();
     harness.step();
     assert_eq!(harness.state().photos().len(), copied.len() - 2);
-    assert!(harness.state().selected_path().is_none_or(|p| harness.state().photos().index_of(p).is_some()));
+    assert!(harness.state().selected_path().is_none_or(|p| harness.state().photos().id_of(p).is_some()));
 
     // Ctrl+F puts the keyboard in the filter box.
     harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::F);
@@ -309,10 +309,10 @@ fn a_corrupt_file_shows_its_error_and_a_non_photo_is_only_an_error() {
     harness.step();
     harness.get_by_label_contains("broken.jpg: not a supported image");
     harness.get_by_label_contains("folder.jpg: is a directory");
-    let index = harness.state().photos().index_of(&photos.path().join("broken.jpg")).unwrap();
-    assert!(matches!(harness.state().photos().photo(index).state, PhotoState::Failed(_)));
+    let id = harness.state().photos().id_of(&photos.path().join("broken.jpg")).unwrap();
+    assert!(matches!(harness.state().photos().get(id).unwrap().state, PhotoState::Failed(_)));
     harness.get_by_label("broken.jpg");
-    assert!(harness.state().photos().index_of(&photos.path().join("folder.jpg")).is_none(), "a folder is no tile");
+    assert!(harness.state().photos().id_of(&photos.path().join("folder.jpg")).is_none(), "a folder is no tile");
 }
 
 #[test]
@@ -425,7 +425,7 @@ fn a_relaunch_without_the_model_shows_the_saved_photos_at_once() {
         assert_eq!(saved_count(), copied.len(), "every tagged photo is saved");
         copied
             .iter()
-            .map(|p| harness.state().photos().photo(harness.state().photos().index_of(p).unwrap()).state.clone())
+            .map(|p| harness.state().photos().get(harness.state().photos().id_of(p).unwrap()).unwrap().state.clone())
             .collect()
     };
     // The next day, the model is gone (a folder that no longer exists, an offline machine).
@@ -434,8 +434,8 @@ fn a_relaunch_without_the_model_shows_the_saved_photos_at_once() {
     harness.step();
     for (photo, before) in copied.iter().zip(&labels_before) {
         let list = harness.state().photos();
-        let index = list.index_of(photo).unwrap_or_else(|| panic!("{} is not shown", photo.display()));
-        assert_eq!(&list.photo(index).state, before, "{}", photo.display());
+        let id = list.id_of(photo).unwrap_or_else(|| panic!("{} is not shown", photo.display()));
+        assert_eq!(&list.get(id).unwrap().state, before, "{}", photo.display());
     }
     step_until(&mut harness, "the model has failed", |app| matches!(app.model_status(), ModelStatus::Failed(_)));
     harness.get_by_label("Retry");
@@ -456,7 +456,7 @@ fn cancel_stops_a_running_job() {
     let mut harness = app_harness(cache.path(), vec![photos.path().to_owned()], 1);
     step_until(&mut harness, "tagging has started", |app| {
         let list = app.photos();
-        (0..list.len()).any(|i| matches!(list.photo(i).state, PhotoState::Tagged(_)))
+        list.iter().any(|(_, photo)| matches!(photo.state, PhotoState::Tagged(_)))
     });
     harness.get_by_label("Cancel").click();
     harness.step();
@@ -473,20 +473,22 @@ fn cancel_stops_a_running_job() {
     assert!(harness.query_by_label("Cancel").is_none());
     // What the cancel left is "not tagged yet", not failed, and Resume finishes it.
     let listed = harness.state().photos().len();
-    let states = |app: &App| -> Vec<PhotoState> { (0..listed).map(|i| app.photos().photo(i).state.clone()).collect() };
+    let states = |app: &App| -> Vec<PhotoState> { app.photos().iter().map(|(_, p)| p.state.clone()).collect() };
     assert!(states(harness.state()).iter().all(|s| !matches!(s, PhotoState::Failed(_) | PhotoState::Queued)));
     assert!(states(harness.state()).contains(&PhotoState::NotTagged));
     assert!(harness.query_by_label_contains("Errors").is_none(), "a cancel is not an error");
     harness.get_by_label("Resume").click();
     step_until(&mut harness, "the resumed job is done", |app| {
-        !app.is_busy() && (0..listed).all(|i| matches!(app.photos().photo(i).state, PhotoState::Tagged(_)))
+        !app.is_busy()
+            && app.photos().len() == listed
+            && app.photos().iter().all(|(_, photo)| matches!(photo.state, PhotoState::Tagged(_)))
     });
     assert!(harness.query_by_label("Resume").is_none());
 }
 
 fn tagged(app: &App) -> usize {
     let list = app.photos();
-    (0..list.len()).filter(|&i| matches!(list.photo(i).state, PhotoState::Tagged(_))).count()
+    list.iter().filter(|(_, photo)| matches!(photo.state, PhotoState::Tagged(_))).count()
 }
 
 #[test]
@@ -510,7 +512,7 @@ fn a_grid_of_50000_photos_builds_only_the_visible_cells() {
 fn grid_order(harness: &mut Harness<'static, App>) -> Vec<PathBuf> {
     let list = harness.state_mut().photos_mut();
     let visible = list.visible().to_vec();
-    visible.iter().map(|&i| list.photo(i).path.clone()).collect()
+    visible.iter().map(|&id| list.get(id).unwrap().path.clone()).collect()
 }
 
 fn name_of(path: &Path) -> &str {
@@ -706,15 +708,22 @@ fn the_folder_sidebar_narrows_the_grid_scans_again_and_removes_a_folder() {
     harness.step();
     assert_eq!(harness.state_mut().photos_mut().visible().len(), in_trip, "only the folder's photos are shown");
 
-    // A photo deleted on disk and one added: scanning again follows both.
+    // A photo deleted on disk and one added: scanning again follows both. The deleted photo
+    // leaves the selection; the photo selected with it stays selected.
     let deleted = trip.join(&names[0]);
+    harness.get_by_label(&names[0]).click();
+    harness.step();
+    harness.get_by_label(&names[1]).click_modifiers(egui::Modifiers::COMMAND);
+    harness.step();
+    assert_eq!(selected_set(&harness).len(), 2);
     std::fs::remove_file(&deleted).unwrap();
     std::fs::copy(fixtures().join("photos").join(&names[4]), trip.join("new.jpg")).unwrap();
     harness.get_by_label("Scan again").click();
     step_until(&mut harness, "the new photo is tagged", |app| {
-        app.photos().index_of(&trip.join("new.jpg")).is_some() && !app.is_busy()
+        app.photos().id_of(&trip.join("new.jpg")).is_some() && !app.is_busy()
     });
-    assert!(harness.state().photos().index_of(&deleted).is_none(), "a photo gone from the disk leaves the list");
+    assert!(harness.state().photos().id_of(&deleted).is_none(), "a photo gone from the disk leaves the list");
+    assert_eq!(selected_set(&harness), [trip.join(&names[1])].into(), "the other selected photo stays selected");
     harness.get_by_label(&format!("trip ({in_trip})"));
 
     // Removing the folder takes its photos out of the library, never off the disk.
@@ -894,8 +903,8 @@ fn a_panic_in_the_model_fails_only_its_photo_and_the_rest_are_tagged() {
     harness.get_by_label("Errors (1)").click();
     harness.step();
     harness.get_by_label_contains("panics_in_the_model.jpg: evatag failed unexpectedly while running the model on it");
-    let index = harness.state().photos().index_of(&culprit).unwrap();
-    assert!(matches!(harness.state().photos().photo(index).state, PhotoState::Failed(_)));
+    let id = harness.state().photos().id_of(&culprit).unwrap();
+    assert!(matches!(harness.state().photos().get(id).unwrap().state, PhotoState::Failed(_)));
 }
 
 #[test]

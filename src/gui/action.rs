@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::photos::SortKey;
+use super::photos::{PhotoId, SortKey};
 use super::selection::Pick;
 use crate::library::export::SidecarNaming;
 use crate::model::device::{DTypeChoice, DeviceChoice};
@@ -37,11 +37,11 @@ pub enum Action {
     Cancel,
     /// Tag the photos a cancel left untagged.
     Resume,
-    /// Change the selection as a click on the photo at this index does, scrolling the grid
-    /// to it if `scroll`.
+    /// Change the selection as a click on this photo does, scrolling the grid to it if
+    /// `scroll`.
     Select {
-        /// The photo's index in the list.
-        index: usize,
+        /// The photo.
+        id: PhotoId,
         /// How the click changes the selection.
         pick: Pick,
         /// Whether the grid scrolls to bring it into view.
@@ -51,8 +51,8 @@ pub enum Action {
     SelectAll,
     /// Put the selected photos' paths on the clipboard, one per line.
     CopyPaths,
-    /// Show the photo at this index in the viewer.
-    OpenViewer(usize),
+    /// Show this photo in the viewer.
+    OpenViewer(PhotoId),
     /// Close the viewer.
     CloseViewer,
     /// Show the photo this many places on in the grid's order.
@@ -73,8 +73,8 @@ pub enum Action {
     FocusFilter,
     /// Select a photo by path, adding it to the list if it is not there yet.
     SelectPath(PathBuf),
-    /// Ask for the photos most similar to the one at this index.
-    FindSimilar(usize),
+    /// Ask for the photos most similar to this one.
+    FindSimilar(PhotoId),
     /// Hide the similar photos.
     CloseSimilar,
     /// Load the model again (after a failure).
@@ -124,11 +124,6 @@ pub enum Action {
 }
 
 impl Action {
-    /// Whether the action names a photo by its index in the list.
-    pub(super) fn names_a_photo_by_index(&self) -> bool {
-        matches!(self, Action::Select { .. } | Action::OpenViewer(_) | Action::FindSimilar(_))
-    }
-
     /// Whether the action changes what views other than its own widget show, so that the
     /// frame has to be drawn again to show it.
     pub(super) fn changes_views(&self) -> bool {

@@ -5,13 +5,13 @@ use egui::Vec2;
 use crate::library::photo_info;
 
 use super::action::Action;
-use super::photos::{Photo, PhotoState};
+use super::photos::{Photo, PhotoId, PhotoState};
 use super::thumbnails::{Size, Thumbnails};
 
 /// What the details pane shows.
 pub struct Details<'a> {
-    /// The selected photo with the focus and its index, if any.
-    pub selected: Option<(usize, &'a Photo)>,
+    /// The selected photo with the focus and its id, if any.
+    pub selected: Option<(PhotoId, &'a Photo)>,
     /// How many photos are selected.
     pub selected_count: usize,
 }
@@ -20,7 +20,7 @@ pub struct Details<'a> {
 pub fn panel(ui: &mut egui::Ui, view: &Details<'_>, thumbnails: &mut Thumbnails, actions: &mut Vec<Action>) {
     egui::Panel::right("details").resizable(true).default_size(340.0).min_size(240.0).show(ui, |ui| {
         egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| {
-            let Some((index, selected)) = view.selected else {
+            let Some((id, selected)) = view.selected else {
                 ui.label("Select a photo to see its labels.");
                 return;
             };
@@ -29,12 +29,12 @@ pub fn panel(ui: &mut egui::Ui, view: &Details<'_>, thumbnails: &mut Thumbnails,
                 ui.label("Right-click one of them for what can be done with all of them.");
                 ui.separator();
             }
-            photo(ui, index, selected, thumbnails, actions);
+            photo(ui, id, selected, thumbnails, actions);
         });
     });
 }
 
-fn photo(ui: &mut egui::Ui, index: usize, photo: &Photo, thumbnails: &mut Thumbnails, actions: &mut Vec<Action>) {
+fn photo(ui: &mut egui::Ui, id: PhotoId, photo: &Photo, thumbnails: &mut Thumbnails, actions: &mut Vec<Action>) {
     let width = ui.available_width();
     match thumbnails.get(&photo.path, Size::Preview) {
         Some(texture) => {
@@ -77,7 +77,7 @@ fn photo(ui: &mut egui::Ui, index: usize, photo: &Photo, thumbnails: &mut Thumbn
             }
             ui.add_space(6.0);
             if ui.button("Find similar").on_hover_text("Photos that look like this one (S)").clicked() {
-                actions.push(Action::FindSimilar(index));
+                actions.push(Action::FindSimilar(id));
             }
         }
     }

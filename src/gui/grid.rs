@@ -3,7 +3,7 @@
 use egui::{Color32, Rect, Sense, Vec2};
 
 use super::action::Action;
-use super::photos::{Photo, PhotoList, PhotoState};
+use super::photos::{Photo, PhotoId, PhotoList, PhotoState};
 use super::selection::{Pick, Selection};
 use super::thumbnails::{Size, Thumbnails};
 
@@ -21,7 +21,7 @@ pub struct Grid<'a> {
     /// Every photo.
     pub photos: &'a PhotoList,
     /// Indices of the photos to show, in display order.
-    pub visible: &'a [usize],
+    pub visible: &'a [PhotoId],
     /// The selected photos.
     pub selection: &'a Selection,
     /// Whether to scroll the selected photo into view.
@@ -82,11 +82,12 @@ fn grid(
         for row in row_range {
             ui.horizontal(|ui| {
                 ui.spacing_mut().item_spacing.x = GAP;
-                for &index in visible.iter().skip(row * columns).take(columns) {
-                    let selected = view.selection.contains(index);
+                for &id in visible.iter().skip(row * columns).take(columns) {
+                    let Some(photo) = view.photos.get(id) else { continue };
+                    let selected = view.selection.contains(id);
                     let look =
                         Look { selected, selected_count: view.selection.len(), side: view.tile, filter: view.filter };
-                    tile(ui, index, view.photos.photo(index), &look, thumbnails, actions);
+                    tile(ui, id, photo, &look, thumbnails, actions);
                     built += 1;
                 }
             });
@@ -109,7 +110,7 @@ struct Look<'a> {
 /// opens the menu of what can be done with the selection.
 fn tile(
     ui: &mut egui::Ui,
-    index: usize,
+    id: PhotoId,
     photo: &Photo,
     look: &Look<'_>,
     thumbnails: &mut Thumbnails,
@@ -121,17 +122,17 @@ fn tile(
     response.widget_info(|| egui::WidgetInfo::selected(egui::Role::Button, true, selected, &photo.name));
     if response.clicked() {
         let pick = Pick::from_modifiers(ui.input(|i| i.modifiers));
-        actions.push(Action::Select { index, pick, scroll: false });
+        actions.push(Action::Select { id, pick, scroll: false });
     }
     if response.double_clicked() {
-        actions.push(Action::OpenViewer(index));
+        actions.push(Action::OpenViewer(id));
     }
     if response.secondary_clicked() && !selected {
         // The menu acts on the selection, so a right click outside it selects this photo.
-        actions.push(Action::Select { index, pick: Pick::Only, scroll: false });
+        actions.push(Action::Select { id, pick: Pick::Only, scroll: false });
     }
     let count = if selected { look.selected_count.max(1) } else { 1 };
-    response.context_menu(|ui| context_menu(ui, index, photo, count, actions));
+    response.context_menu(|ui| context_menu(ui, id, photo, count, actions));
     if !ui.is_rect_visible(rect) {
         return;
     }
@@ -197,9 +198,9 @@ fn tile(
     }
 }
 
-/// What can be done with the selected photos; `index` is the tile right-clicked, and `count`
+/// What can be done with the selected photos; `id` is the tile right-clicked, and `count`
 /// how many photos the selection holds.
-fn context_menu(ui: &mut egui::Ui, index: usize, photo: &Photo, count: usize, actions: &mut Vec<Action>) {
+fn context_menu(ui: &mut egui::Ui, id: PhotoId, photo: &Photo, count: usize, actions: &mut Vec<Action>) {
     let mut item = |ui: &mut egui::Ui, text: &str, shortcut: &str, action: Action| {
         let button = egui::Button::new(text);
         let button = if shortcut.is_empty() { button } else { button.shortcut_text(shortcut) };
@@ -208,11 +209,11 @@ fn context_menu(ui: &mut egui::Ui, index: usize, photo: &Photo, count: usize, ac
             ui.close();
         }
     };
-    item(ui, "Open", "Enter", Action::OpenViewer(index));
+    item(ui, "Open", "Enter", Action::OpenViewer(id));
     item(ui, "Open with the system viewer", "", Action::OpenExternally(photo.path.clone()));
     item(ui, "Show in folder", "", Action::ShowInFolder(photo.path.clone()));
     if matches!(photo.state, PhotoState::Tagged(_)) {
-        item(ui, "Find similar", "S", Action::FindSimilar(index));
+        item(ui, "Find similar", "S", Action::FindSimilar(id));
     }
     ui.separator();
     let (sidecars, paths, remove) = match count {
@@ -286,5 +287,5 @@ fn move_selection_with_keys(ui: &egui::Ui, view: &Grid<'_>, columns: usize, acti
     };
     // Shift with the keys extends the selection, as it does with a click.
     let pick = if ui.input(|i| i.modifiers.shift) { Pick::Range } else { Pick::Only };
-    actions.push(Action::Select { index: visible[next], pick, scroll: true });
+    actions.push(Action::Select { id: visible[next], pick, scroll: true });
 }

@@ -104,17 +104,25 @@ impl SortKey {
     }
 }
 
+/// A photo's identity in the list, for as long as the list lives: it is never given to
+/// another photo, so that an action or a selection naming a removed photo names nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PhotoId(usize);
+
 /// All photos added in this session, and the visible order.
 ///
 /// The visible order is kept up to date incrementally: a photo that arrives or changes is
 /// merged into it, so that a list of tens of thousands of photos is not sorted again for
-/// every photo tagged. A change of sort, filter or folder, or a removal, sorts it anew.
+/// every photo tagged. A change of sort, filter or folder sorts it anew.
 #[derive(Debug, Default)]
 pub struct PhotoList {
-    /// Shared with the saved list's writer, which gets a snapshot without copying them; a
-    /// photo that changes while it is written is copied then.
-    photos: Vec<Arc<Photo>>,
-    by_path: HashMap<PathBuf, usize>,
+    /// Every photo ever added, by id; a removed photo leaves an empty slot, so that ids stay
+    /// stable. Shared with the saved list's writer, which gets a snapshot without copying
+    /// them; a photo that changes while it is written is copied then.
+    slots: Vec<Option<Arc<Photo>>>,
+    /// How many slots hold a photo.
+    live: usize,
+    by_path: HashMap<PathBuf, PhotoId>,
     sort: SortKey,
     filter: String,
     /// The filter, trimmed and in lower case, as it is matched.
@@ -124,90 +132,102 @@ pub struct PhotoList {
     /// The files and folders the library is made of, and how many photos each holds.
     roots: Vec<PathBuf>,
     root_counts: Vec<usize>,
-    visible: Vec<usize>,
+    visible: Vec<PhotoId>,
     /// The visible order must be computed from scratch.
     stale: bool,
     /// Photos added or changed since the visible order was last brought up to date.
-    changed: Vec<usize>,
+    changed: Vec<PhotoId>,
 }
 
 impl PhotoList {
-    /// The paths of every tagged photo, in list order.
+    /// The paths of every tagged photo, in the order they were added.
     pub fn tagged_paths(&self) -> Vec<PathBuf> {
-        self.photos.iter().filter(|p| matches!(p.state, PhotoState::Tagged(_))).map(|p| p.path.clone()).collect()
+        self.iter().filter(|(_, p)| matches!(p.state, PhotoState::Tagged(_))).map(|(_, p)| p.path.clone()).collect()
     }
 
     /// Number of photos, visible or not.
     pub fn len(&self) -> usize {
-        self.photos.len()
+        self.live
     }
 
     /// Whether there are no photos.
     pub fn is_empty(&self) -> bool {
-        self.photos.is_empty()
+        self.live == 0
     }
 
-    /// A photo by index.
-    pub fn photo(&self, index: usize) -> &Photo {
-        &self.photos[index]
+    /// The photo with this id, unless it was removed.
+    pub fn get(&self, id: PhotoId) -> Option<&Photo> {
+        self.slots.get(id.0)?.as_deref()
     }
 
-    /// The index of the photo at `path`.
-    pub fn index_of(&self, path: &Path) -> Option<usize> {
+    /// Whether the photo with this id is in the list.
+    pub fn contains(&self, id: PhotoId) -> bool {
+        self.get(id).is_some()
+    }
+
+    /// Every photo with its id, in the order they were added.
+    pub fn iter(&self) -> impl Iterator<Item = (PhotoId, &Photo)> {
+        self.slots.iter().enumerate().filter_map(|(i, slot)| Some((PhotoId(i), slot.as_deref()?)))
+    }
+
+    /// The id of the photo at `path`.
+    pub fn id_of(&self, path: &Path) -> Option<PhotoId> {
         self.by_path.get(path).copied()
     }
 
-    /// Adds a photo (or marks a known one as queued again) and returns its index.
-    pub fn queue(&mut self, path: PathBuf, modified: Option<SystemTime>) -> usize {
-        if let Some(&index) = self.by_path.get(&path) {
-            let photo = Arc::make_mut(&mut self.photos[index]);
+    /// Adds a photo (or marks a known one as queued again) and returns its id.
+    pub fn queue(&mut self, path: PathBuf, modified: Option<SystemTime>) -> PhotoId {
+        if let Some(&id) = self.by_path.get(&path) {
+            let photo = self.photo_mut(id);
             if !matches!(photo.state, PhotoState::Tagged(_)) {
                 photo.state = PhotoState::Queued;
             }
             photo.modified = modified.or(photo.modified);
-            self.changed.push(index);
-            return index;
+            return id;
         }
         let name = path.file_name().map_or_else(|| path.to_string_lossy(), |n| n.to_string_lossy()).into_owned();
-        let index = self.photos.len();
+        let id = PhotoId(self.slots.len());
         for (root, count) in self.roots.iter().zip(&mut self.root_counts) {
             *count += usize::from(path.starts_with(root));
         }
-        self.by_path.insert(path.clone(), index);
+        self.by_path.insert(path.clone(), id);
         let sort_name = name.to_lowercase();
-        self.photos.push(Arc::new(Photo {
+        self.slots.push(Some(Arc::new(Photo {
             path,
             name,
             sort_name,
             modified,
             info: PhotoInfo::default(),
             state: PhotoState::Queued,
-        }));
-        self.changed.push(index);
-        index
+        })));
+        self.live += 1;
+        self.changed.push(id);
+        id
     }
 
     /// Records a photo's outcome (adding it if it was never queued).
-    pub fn finish(&mut self, path: &Path, state: PhotoState) -> usize {
-        let index = self.index_of(path).unwrap_or_else(|| self.queue(path.to_owned(), None));
-        Arc::make_mut(&mut self.photos[index]).state = state;
-        self.changed.push(index);
-        index
+    pub fn finish(&mut self, path: &Path, state: PhotoState) -> PhotoId {
+        let id = self.id_of(path).unwrap_or_else(|| self.queue(path.to_owned(), None));
+        self.photo_mut(id).state = state;
+        id
     }
 
-    /// Takes the photos at `indices` out of the list (never off the disk) and returns them;
-    /// the other photos' indices change.
-    pub fn remove(&mut self, indices: impl IntoIterator<Item = usize>) -> Vec<Arc<Photo>> {
-        let doomed: std::collections::BTreeSet<usize> = indices.into_iter().filter(|&i| i < self.len()).collect();
-        let mut removed = Vec::with_capacity(doomed.len());
-        let mut kept = Vec::with_capacity(self.photos.len() - doomed.len());
-        for (index, photo) in std::mem::take(&mut self.photos).into_iter().enumerate() {
-            if doomed.contains(&index) { removed.push(photo) } else { kept.push(photo) }
+    /// Takes these photos out of the list (never off the disk) and returns them; ids of
+    /// photos not in the list are passed over.
+    pub fn remove(&mut self, ids: impl IntoIterator<Item = PhotoId>) -> Vec<Arc<Photo>> {
+        let removed: Vec<Arc<Photo>> =
+            ids.into_iter().filter_map(|id| self.slots.get_mut(id.0).and_then(Option::take)).collect();
+        if removed.is_empty() {
+            return removed;
         }
-        self.photos = kept;
-        self.by_path = self.photos.iter().enumerate().map(|(i, p)| (p.path.clone(), i)).collect();
+        for photo in &removed {
+            self.by_path.remove(&photo.path);
+        }
+        self.live -= removed.len();
+        let slots = &self.slots;
+        self.visible.retain(|id| slots[id.0].is_some());
+        self.changed.retain(|id| slots[id.0].is_some());
         self.count_roots();
-        self.stale = true;
         removed
     }
 
@@ -217,8 +237,8 @@ impl PhotoList {
         if self.by_path.contains_key(&path) {
             return;
         }
-        let index = self.queue(path, modified);
-        Arc::make_mut(&mut self.photos[index]).state = PhotoState::NotTagged;
+        let id = self.queue(path, modified);
+        self.photo_mut(id).state = PhotoState::NotTagged;
     }
 
     /// Adds a photo known from an earlier run: tagged with `labels`, or not tagged yet.
@@ -229,23 +249,22 @@ impl PhotoList {
         info: PhotoInfo,
         labels: Option<Vec<Label>>,
     ) {
-        let index = self.queue(path, modified);
-        let photo = Arc::make_mut(&mut self.photos[index]);
+        let id = self.queue(path, modified);
+        let photo = self.photo_mut(id);
         photo.info = info;
         photo.state = labels.map_or(PhotoState::NotTagged, PhotoState::Tagged);
     }
 
     /// Records a photo's date taken and camera.
     pub fn set_info(&mut self, path: &Path, info: PhotoInfo) {
-        if let Some(index) = self.index_of(path) {
-            Arc::make_mut(&mut self.photos[index]).info = info;
-            self.changed.push(index);
+        if let Some(id) = self.id_of(path) {
+            self.photo_mut(id).info = info;
         }
     }
 
     /// Marks every queued photo as not tagged yet (a cancel).
     pub fn cancel_queued(&mut self) {
-        for photo in &mut self.photos {
+        for photo in self.slots.iter_mut().flatten() {
             if photo.state == PhotoState::Queued {
                 Arc::make_mut(photo).state = PhotoState::NotTagged;
             }
@@ -256,7 +275,7 @@ impl PhotoList {
     /// Queues again every photo that a cancel left untagged; returns their paths.
     pub fn resume_not_tagged(&mut self) -> Vec<PathBuf> {
         let mut resumed = Vec::new();
-        for photo in &mut self.photos {
+        for photo in self.slots.iter_mut().flatten() {
             if photo.state == PhotoState::NotTagged {
                 Arc::make_mut(photo).state = PhotoState::Queued;
                 resumed.push(photo.path.clone());
@@ -268,8 +287,8 @@ impl PhotoList {
 
     /// How many photos are in each state.
     pub fn counts(&self) -> Counts {
-        let mut counts = Counts { total: self.photos.len(), ..Counts::default() };
-        for photo in &self.photos {
+        let mut counts = Counts { total: self.live, ..Counts::default() };
+        for (_, photo) in self.iter() {
             match photo.state {
                 PhotoState::Tagged(_) => counts.tagged += 1,
                 PhotoState::Failed(_) => counts.failed += 1,
@@ -356,31 +375,38 @@ impl PhotoList {
         &self.root_counts
     }
 
-    /// Indices of the photos under `root`.
-    pub fn under(&self, root: &Path) -> Vec<usize> {
-        (0..self.photos.len()).filter(|&i| self.photos[i].path.starts_with(root)).collect()
+    /// Every photo, shared: a snapshot that costs no copy of a photo.
+    pub fn shared(&self) -> Vec<Arc<Photo>> {
+        self.slots.iter().flatten().cloned().collect()
     }
 
-    /// Every photo, shared: a snapshot that costs no copy.
-    pub fn shared(&self) -> &[Arc<Photo>] {
-        &self.photos
-    }
-
-    /// Indices of the visible photos in display order, brought up to date.
-    pub fn visible(&mut self) -> &[usize] {
+    /// The visible photos' ids in display order, brought up to date.
+    pub fn visible(&mut self) -> &[PhotoId] {
         self.with_visible().1
     }
 
-    /// The list together with its visible indices, brought up to date, for drawing both at once.
-    pub fn with_visible(&mut self) -> (&Self, &[usize]) {
+    /// The list together with its visible ids, brought up to date, for drawing both at once.
+    pub fn with_visible(&mut self) -> (&Self, &[PhotoId]) {
         self.refresh();
         let this: &Self = self;
         (this, &this.visible)
     }
 
+    /// A photo to change, marked as changed for the visible order.
+    fn photo_mut(&mut self, id: PhotoId) -> &mut Photo {
+        self.changed.push(id);
+        let slot = self.slots[id.0].as_mut().expect("the photo is in the list");
+        Arc::make_mut(slot)
+    }
+
+    /// The photo with an id the list itself holds (visible or changed), so never removed.
+    fn listed(&self, id: PhotoId) -> &Photo {
+        self.get(id).expect("the list holds only ids of its photos")
+    }
+
     fn count_roots(&mut self) {
         self.root_counts =
-            self.roots.iter().map(|root| self.photos.iter().filter(|p| p.path.starts_with(root)).count()).collect();
+            self.roots.iter().map(|root| self.iter().filter(|(_, p)| p.path.starts_with(root)).count()).collect();
     }
 
     /// Whether a photo matches the folder and the filter: by a label, its file name or a
@@ -400,8 +426,8 @@ impl PhotoList {
     }
 
     /// The grid's order of two photos; ties keep the order they were added in.
-    fn compare(&self, a: usize, b: usize) -> Ordering {
-        let (first, second) = (&self.photos[a], &self.photos[b]);
+    fn compare(&self, a: PhotoId, b: PhotoId) -> Ordering {
+        let (first, second) = (self.listed(a), self.listed(b));
         let by_key = match self.sort {
             // Natural and case-insensitive, as file managers sort: img2 before img10.
             SortKey::Name => alphanumeric_sort::compare_str(&first.sort_name, &second.sort_name),
@@ -429,10 +455,10 @@ impl PhotoList {
         if changed.is_empty() {
             return;
         }
-        let changed: HashSet<usize> = changed.into_iter().collect();
-        let mut arriving: Vec<usize> = changed.iter().copied().filter(|&i| self.matches(&self.photos[i])).collect();
+        let changed: HashSet<PhotoId> = changed.into_iter().collect();
+        let mut arriving: Vec<PhotoId> = changed.iter().copied().filter(|&id| self.matches(self.listed(id))).collect();
         arriving.sort_by(|&a, &b| self.compare(a, b));
-        let staying: Vec<usize> = self.visible.iter().copied().filter(|i| !changed.contains(i)).collect();
+        let staying: Vec<PhotoId> = self.visible.iter().copied().filter(|id| !changed.contains(id)).collect();
         let mut merged = Vec::with_capacity(staying.len() + arriving.len());
         let (mut s, mut a) = (staying.into_iter().peekable(), arriving.into_iter().peekable());
         loop {
@@ -448,7 +474,8 @@ impl PhotoList {
     }
 
     fn recompute(&mut self) {
-        let mut visible: Vec<usize> = (0..self.photos.len()).filter(|&i| self.matches(&self.photos[i])).collect();
+        let mut visible: Vec<PhotoId> =
+            self.iter().filter(|(_, photo)| self.matches(photo)).map(|(id, _)| id).collect();
         visible.sort_by(|&a, &b| self.compare(a, b));
         self.visible = visible;
         self.stale = false;
@@ -473,7 +500,7 @@ mod tests {
         lib.finish(Path::new("b.jpg"), PhotoState::Tagged(vec![label("espresso", 0.9)]));
         let names = |lib: &mut PhotoList| -> Vec<String> {
             let visible = lib.visible().to_vec();
-            visible.iter().map(|&i| lib.photo(i).name.clone()).collect()
+            visible.iter().map(|&id| lib.get(id).unwrap().name.clone()).collect()
         };
         assert_eq!(names(&mut lib), ["a.jpg", "b.jpg", "c.jpg"]);
         lib.set_sort(SortKey::Confidence);
@@ -484,11 +511,11 @@ mod tests {
         assert_eq!(names(&mut lib), ["c.jpg"], "file names match too");
         lib.set_filter("");
         lib.cancel_queued();
-        let c = lib.index_of(Path::new("c.jpg")).unwrap();
-        assert_eq!(lib.photo(c).state, PhotoState::NotTagged);
+        let c = lib.id_of(Path::new("c.jpg")).unwrap();
+        assert_eq!(lib.get(c).unwrap().state, PhotoState::NotTagged);
         assert_eq!(lib.counts().not_tagged, 1);
         assert_eq!(lib.resume_not_tagged(), [PathBuf::from("c.jpg")]);
-        assert_eq!(lib.photo(c).state, PhotoState::Queued);
+        assert_eq!(lib.get(c).unwrap().state, PhotoState::Queued);
         assert_eq!(lib.counts(), Counts { total: 3, tagged: 2, failed: 0, not_tagged: 0 });
     }
 
@@ -499,23 +526,29 @@ mod tests {
             lib.queue(name.into(), None);
         }
         let visible = lib.visible().to_vec();
-        let names: Vec<&str> = visible.iter().map(|&i| lib.photo(i).name.as_str()).collect();
+        let names: Vec<&str> = visible.iter().map(|&id| lib.get(id).unwrap().name.as_str()).collect();
         assert_eq!(names, ["apple.jpg", "Beach.jpg", "img1.jpg", "IMG2.jpg", "img10.jpg"]);
     }
 
     #[test]
-    fn removing_several_keeps_the_others_findable() {
+    fn removing_several_keeps_the_others_and_their_ids() {
         let mut lib = PhotoList::default();
-        for name in ["a.jpg", "b.jpg", "c.jpg", "d.jpg"] {
-            lib.queue(name.into(), None);
-        }
-        let removed = lib.remove([3, 1, 99]);
+        let ids: Vec<PhotoId> = ["a.jpg", "b.jpg", "c.jpg", "d.jpg"].map(|n| lib.queue(n.into(), None)).to_vec();
+        assert_eq!(lib.visible(), ids);
+        let removed = lib.remove([ids[3], ids[1], ids[1]]);
         let names: Vec<&str> = removed.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(names, ["b.jpg", "d.jpg"]);
+        assert_eq!(names, ["d.jpg", "b.jpg"]);
         assert_eq!(lib.len(), 2);
-        assert_eq!(lib.photo(lib.index_of(Path::new("c.jpg")).unwrap()).name, "c.jpg");
-        assert!(lib.index_of(Path::new("d.jpg")).is_none());
-        assert_eq!(lib.visible().len(), 2);
+        assert_eq!(lib.id_of(Path::new("c.jpg")), Some(ids[2]), "the others keep their ids");
+        assert_eq!(lib.get(ids[2]).unwrap().name, "c.jpg");
+        assert!(lib.id_of(Path::new("d.jpg")).is_none() && lib.get(ids[3]).is_none() && !lib.contains(ids[1]));
+        assert_eq!(lib.visible(), [ids[0], ids[2]]);
+        // A photo added again is a new photo: the removed one's id names nothing.
+        let again = lib.queue("b.jpg".into(), None);
+        assert_ne!(again, ids[1]);
+        assert!(lib.get(ids[1]).is_none());
+        assert_eq!(lib.visible(), [ids[0], again, ids[2]]);
+        assert!(lib.remove([ids[1]]).is_empty(), "removing a removed photo again does nothing");
     }
 
     #[test]
@@ -531,7 +564,7 @@ mod tests {
         lib.set_info(Path::new("exif_new.jpg"), PhotoInfo { taken: Some(800), ..PhotoInfo::default() });
         let names = |lib: &mut PhotoList| -> Vec<String> {
             let visible = lib.visible().to_vec();
-            visible.iter().map(|&i| lib.photo(i).name.clone()).collect()
+            visible.iter().map(|&id| lib.get(id).unwrap().name.clone()).collect()
         };
         lib.set_sort(SortKey::Newest);
         assert_eq!(names(&mut lib), ["exif_new.jpg", "file_only.png", "exif_old.jpg", "undated.jpg"]);
@@ -545,10 +578,10 @@ mod tests {
     #[test]
     fn requeueing_keeps_tags() {
         let mut lib = PhotoList::default();
-        let i = lib.queue("a.jpg".into(), None);
+        let id = lib.queue("a.jpg".into(), None);
         lib.finish(Path::new("a.jpg"), PhotoState::Tagged(vec![label("x", 0.5)]));
-        assert_eq!(lib.queue("a.jpg".into(), None), i);
-        assert!(lib.photo(i).top_label().is_some());
+        assert_eq!(lib.queue("a.jpg".into(), None), id);
+        assert!(lib.get(id).unwrap().top_label().is_some());
         assert_eq!(lib.len(), 1);
     }
 

@@ -60,7 +60,7 @@ pub struct Snapshot {
 
 /// The library as it is now, to be written.
 pub fn snapshot(photos: &PhotoList) -> Snapshot {
-    Snapshot { folders: photos.roots().to_vec(), photos: photos.shared().to_vec() }
+    Snapshot { folders: photos.roots().to_vec(), photos: photos.shared() }
 }
 
 /// The file's layout: the library's folders and photos. A file of a bare list of photos (as

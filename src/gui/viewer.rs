@@ -4,7 +4,7 @@
 use egui::{Rect, Sense, Vec2};
 
 use super::action::Action;
-use super::photos::Photo;
+use super::photos::{Photo, PhotoId};
 use super::thumbnails::{Size, Thumbnails};
 
 /// Magnifications the viewer allows, over the fitted size.
@@ -13,16 +13,16 @@ const ZOOM: std::ops::RangeInclusive<f32> = 0.1..=16.0;
 /// The viewer's state while it is open: which photo, at what magnification.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ViewerState {
-    /// The photo shown, by its place in the list.
-    pub index: usize,
+    /// The photo shown.
+    pub id: PhotoId,
     /// Magnification over the fitted size.
     pub zoom: f32,
 }
 
 impl ViewerState {
     /// The viewer opened on a photo, fitted to the window.
-    pub fn open(index: usize) -> Self {
-        Self { index, zoom: 1.0 }
+    pub fn open(id: PhotoId) -> Self {
+        Self { id, zoom: 1.0 }
     }
 
     /// Sets the magnification, within what the viewer allows.
@@ -37,11 +37,11 @@ impl ViewerState {
 
     /// Moves `step` photos on in `visible` (the grid's order), stopping at its ends, and fits
     /// the new photo; `None` when the photo shown is not among them.
-    pub fn step(&mut self, visible: &[usize], step: isize) -> Option<usize> {
-        let position = visible.iter().position(|&i| i == self.index)?;
+    pub fn step(&mut self, visible: &[PhotoId], step: isize) -> Option<PhotoId> {
+        let position = visible.iter().position(|&id| id == self.id)?;
         let next = (position as isize + step).clamp(0, visible.len() as isize - 1) as usize;
         *self = Self::open(visible[next]);
-        Some(self.index)
+        Some(self.id)
     }
 }
 
@@ -148,22 +148,26 @@ fn keys(ui: &egui::Ui, actions: &mut Vec<Action>) {
 #[cfg(test)]
 mod state_tests {
     use super::*;
+    use crate::gui::photos::PhotoList;
 
     #[test]
     fn the_viewer_steps_through_the_grid_order_and_stops_at_its_ends() {
-        let visible = [4, 1, 7];
-        let mut state = ViewerState::open(1);
+        let mut list = PhotoList::default();
+        let id: Vec<PhotoId> = (0..10).map(|i| list.queue(format!("/p/{i}.jpg").into(), None)).collect();
+        let visible = [id[4], id[1], id[7]];
+        let mut state = ViewerState::open(id[1]);
         state.zoom_by(3.0);
-        assert_eq!(state.step(&visible, 1), Some(7));
+        assert_eq!(state.step(&visible, 1), Some(id[7]));
         assert_eq!(state.zoom, 1.0, "a new photo is fitted");
-        assert_eq!(state.step(&visible, 5), Some(7), "the last photo stays");
-        assert_eq!(state.step(&visible, -9), Some(4), "the first photo stays");
-        assert_eq!(ViewerState::open(9).step(&visible, 1), None, "a photo no longer shown");
+        assert_eq!(state.step(&visible, 5), Some(id[7]), "the last photo stays");
+        assert_eq!(state.step(&visible, -9), Some(id[4]), "the first photo stays");
+        assert_eq!(ViewerState::open(id[9]).step(&visible, 1), None, "a photo no longer shown");
     }
 
     #[test]
     fn zoom_stays_within_bounds() {
-        let mut state = ViewerState::open(0);
+        let mut list = PhotoList::default();
+        let mut state = ViewerState::open(list.queue("/p/a.jpg".into(), None));
         state.zoom_by(1000.0);
         assert_eq!(state.zoom, 16.0);
         state.zoom_to(0.0);

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
 use crate::gui::confirm::SidecarPlan;
-use crate::gui::photos::PhotoState;
+use crate::gui::photos::{Photo, PhotoId, PhotoState};
 use crate::gui::saved;
 use crate::gui::settings;
 use crate::library::export::{self, ExportRequest, PhotoTags};
@@ -100,8 +100,8 @@ impl App {
         let tagged: Vec<(PathBuf, Vec<Label>, PhotoInfo)> = self
             .export_targets()
             .map(|(path, labels)| {
-                let info = self.photos.index_of(path).map(|i| self.photos.photo(i).info.clone()).unwrap_or_default();
-                (path.to_owned(), labels.to_vec(), info)
+                let info = self.photos.id_of(path).and_then(|id| self.photos.get(id)).map(|p| p.info.clone());
+                (path.to_owned(), labels.to_vec(), info.unwrap_or_default())
             })
             .collect();
         let request = ExportRequest {
@@ -130,17 +130,17 @@ impl App {
         });
     }
 
-    /// The photos an export writes, with their labels, in list order: the selected tagged
-    /// photos, or every tagged photo when none is selected.
+    /// The photos an export writes, with their labels, in the order they were added: the
+    /// selected tagged photos, or every tagged photo when none is selected.
     pub(super) fn export_targets(&self) -> impl Iterator<Item = (&Path, &[Label])> {
-        let indices: Box<dyn Iterator<Item = usize>> =
-            if self.selection.is_empty() { Box::new(0..self.photos.len()) } else { Box::new(self.selection.indices()) };
-        indices.filter_map(|i| {
-            let photo = self.photos.photo(i);
-            match &photo.state {
-                PhotoState::Tagged(labels) => Some((photo.path.as_path(), labels.as_slice())),
-                _ => None,
-            }
+        let photos: Box<dyn Iterator<Item = &Photo>> = if self.selection.is_empty() {
+            Box::new(self.photos.iter().map(|(_, photo)| photo))
+        } else {
+            Box::new(self.selection.ids().filter_map(|id| self.photos.get(id)))
+        };
+        photos.filter_map(|photo| match &photo.state {
+            PhotoState::Tagged(labels) => Some((photo.path.as_path(), labels.as_slice())),
+            _ => None,
         })
     }
 
@@ -184,9 +184,9 @@ impl App {
                     self.notices.push(format!("{} cannot be found; is its drive connected?", root.display()));
                 }
                 Done::Rescanned { root, gone: Some(gone) } => {
-                    let indices: Vec<usize> = gone.iter().filter_map(|path| self.photos.index_of(path)).collect();
-                    if !indices.is_empty() {
-                        let removed = self.take_out(indices);
+                    let ids: Vec<PhotoId> = gone.iter().filter_map(|path| self.photos.id_of(path)).collect();
+                    if !ids.is_empty() {
+                        let removed = self.take_out(ids);
                         self.notices.push(format!(
                             "{} photos of {} are gone from the disk",
                             removed.len(),
@@ -211,7 +211,7 @@ impl App {
     /// gone leave the list, and new ones join.
     pub(super) fn rescan(&mut self, ctx: &egui::Context, root: &Path) {
         let photos: Vec<PathBuf> =
-            self.photos.under(root).into_iter().map(|i| self.photos.photo(i).path.clone()).collect();
+            self.photos.iter().filter(|(_, p)| p.path.starts_with(root)).map(|(_, p)| p.path.clone()).collect();
         let root = root.to_owned();
         self.jobs.run(ctx, move || {
             let gone = root.exists().then(|| photos.into_iter().filter(|path| !path.exists()).collect());

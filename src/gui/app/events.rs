@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::gui::photos::PhotoState;
+use crate::gui::photos::{PhotoId, PhotoState};
 use crate::gui::picker::{self, PathEntry, Picked};
 use crate::library::trash::TrashReport;
 use crate::model::weights::ModelSource;
@@ -35,7 +35,7 @@ impl App {
         };
         // A photo not in the list, outside the library's folders, is of a folder taken out of
         // the library while it was being scanned.
-        if path.is_some_and(|path| self.photos.index_of(path).is_none() && !self.photos.in_library(path)) {
+        if path.is_some_and(|path| self.photos.id_of(path).is_none() && !self.photos.in_library(path)) {
             return;
         }
         if matches!(event, Event::Duplicates(_) | Event::Trashed(_) | Event::Similar { .. }) {
@@ -85,7 +85,7 @@ impl App {
                     {
                         // Not a failure of the photo: one already listed waits for Resume or
                         // Retry, and a folder that was never scanned is no tile.
-                        if self.photos.index_of(&path).is_some() {
+                        if self.photos.id_of(&path).is_some() {
                             self.photos.finish(&path, PhotoState::NotTagged);
                         }
                         return;
@@ -120,7 +120,7 @@ impl App {
 
     /// Takes what went to the trash out of the library and says how to get it back.
     pub(super) fn trashed(&mut self, report: TrashReport) {
-        let gone: Vec<usize> = report.moved.iter().filter_map(|path| self.photos.index_of(path)).collect();
+        let gone: Vec<PhotoId> = report.moved.iter().filter_map(|path| self.photos.id_of(path)).collect();
         self.take_out(gone);
         self.similar = None;
         let failed = report.errors.len();

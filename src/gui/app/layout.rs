@@ -40,16 +40,16 @@ impl App {
                 actions.push(Action::SelectAll);
             }
             // Enter and Space press the control that has the keyboard focus, if any.
-            if let Some(index) = self.selection.focus().filter(|_| !control_focused)
+            if let Some(id) = self.selection.focus().filter(|_| !control_focused)
                 && (i.consume_key(egui::Modifiers::NONE, egui::Key::Enter)
                     || i.consume_key(egui::Modifiers::NONE, egui::Key::Space))
             {
-                actions.push(Action::OpenViewer(index));
+                actions.push(Action::OpenViewer(id));
             }
-            if let Some(index) = self.selection.focus()
+            if let Some(id) = self.selection.focus()
                 && i.consume_key(egui::Modifiers::NONE, egui::Key::S)
             {
-                actions.push(Action::FindSimilar(index));
+                actions.push(Action::FindSimilar(id));
             }
             if !control_focused && i.consume_key(egui::Modifiers::NONE, egui::Key::D) {
                 actions.push(Action::ShowDuplicates(true));
@@ -93,11 +93,12 @@ impl App {
         if self.show_errors {
             status::errors_panel(ui, &self.errors, &self.model_status, &mut actions);
         }
-        if let Some(state) = self.viewer.filter(|state| state.index < self.photos.len()) {
-            let index = state.index;
+        let viewed = self.viewer.filter(|state| self.photos.contains(state.id));
+        if let Some(state) = viewed {
             let (photos, visible) = self.photos.with_visible();
-            let position = (visible.iter().position(|&i| i == index).unwrap_or(0), visible.len());
-            let view = viewer::Viewer { photo: photos.photo(index), position, zoom: state.zoom };
+            let position = (visible.iter().position(|&id| id == state.id).unwrap_or(0), visible.len());
+            let photo = photos.get(state.id).expect("the viewer's photo is in the list");
+            let view = viewer::Viewer { photo, position, zoom: state.zoom };
             viewer::show(ui, &view, &mut self.thumbnails, &mut actions);
             self.stats.cells_built = 0;
         } else if let Some(view) = &self.duplicates {
@@ -117,7 +118,7 @@ impl App {
             };
             sidebar::panel(ui, &sidebar, &mut actions);
             let details = details::Details {
-                selected: self.selection.focus().map(|index| (index, self.photos.photo(index))),
+                selected: self.selection.focus().and_then(|id| Some((id, self.photos.get(id)?))),
                 selected_count: self.selection.len(),
             };
             details::panel(ui, &details, &mut self.thumbnails, &mut actions);

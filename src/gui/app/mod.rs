@@ -288,12 +288,12 @@ impl App {
 
     /// The path of the selected photo with the focus, if any.
     pub fn selected_path(&self) -> Option<&Path> {
-        self.selection.focus().map(|i| self.photos.photo(i).path.as_path())
+        self.selection.focus().and_then(|id| self.photos.get(id)).map(|photo| photo.path.as_path())
     }
 
-    /// The paths of every selected photo, in list order.
+    /// The paths of every selected photo, in the order they were added.
     pub fn selected_paths(&self) -> Vec<&Path> {
-        self.selection.indices().map(|i| self.photos.photo(i).path.as_path()).collect()
+        self.selection.ids().filter_map(|id| self.photos.get(id)).map(|photo| photo.path.as_path()).collect()
     }
 
     /// The registered model in use (when the model comes from the Hub).

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::gui::action::Action;
 use crate::gui::duplicates::DuplicatesView;
 use crate::gui::grid;
-use crate::gui::photos::{Photo, PhotoState};
+use crate::gui::photos::{Photo, PhotoId, PhotoState};
 use crate::gui::picker;
 use crate::gui::selection::Pick;
 use crate::gui::similar_strip::SimilarView;
@@ -21,14 +21,8 @@ impl App {
     /// of its own input.
     pub(super) fn apply(&mut self, ctx: &egui::Context, actions: Vec<Action>) {
         let mut redraw = false;
-        let mut removed = false;
         for action in actions {
-            // An index taken before a removal in the same frame may name another photo now.
-            if removed && action.names_a_photo_by_index() {
-                continue;
-            }
             redraw |= action.changes_views();
-            removed |= matches!(action, Action::RemoveSelected | Action::RemoveFolder(_) | Action::RescanFolder(_));
             self.apply_one(ctx, action);
         }
         if redraw {
@@ -83,12 +77,12 @@ impl App {
             }
             Action::Cancel => self.cancel(),
             Action::Resume => self.resume(),
-            Action::Select { index, pick, scroll } => {
-                if index >= self.photos.len() {
+            Action::Select { id, pick, scroll } => {
+                if !self.photos.contains(id) {
                     return;
                 }
                 let visible = self.photos.visible();
-                self.selection.pick(index, pick, visible);
+                self.selection.pick(id, pick, visible);
                 self.forget_similar_of_others();
                 self.scroll_to_selected |= scroll;
             }
@@ -106,10 +100,13 @@ impl App {
                 });
             }
             Action::SelectPath(path) => self.select_path(&path),
-            Action::OpenViewer(index) => {
-                self.viewer = Some(ViewerState::open(index));
-                if !self.selection.contains(index) {
-                    self.selection.pick(index, Pick::Only, &[]);
+            Action::OpenViewer(id) => {
+                if !self.photos.contains(id) {
+                    return;
+                }
+                self.viewer = Some(ViewerState::open(id));
+                if !self.selection.contains(id) {
+                    self.selection.pick(id, Pick::Only, &[]);
                 }
             }
             Action::CloseViewer => {
@@ -122,7 +119,7 @@ impl App {
             Action::OpenExternally(path) => self.open_externally(&path),
             Action::ShowInFolder(path) => self.open_externally(path.parent().unwrap_or(&path)),
             Action::RemoveSelected => {
-                let selected: Vec<usize> = self.selection.indices().collect();
+                let selected: Vec<PhotoId> = self.selection.ids().collect();
                 let removed = self.take_out(selected);
                 self.similar = None;
                 match removed.as_slice() {
@@ -138,7 +135,7 @@ impl App {
                 self.similar = None;
             }
             Action::FocusFilter => self.focus_filter = true,
-            Action::FindSimilar(index) => self.find_similar(index),
+            Action::FindSimilar(id) => self.find_similar(id),
             Action::CloseSimilar => self.similar = None,
             Action::RetryModel => self.retry_model(ctx),
             Action::ChooseModelFolder => self.pick(ctx, picker::Wanted::ModelFolder),
@@ -220,8 +217,8 @@ impl App {
     /// Moves the viewer `step` photos on in the grid's order (clamped to its ends).
     pub(super) fn step_viewer(&mut self, step: isize) {
         let Some(state) = self.viewer.as_mut() else { return };
-        let Some(index) = state.step(self.photos.visible(), step) else { return };
-        self.selection.pick(index, Pick::Only, &[]);
+        let Some(id) = state.step(self.photos.visible(), step) else { return };
+        self.selection.pick(id, Pick::Only, &[]);
         self.forget_similar_of_others();
     }
 
@@ -244,11 +241,11 @@ impl App {
     pub(super) fn remove_root(&mut self, root: &Path) {
         self.photos.remove_root(root);
         self.library_changed();
-        let doomed: Vec<usize> = self
+        let doomed: Vec<PhotoId> = self
             .photos
-            .under(root)
-            .into_iter()
-            .filter(|&i| !self.photos.in_library(&self.photos.photo(i).path))
+            .iter()
+            .filter(|(_, photo)| photo.path.starts_with(root) && !self.photos.in_library(&photo.path))
+            .map(|(id, _)| id)
             .collect();
         self.similar = None;
         let removed = self.take_out(doomed);
@@ -262,11 +259,17 @@ impl App {
         ));
     }
 
-    /// Takes photos out of the list (never off the disk), with them the selection, whose
-    /// indices no longer hold, and has the saved list written again.
-    pub(super) fn take_out(&mut self, indices: impl IntoIterator<Item = usize>) -> Vec<Arc<Photo>> {
-        let removed = self.photos.remove(indices);
-        self.selection.clear();
+    /// Takes photos out of the list (never off the disk) and out of the selection and the
+    /// viewer, and has the saved list written again; the other photos stay selected.
+    pub(super) fn take_out(&mut self, ids: impl IntoIterator<Item = PhotoId>) -> Vec<Arc<Photo>> {
+        let removed = self.photos.remove(ids);
+        if removed.is_empty() {
+            return removed;
+        }
+        let photos = &self.photos;
+        self.selection.retain(|id| photos.contains(id));
+        self.viewer = self.viewer.filter(|state| photos.contains(state.id));
+        self.forget_similar_of_others();
         self.library_changed();
         removed
     }
@@ -291,25 +294,25 @@ impl App {
         self.duplicates = Some(DuplicatesView::waiting(self.settings.duplicate_threshold));
     }
 
-    /// Asks for the photos most similar to the one at `index`.
-    pub(super) fn find_similar(&mut self, index: usize) {
-        let query = self.photos.photo(index).path.clone();
+    /// Asks for the photos most similar to this one.
+    pub(super) fn find_similar(&mut self, id: PhotoId) {
+        let Some(query) = self.photos.get(id).map(|photo| photo.path.clone()) else { return };
         self.worker.send(Command::FindSimilar { query: query.clone(), k: SIMILAR_COUNT, within: None });
         self.similar = Some(SimilarView { query, results: None });
     }
 
     /// Selects a photo by path, adding it to the list if it is not there yet.
     pub(super) fn select_path(&mut self, path: &Path) {
-        let index = match self.photos.index_of(path) {
-            Some(index) => index,
+        let id = match self.photos.id_of(path) {
+            Some(id) => id,
             None => {
-                let index = self.photos.queue(path.to_owned(), None);
+                let id = self.photos.queue(path.to_owned(), None);
                 self.add_paths(vec![path.to_owned()]);
-                index
+                id
             }
         };
-        if self.selection.focus() != Some(index) {
-            self.selection.pick(index, Pick::Only, &[]);
+        if self.selection.focus() != Some(id) {
+            self.selection.pick(id, Pick::Only, &[]);
         }
         self.scroll_to_selected = true;
     }
@@ -319,7 +322,7 @@ impl App {
         let wake = ctx.clone();
         self.worker.restart(self.options.worker.clone(), Box::new(move || wake.request_repaint()));
         self.model_status = ModelStatus::Locating;
-        let queued = (0..self.photos.len()).map(|i| self.photos.photo(i)).filter(|p| p.state == PhotoState::Queued);
+        let queued = self.photos.iter().map(|(_, photo)| photo).filter(|photo| photo.state == PhotoState::Queued);
         let again = paths_to_send_again(std::mem::take(&mut self.job_paths), queued.map(|p| p.path.as_path()));
         if !again.is_empty() {
             self.tag(again);
