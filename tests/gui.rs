@@ -440,6 +440,8 @@ fn a_relaunch_without_the_model_shows_the_saved_photos_at_once() {
     step_until(&mut harness, "the model has failed", |app| matches!(app.model_status(), ModelStatus::Failed(_)));
     harness.get_by_label("Retry");
     harness.get_by_label("Details");
+    // The model's files are missing, so a local folder is offered as a way out.
+    harness.get_by_label("Choose model folder…");
     assert_eq!(harness.state().photos().len(), copied.len(), "the failure adds no tiles");
 }
 

@@ -66,33 +66,58 @@ impl Drop for EndedWhenDropped {
 }
 
 /// A restarted worker (a device or precision change) says anything, and so starts on its
-/// model, only once the old worker has ended and released its own.
+/// model, only once the old worker has ended and released its own. The old worker is in the
+/// middle of a job whose every event takes a while to tell, so that a new worker that did not
+/// wait would be heard from long before the old one ends.
 #[test]
 fn a_restarted_worker_loads_its_model_only_after_the_old_one_is_gone() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
-    let config =
-        WorkerConfig { source: ModelSource::Dir(model_dir("eva_tiny")), cache_dir: None, ..WorkerConfig::default() };
-    let ended = Arc::new(AtomicBool::new(false));
+    let photos = tempfile::tempdir().unwrap();
+    let png = {
+        let mut bytes = Vec::new();
+        let image = image::RgbImage::from_fn(48, 32, |x, y| image::Rgb([x as u8 * 5, y as u8 * 7, 90]));
+        image.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png).unwrap();
+        bytes
+    };
+    for i in 0..40 {
+        std::fs::write(photos.path().join(format!("p{i:02}.png")), &png).unwrap();
+    }
+    let config = WorkerConfig {
+        source: ModelSource::Dir(model_dir("eva_tiny")),
+        cache_dir: None,
+        batch_size: 1,
+        ..WorkerConfig::default()
+    };
+    let (ended, slow) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
     let guard = EndedWhenDropped(ended.clone());
+    let slow_wake = slow.clone();
     let mut worker = Worker::spawn(
         config.clone(),
         Box::new(move || {
             let _ = &guard;
+            if slow_wake.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(100));
+            }
         }),
     );
-    let ready = |worker: &Worker| {
+    let wait_for = |worker: &Worker, wanted: &dyn Fn(&Event) -> bool| {
         let deadline = Instant::now() + Duration::from_secs(60);
-        while !matches!(
-            worker.events().recv_timeout(deadline - Instant::now()),
-            Ok(Event::Model(ModelStatus::Ready { .. }))
-        ) {}
+        loop {
+            let event = worker.events().recv_timeout(deadline.saturating_duration_since(Instant::now()));
+            if wanted(&event.expect("the worker answers within a minute")) {
+                return;
+            }
+        }
     };
-    ready(&worker);
+    wait_for(&worker, &|event| matches!(event, Event::Model(ModelStatus::Ready { .. })));
+    worker.send(Command::Add(vec![photos.path().to_owned()]));
+    wait_for(&worker, &|event| matches!(event, Event::Image { .. }));
+    slow.store(true, Ordering::SeqCst);
     worker.restart(config, Box::new(|| {}));
     let first = worker.events().recv_timeout(Duration::from_secs(60)).expect("the new worker says something");
     assert!(matches!(first, Event::Model(ModelStatus::Locating)), "{first:?}");
     assert!(ended.load(Ordering::SeqCst), "the new worker started before the old one ended");
-    ready(&worker);
+    wait_for(&worker, &|event| matches!(event, Event::Model(ModelStatus::Ready { .. })));
     worker.shutdown();
 }

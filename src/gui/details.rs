@@ -63,7 +63,7 @@ fn photo(ui: &mut egui::Ui, id: PhotoId, photo: &Photo, thumbnails: &mut Thumbna
             });
         }
         PhotoState::Failed(error) => {
-            ui.colored_label(ui.visuals().error_fg_color, error);
+            ui.colored_label(ui.visuals().error_fg_color, error.to_string());
         }
         PhotoState::NotTagged => {
             ui.label("Not tagged yet: the job was cancelled before its turn. Resume tags it.");

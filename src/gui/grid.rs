@@ -6,6 +6,7 @@ use super::action::Action;
 use super::photos::{Photo, PhotoId, PhotoList, PhotoState};
 use super::selection::{Pick, Selection};
 use super::thumbnails::{Size, Thumbnails};
+use crate::worker::PhotoErrorKind;
 
 /// The smallest and largest side of a tile's image area, in points (the size slider's range).
 pub const TILE_SIZES: std::ops::RangeInclusive<f32> = 100.0..=400.0;
@@ -179,8 +180,9 @@ fn tile(
                 caption_line(ui, second_line, caption.width(), &text, ui.visuals().strong_text_color(), true);
             }
         }
-        PhotoState::Failed(_) => {
-            caption_line(ui, second_line, caption.width(), "failed", ui.visuals().error_fg_color, true);
+        PhotoState::Failed(error) => {
+            let text = failure_caption(error.kind);
+            caption_line(ui, second_line, caption.width(), text, ui.visuals().error_fg_color, true);
         }
         PhotoState::NotTagged => {
             caption_line(ui, second_line, caption.width(), "not tagged yet", ui.visuals().weak_text_color(), false);
@@ -188,7 +190,7 @@ fn tile(
     }
     match &photo.state {
         PhotoState::Failed(error) => {
-            response.on_hover_text(error);
+            response.on_hover_text(error.to_string());
         }
         PhotoState::Tagged(labels) => {
             let all: Vec<String> = labels.iter().map(|l| format!("{} {:.1}%", l.label, l.prob * 100.0)).collect();
@@ -227,6 +229,18 @@ fn context_menu(ui: &mut egui::Ui, id: PhotoId, photo: &Photo, count: usize, act
     item(ui, &sidecars, "", Action::ExportSidecars);
     item(ui, &paths, "", Action::CopyPaths);
     item(ui, &remove, "Delete", Action::RemoveSelected);
+}
+
+/// The tile's second line for a photo that could not be tagged: the kind of problem in a
+/// word or two (the whole message is in its tooltip and the details pane).
+fn failure_caption(kind: PhotoErrorKind) -> &'static str {
+    match kind {
+        PhotoErrorKind::NotAPhoto => "not a photo",
+        PhotoErrorKind::File => "cannot be read",
+        PhotoErrorKind::Model | PhotoErrorKind::Unexpected => "failed",
+        PhotoErrorKind::ModelUnavailable => "no model",
+        PhotoErrorKind::Cancelled => "not tagged yet",
+    }
 }
 
 /// One line of caption text, cut with an ellipsis to `width`. Painted, not a widget, so the

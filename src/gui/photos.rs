@@ -10,6 +10,7 @@ use std::time::SystemTime;
 
 use crate::library::photo_info::PhotoInfo;
 use crate::model::labels::Label;
+use crate::worker::PhotoError;
 
 /// Where a photo stands.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,8 +19,8 @@ pub enum PhotoState {
     Queued,
     /// Tagged; labels best first.
     Tagged(Vec<Label>),
-    /// Could not be tagged; the text names the cause.
-    Failed(String),
+    /// Could not be tagged, and why.
+    Failed(PhotoError),
     /// Not tagged yet: the job was cancelled before its turn. Resume tags it.
     NotTagged,
 }

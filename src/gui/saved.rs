@@ -133,6 +133,7 @@ pub fn read(file: &Path) -> SavedLibrary {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::worker::PhotoError;
 
     #[test]
     fn a_list_survives_a_round_trip_and_a_damaged_file_reads_as_empty() {
@@ -148,7 +149,8 @@ mod tests {
         photos.finish(Path::new("/p/a.jpg"), PhotoState::Tagged(labels.clone()));
         let info = PhotoInfo { taken: Some(1_600_000_000), taken_offset: Some(3600), camera: Some("NIKON Z 6".into()) };
         photos.set_info(Path::new("/p/a.jpg"), info.clone());
-        photos.finish(Path::new("/p/c.jpg"), PhotoState::Failed("broken".into()));
+        let broken = PhotoError::file("/p/c.jpg".into(), "c.jpg: not a supported image".into());
+        photos.finish(Path::new("/p/c.jpg"), PhotoState::Failed(broken));
         write(&file, &snapshot(&photos)).unwrap();
         let back = read(&file);
         assert_eq!(back.folders, [PathBuf::from("/p"), PathBuf::from("/q/one.jpg")]);

@@ -9,13 +9,14 @@ use super::action::Action;
 use super::card;
 use super::thumbnails::Thumbnails;
 use crate::library::search::Match;
+use crate::worker::PhotoError;
 
 /// The similarity results shown in the strip under the grid.
 pub struct SimilarView {
     /// The query photo.
     pub query: PathBuf,
     /// Ranked matches, an error, or `None` while waiting.
-    pub results: Option<Result<Vec<Match>, String>>,
+    pub results: Option<Result<Vec<Match>, PhotoError>>,
 }
 
 /// Side of a result's thumbnail, in points.
@@ -46,7 +47,7 @@ pub fn strip(ui: &mut egui::Ui, view: &SimilarView, thumbnails: &mut Thumbnails,
                 });
             }
             Some(Err(e)) => {
-                ui.colored_label(ui.visuals().error_fg_color, e);
+                ui.colored_label(ui.visuals().error_fg_color, e.to_string());
             }
             Some(Ok(results)) if results.is_empty() => {
                 ui.label("No other tagged photos yet.");

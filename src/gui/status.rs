@@ -174,11 +174,14 @@ fn model_state(ui: &mut egui::Ui, status: &ModelStatus, actions: &mut Vec<Action
         ModelStatus::Ready { device, .. } => {
             ui.label(format!("Model ready on the {device}"));
         }
-        ModelStatus::Failed(reason) => {
+        ModelStatus::Failed(error) => {
             // One short line: the whole reason is in the errors panel, behind Details.
-            ui.colored_label(ui.visuals().error_fg_color, "Model unavailable").on_hover_text(reason);
+            ui.colored_label(ui.visuals().error_fg_color, "Model unavailable").on_hover_text(error.to_string());
             if ui.button("Details").clicked() {
                 actions.push(Action::ShowErrors(true));
+            }
+            if error.files_missing() && ui.button("Choose model folder…").clicked() {
+                actions.push(Action::ChooseModelFolder);
             }
             if ui.button("Retry").clicked() {
                 actions.push(Action::RetryModel);
@@ -196,8 +199,8 @@ pub fn errors_panel(ui: &mut egui::Ui, errors: &[(PathBuf, String)], model: &Mod
                 actions.push(Action::ClearErrors);
             }
         });
-        if let ModelStatus::Failed(reason) = model {
-            ui.colored_label(ui.visuals().error_fg_color, reason);
+        if let ModelStatus::Failed(error) = model {
+            ui.colored_label(ui.visuals().error_fg_color, error.to_string());
         }
         let row = ui.text_style_height(&egui::TextStyle::Body);
         egui::ScrollArea::vertical().auto_shrink([false, false]).show_rows(ui, row, errors.len(), |ui, rows| {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, unbounded};
 
 use super::Notifier;
-use super::protocol::{ModelStatus, WorkerConfig};
+use super::protocol::{ModelError, ModelStatus, WorkerConfig};
 use crate::model::Model;
 use crate::model::config::ModelConfig;
 use crate::model::device::{self, DTypeChoice, DeviceChoice};
@@ -53,7 +53,7 @@ pub(super) fn spawn_loader(
             }));
             if let Err(payload) = loaded {
                 let what = crate::fail_point::panic_message(payload.as_ref());
-                send(LoaderMsg::Status(ModelStatus::Failed(format!("loading the model failed unexpectedly: {what}"))));
+                send(LoaderMsg::Status(ModelStatus::Failed(ModelError::Unexpected(what))));
             }
         })
         .expect("spawning the model loader thread");
@@ -76,7 +76,7 @@ fn load(source: ModelSource, device_choice: DeviceChoice, dtype_choice: DTypeCho
     let (files, config, model_id) = match located {
         Ok(found) => found,
         Err(e) => {
-            send(LoaderMsg::Status(ModelStatus::Failed(e.to_string())));
+            send(LoaderMsg::Status(ModelStatus::Failed(e.into())));
             return;
         }
     };
@@ -88,7 +88,7 @@ fn load(source: ModelSource, device_choice: DeviceChoice, dtype_choice: DTypeCho
             send(LoaderMsg::Loaded(Box::new(model)));
             send(LoaderMsg::Status(ready));
         }
-        Err(e) => send(LoaderMsg::Status(ModelStatus::Failed(e.to_string()))),
+        Err(e) => send(LoaderMsg::Status(ModelStatus::Failed(e.into()))),
     }
 }
 

@@ -12,7 +12,7 @@ use crate::library::search::Match;
 use crate::library::trash::TrashReport;
 use crate::model::device::{DTypeChoice, DeviceChoice};
 use crate::model::labels::Label;
-use crate::model::weights::ModelSource;
+use crate::model::weights::{ModelSource, WeightsError};
 use crate::options::Options;
 
 /// How the worker loads its model and treats files.
@@ -94,7 +94,7 @@ pub enum Command {
 }
 
 /// The model's state as a user would describe it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum ModelStatus {
     /// Looking for the model's files.
     Locating,
@@ -121,8 +121,36 @@ pub enum ModelStatus {
         /// Model identity.
         model_id: String,
     },
-    /// Could not be made ready; the text says why and what to do.
-    Failed(String),
+    /// Could not be made ready: why, and what to do.
+    Failed(ModelError),
+}
+
+/// Why the model could not be made ready.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ModelError {
+    /// Its files could not be found, downloaded, read or loaded; the message says what to do.
+    #[error(transparent)]
+    Weights(Arc<WeightsError>),
+    /// evatag itself failed (a panic) while loading it, with the panic's message.
+    #[error("loading the model failed unexpectedly: {0}")]
+    Unexpected(String),
+}
+
+impl ModelError {
+    /// Whether choosing a local model folder is a way out: the files could not be found or
+    /// downloaded, as opposed to found and unusable.
+    pub fn files_missing(&self) -> bool {
+        matches!(
+            self,
+            Self::Weights(e) if matches!(**e, WeightsError::Download { .. } | WeightsError::NotCached { .. } | WeightsError::MissingFile { .. })
+        )
+    }
+}
+
+impl From<WeightsError> for ModelError {
+    fn from(error: WeightsError) -> Self {
+        Self::Weights(Arc::new(error))
+    }
 }
 
 /// What the model says about one photo.
@@ -320,5 +348,25 @@ impl PhotoError {
     pub fn cancelled(path: PathBuf) -> Self {
         let message = format!("{}: not tagged: cancelled", path.display());
         Self { path, kind: PhotoErrorKind::Cancelled, message }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_model_folder_is_offered_only_where_the_files_are_missing() {
+        let missing: ModelError = WeightsError::MissingFile { path: "/m/model.safetensors".into() }.into();
+        assert!(missing.files_missing());
+        assert_eq!(missing.to_string(), WeightsError::MissingFile { path: "/m/model.safetensors".into() }.to_string());
+        let offline: ModelError =
+            WeightsError::NotCached { repo: "timm/x".into(), file: "config.json".into(), cache: "/hf".into() }.into();
+        assert!(offline.files_missing());
+        let damaged: ModelError =
+            WeightsError::NotSafetensors { path: "/m/model.safetensors".into(), reason: "truncated".into() }.into();
+        assert!(!damaged.files_missing(), "a damaged file is found, not missing");
+        assert!(!ModelError::Unexpected("boom".into()).files_missing());
+        assert_eq!(ModelError::Unexpected("boom".into()).to_string(), "loading the model failed unexpectedly: boom");
     }
 }

@@ -11,7 +11,7 @@ use crate::gui::confirm::SidecarPlan;
 use crate::gui::photos::{Photo, PhotoId, PhotoState};
 use crate::gui::saved;
 use crate::gui::settings;
-use crate::library::export::{self, ExportRequest, PhotoTags};
+use crate::library::export::{self, ExportReport, ExportRequest, PhotoTags};
 use crate::library::photo_info::PhotoInfo;
 use crate::model::labels::Label;
 
@@ -19,14 +19,46 @@ use super::App;
 
 /// What finished off the UI thread, for the next frame to apply.
 pub(super) enum Done {
-    /// An export: what it wrote, or why it failed.
-    Exported(Result<String, String>),
+    /// An export finished.
+    Exported(Exported),
     /// The result cache's size on disk, in bytes, measured for the cache as it was at
     /// `epoch` (a clear since makes it stale).
     CacheMeasured { bytes: u64, epoch: u64 },
     /// A folder looked at again: the photos of it whose files are gone, or `None` when the
     /// folder itself cannot be found (a disconnected drive).
     Rescanned { root: PathBuf, gone: Option<Vec<PathBuf>> },
+}
+
+/// What an export did, for the notice that tells it and the errors panel.
+pub(super) struct Exported {
+    /// The CSV file written, or `None` for XMP sidecars.
+    csv: Option<PathBuf>,
+    /// How many photos were exported.
+    photos: usize,
+    /// What was written and what failed.
+    report: ExportReport,
+}
+
+impl Exported {
+    /// One line that says what was written and how many files failed (the failures
+    /// themselves go to the errors panel).
+    fn notice(&self) -> String {
+        let report = &self.report;
+        let failed = match report.errors.len() {
+            0 => String::new(),
+            1 => "; 1 file failed (see Errors)".to_owned(),
+            n => format!("; {n} files failed (see Errors)"),
+        };
+        match &self.csv {
+            Some(file) if report.errors.is_empty() => format!("Wrote {} photos to {}", self.photos, file.display()),
+            Some(file) => format!("{} could not be written (see Errors)", file.display()),
+            None if report.sidecars_without_keywords > 0 => format!(
+                "Wrote {} XMP sidecars; {} have no keyword at this threshold{failed}",
+                report.sidecars, report.sidecars_without_keywords
+            ),
+            None => format!("Wrote {} XMP sidecars{failed}", report.sidecars),
+        }
+    }
 }
 
 /// Runs the app's file work off the UI thread, one thread per job, and hands back what each
@@ -114,19 +146,7 @@ impl App {
             let photos: Vec<PhotoTags> =
                 tagged.iter().map(|(path, labels, info)| PhotoTags { path, labels, info: Some(info) }).collect();
             let report = request.run(&photos, &AtomicBool::new(false));
-            let done = match (&request.csv, report.sidecars) {
-                (Some(file), _) => format!("Wrote {} photos to {}", photos.len(), file.display()),
-                (None, written) if report.sidecars_without_keywords > 0 => format!(
-                    "Wrote {written} XMP sidecars; {} have no keyword at this threshold",
-                    report.sidecars_without_keywords
-                ),
-                (None, written) => format!("Wrote {written} XMP sidecars"),
-            };
-            let outcome = match report.errors.first() {
-                None => Ok(done),
-                Some(first) => Err(format!("{} files failed; first: {first}", report.errors.len())),
-            };
-            Some(Done::Exported(outcome))
+            Some(Done::Exported(Exported { csv: request.csv, photos: photos.len(), report }))
         });
     }
 
@@ -170,8 +190,10 @@ impl App {
     pub(super) fn poll_background(&mut self) {
         for done in self.jobs.finished() {
             match done {
-                Done::Exported(outcome) => {
-                    self.notices.push(outcome.unwrap_or_else(|e| format!("Export failed: {e}")));
+                Done::Exported(exported) => {
+                    self.notices.push(exported.notice());
+                    let failed = exported.report.errors.iter();
+                    self.errors.extend(failed.map(|error| (error.path().to_owned(), error.to_string())));
                 }
                 Done::CacheMeasured { bytes, epoch } if epoch == self.cache_epoch => {
                     self.measuring_cache = false;
@@ -270,3 +292,33 @@ pub(super) fn watch_stop_signals(ctx: &egui::Context, stop: &Arc<AtomicBool>) {
 /// Windows and others close the window at logoff, which saves through `on_exit`.
 #[cfg(not(unix))]
 pub(super) fn watch_stop_signals(_ctx: &egui::Context, _stop: &Arc<AtomicBool>) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::library::export::ExportError;
+
+    fn exported(csv: Option<&str>, sidecars: usize, without_keywords: usize, failed: &[&str]) -> Exported {
+        let errors = failed.iter().map(|path| ExportError::ReadOnly { path: PathBuf::from(path) }).collect();
+        let report = ExportReport { sidecars, sidecars_without_keywords: without_keywords, errors, stopped: false };
+        Exported { csv: csv.map(PathBuf::from), photos: 7, report }
+    }
+
+    #[test]
+    fn an_export_is_told_in_one_line_with_its_failures_counted() {
+        assert_eq!(exported(None, 5, 0, &[]).notice(), "Wrote 5 XMP sidecars");
+        assert_eq!(
+            exported(None, 5, 2, &["/p/a.xmp"]).notice(),
+            "Wrote 5 XMP sidecars; 2 have no keyword at this threshold; 1 file failed (see Errors)"
+        );
+        assert_eq!(
+            exported(None, 3, 0, &["/p/a.xmp", "/p/b.xmp"]).notice(),
+            "Wrote 3 XMP sidecars; 2 files failed (see Errors)"
+        );
+        assert_eq!(exported(Some("/out/tags.csv"), 0, 0, &[]).notice(), "Wrote 7 photos to /out/tags.csv");
+        assert_eq!(
+            exported(Some("/out/tags.csv"), 0, 0, &["/out/tags.csv"]).notice(),
+            "/out/tags.csv could not be written (see Errors)"
+        );
+    }
+}

@@ -92,7 +92,7 @@ impl App {
                     }
                     Err(error) => {
                         self.errors.push((path.clone(), error.to_string()));
-                        PhotoState::Failed(error.to_string())
+                        PhotoState::Failed(error)
                     }
                 };
                 self.photos.finish(&path, state);
@@ -100,7 +100,7 @@ impl App {
             Event::Progress(progress) => self.progress = progress,
             Event::Similar { query, outcome } => {
                 if let Some(view) = self.similar.as_mut().filter(|v| v.query == query) {
-                    view.results = Some(outcome.map_err(|e| e.to_string()));
+                    view.results = Some(outcome);
                 }
             }
             Event::CacheCleared(outcome) => match outcome {

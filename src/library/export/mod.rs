@@ -153,6 +153,23 @@ pub enum ExportError {
     },
 }
 
+impl ExportError {
+    /// The file the error is about: the photo, sidecar or table that was not written.
+    pub fn path(&self) -> &Path {
+        match self {
+            Self::Io { path, .. }
+            | Self::Xml { path, .. }
+            | Self::Csv { path, .. }
+            | Self::ReadOnly { path }
+            | Self::Symlink { path }
+            | Self::Unexpected { path, .. }
+            | Self::Json { path, .. } => path,
+            Self::Collision { sidecar, .. } => sidecar,
+            Self::SidecarIsAPhoto { photo, .. } => photo,
+        }
+    }
+}
+
 fn list(paths: &[PathBuf]) -> String {
     let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
     names.join(" and ")
