@@ -335,6 +335,26 @@ fn settings_show_the_device_and_cpu_kernels_in_use() {
 }
 
 #[test]
+fn settings_show_the_model_speed_against_this_cpus_peak() {
+    let (_photos, _cache, _copied, mut harness) = tagged_library();
+    harness.get_by_label("Settings").click();
+    let speed_line = |node: &egui_kittest::kittest::AccessKitNode<'_>| {
+        node.value().is_some_and(|text| {
+            text.starts_with("Speed: ")
+                && text.contains(" s per photo, ")
+                && text.contains(" GFLOP/s, ")
+                && text.contains(" % of this CPU's peak (")
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while harness.query_all(egui_kittest::kittest::By::new().predicate(speed_line)).next().is_none() {
+        assert!(Instant::now() < deadline, "the speed against this CPU's peak is not shown");
+        harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
 fn settings_switch_to_half_precision_and_remember_it() {
     let cache = tempfile::tempdir().unwrap();
     let mut options = options_for(cache.path(), model_dir("eva_tiny"), Vec::new(), 4);

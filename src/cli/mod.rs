@@ -16,7 +16,9 @@ use serde_json::json;
 
 use crate::library::export::tabular::{Outcome, ResultStream, StreamFormat, path_fields};
 use crate::library::export::{ExportRequest, PhotoTags, SidecarNaming};
+use crate::model::cpu::profile::{self, Spent};
 use crate::model::device::{self, DTypeChoice, DeviceChoice};
+use crate::model::peak;
 use crate::model::registry::{self, RegisteredModel};
 use crate::model::weights::{self, ModelSource};
 use crate::model::{Model, weights::ModelFiles};
@@ -547,15 +549,42 @@ fn run_bench(options: &Options, args: &BenchArgs) -> anyhow::Result<()> {
     eprintln!("evatag: warming up");
     model.predict(&inputs).context("warm-up run")?;
     let mut seconds = Vec::new();
+    let mut spent = Spent::default();
     for i in 0..args.iters {
         let started = Instant::now();
-        model.predict(&inputs)?;
+        let (predicted, kernels) = profile::measure(|| model.predict(&inputs));
+        predicted?;
         let elapsed = started.elapsed().as_secs_f64();
         seconds.push(elapsed);
+        spent.matrix_products += kernels.matrix_products;
+        spent.attention += kernels.attention;
         eprintln!("evatag: iteration {}: {elapsed:.3} s", i + 1);
     }
+    let timed: f64 = seconds.iter().sum();
     seconds.sort_by(f64::total_cmp);
     let per_image = seconds[seconds.len() / 2] / batch as f64;
+    let gflops = 2.0 * config.macs_per_image() as f64 / per_image / 1e9;
+    let threads = rayon::current_num_threads();
+    // The machine's own ceiling, for the CPU only: a GPU's would need its own probe.
+    let peak = placement.device.is_cpu().then(|| {
+        eprintln!("evatag: measuring this machine's peak");
+        peak::measure(threads)
+    });
+    let share = |part: f64| (part / timed).clamp(0.0, 1.0);
+    let (matrix_products, attention) = (share(spent.matrix_products), share(spent.attention));
+    let efficiency = peak.map(|peak| gflops / peak.all_threads);
+    if let (Some(peak), Some(efficiency)) = (peak, efficiency) {
+        eprintln!(
+            "evatag: {per_image:.3} s/image, {gflops:.0} GFLOP/s: {:.0} % of this machine's peak ({:.0} GFLOP/s with {} on {threads} threads, {:.0} on one); matrix products {:.0} %, attention {:.0} %, the rest {:.0} % of the time",
+            efficiency * 100.0,
+            peak.all_threads,
+            peak.level,
+            peak.one_thread,
+            matrix_products * 100.0,
+            attention * 100.0,
+            (1.0 - matrix_products - attention).max(0.0) * 100.0,
+        );
+    }
     let report = json!({
         "impl": "evatag",
         "model": model.config().architecture,
@@ -564,11 +593,22 @@ fn run_bench(options: &Options, args: &BenchArgs) -> anyhow::Result<()> {
         "dtype": placement.precision().name(),
         "bf16_kernels": placement.bf16_kernels(),
         "batch": batch,
-        "threads": rayon::current_num_threads(),
+        "threads": threads,
         "iters": args.iters,
         "load_seconds": load_seconds,
         "seconds_per_image": per_image,
         "images_per_second": 1.0 / per_image,
+        "gflop_per_image": 2.0 * config.macs_per_image() as f64 / 1e9,
+        "gflops": gflops,
+        "peak_gflops": peak.map(|peak| peak.all_threads),
+        "peak_gflops_one_thread": peak.map(|peak| peak.one_thread),
+        "efficiency": efficiency,
+        // evatag's own CPU kernels are the ones timed.
+        "time_share": placement.device.is_cpu().then(|| json!({
+            "matrix_products": matrix_products,
+            "attention": attention,
+            "rest": (1.0 - matrix_products - attention).max(0.0),
+        })),
     });
     println!("{report}");
     Ok(())

@@ -4,12 +4,14 @@ use std::path::{Path, PathBuf};
 
 use crate::library::export::SidecarNaming;
 use crate::model::device::{self, DTypeChoice, DeviceChoice};
+use crate::model::peak::Peak;
 use crate::model::registry::{self, RegisteredModel};
 
 use super::action::Action;
 use super::photos::SortKey;
 use super::precision;
 use crate::units::human_bytes;
+use crate::worker::ModelSpeed;
 
 /// What is remembered between runs, in `settings.json` (written whenever it changes).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -91,6 +93,10 @@ pub struct Facts<'a> {
     pub folder: Option<&'a std::path::Path>,
     /// Its size on disk in bytes, once measured.
     pub bytes: Option<u64>,
+    /// The model's own speed in the last job that ran it.
+    pub speed: Option<ModelSpeed>,
+    /// This machine's floating-point peak, once measured.
+    pub peak: Option<Peak>,
 }
 
 /// The settings window: shows `settings` and `facts`, and returns what the user changed or
@@ -117,6 +123,23 @@ pub fn window(
         });
     if !open {
         actions.push(Action::ShowSettings(false));
+    }
+}
+
+/// The model's speed in one line: seconds per photo and GFLOP/s, and on the CPU its share of
+/// the machine's peak once that is measured.
+fn speed_line(speed: ModelSpeed, peak: Option<Peak>) -> String {
+    let rate = format!("Speed: {:.2} s per photo, {:.0} GFLOP/s", speed.seconds_per_image, speed.gflops);
+    match peak.filter(|_| speed.on_cpu) {
+        Some(peak) => format!(
+            "{rate}, {:.0} % of this CPU's peak ({:.0} GFLOP/s with {} on {} threads)",
+            100.0 * speed.gflops / peak.all_threads,
+            peak.all_threads,
+            peak.level,
+            peak.threads
+        ),
+        None if speed.on_cpu => format!("{rate} (this CPU's peak is measured once nothing is being tagged)"),
+        None => rate,
     }
 }
 
@@ -189,6 +212,12 @@ fn show(ui: &mut egui::Ui, settings: &Settings, facts: &Facts<'_>, actions: &mut
         actions.push(Action::ChangePrecision(precision_choice));
     }
     ui.label(format!("Running on: {}", facts.running_on.unwrap_or("not loaded yet")));
+    if let Some(speed) = facts.speed {
+        ui.label(speed_line(speed, facts.peak)).on_hover_text(
+            "The forward passes alone, without reading the photos. A multiply-add counts as two operations; \
+             the peak is what this machine's vector units reach in a loop of nothing but multiply-adds.",
+        );
+    }
     ui.separator();
     ui.heading("Export");
     let mut min_prob = settings.min_prob;
@@ -240,6 +269,19 @@ fn model_facts(model: &RegisteredModel) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_speed_line_gives_the_share_of_the_peak_only_for_the_cpu() {
+        let speed = ModelSpeed { seconds_per_image: 2.1, gflops: 254.3, on_cpu: true };
+        let peak = Peak { level: "AVX-512", one_thread: 280.0, all_threads: 552.0, threads: 2 };
+        assert_eq!(
+            speed_line(speed, Some(peak)),
+            "Speed: 2.10 s per photo, 254 GFLOP/s, 46 % of this CPU's peak (552 GFLOP/s with AVX-512 on 2 threads)"
+        );
+        assert!(speed_line(speed, None).ends_with("(this CPU's peak is measured once nothing is being tagged)"));
+        let gpu = ModelSpeed { on_cpu: false, ..speed };
+        assert_eq!(speed_line(gpu, Some(peak)), "Speed: 2.10 s per photo, 254 GFLOP/s");
+    }
 
     #[test]
     fn folders_in_an_older_settings_file_are_read_and_not_written_again() {

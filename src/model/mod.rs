@@ -15,6 +15,8 @@ pub mod registry;
 pub mod rope;
 pub mod weights;
 
+pub use cpu::peak;
+
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 

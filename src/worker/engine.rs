@@ -12,7 +12,9 @@ use super::Notifier;
 use super::duplicates;
 use super::loader::{LoaderMsg, spawn_loader};
 use super::pipeline::{self, DecodeContext, Hit, Job, PipeMsg, Prepared, ReadyImage};
-use super::protocol::{Command, Event, LibraryError, ModelStatus, PhotoError, Progress, Tagged, Task, WorkerConfig};
+use super::protocol::{
+    Command, Event, LibraryError, ModelSpeed, ModelStatus, PhotoError, Progress, Tagged, Task, WorkerConfig,
+};
 use super::similar::{CacheOfModel, SearchError, Similarity};
 use crate::fail_point::{Stage, fail_point, panic_message};
 use crate::library::cache::{self, Cache, CacheError, ContentHash, NewResult};
@@ -83,6 +85,9 @@ struct JobCounters {
     cache_write_warned: bool,
     /// Whether another program holds the cache locked: the rest of the job is not stored.
     cache_locked: bool,
+    /// Photos run through the model in this job, and the seconds its forward passes took.
+    forward_images: u64,
+    forward_seconds: f64,
 }
 
 impl JobCounters {
@@ -514,8 +519,13 @@ impl Engine {
         let batch: Vec<ReadyImage> = self.batch.drain(..self.batch.len().min(self.config.batch_size)).collect();
         self.in_flight.extend(batch.iter().map(|item| item.path.clone()));
         let model_id = model.id().to_owned();
+        let (macs_per_image, on_cpu) = (model.config().eva.macs_per_image(), model.device().is_cpu());
+        let started = Instant::now();
         match predict_guarded(model, &batch) {
-            Ok(predictions) => self.record_batch(&model_id, batch, predictions),
+            Ok(predictions) => {
+                self.record_speed(batch.len(), started.elapsed().as_secs_f64(), macs_per_image, on_cpu);
+                self.record_batch(&model_id, batch, predictions)
+            }
             // A panic in the forward pass: each photo alone, so that only the one it belongs
             // to fails.
             Err(Failure::Panicked(_)) if batch.len() > 1 => {
@@ -541,6 +551,16 @@ impl Engine {
         if !self.batch.is_empty() {
             self.maybe_run_batch();
         }
+    }
+
+    /// Adds a batch's forward pass to the job's measure of the model's speed.
+    fn record_speed(&mut self, images: usize, seconds: f64, macs_per_image: u64, on_cpu: bool) {
+        let job = &mut self.job;
+        job.forward_images += images as u64;
+        job.forward_seconds += seconds;
+        let seconds_per_image = job.forward_seconds / job.forward_images as f64;
+        let gflops = 2.0 * macs_per_image as f64 / seconds_per_image.max(1e-9) / 1e9;
+        job.progress.model_speed = Some(ModelSpeed { seconds_per_image, gflops, on_cpu });
     }
 
     /// Records a batch's results and reports each photo as tagged.

@@ -23,8 +23,8 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
 pub use protocol::{
-    Command, Event, LibraryError, ModelError, ModelStatus, PhotoError, PhotoErrorKind, Progress, Tagged, Task,
-    WorkerConfig,
+    Command, Event, LibraryError, ModelError, ModelSpeed, ModelStatus, PhotoError, PhotoErrorKind, Progress, Tagged,
+    Task, WorkerConfig,
 };
 
 /// Handle on the background worker.

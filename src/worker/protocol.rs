@@ -187,6 +187,20 @@ pub struct Progress {
     pub images_per_second: f64,
     /// Seconds left at that pace.
     pub eta_secs: Option<f64>,
+    /// The model's own speed over this job's batches, once one has run.
+    pub model_speed: Option<ModelSpeed>,
+}
+
+/// How fast the model itself runs: the forward passes alone, without reading or decoding.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ModelSpeed {
+    /// Seconds per photo.
+    pub seconds_per_image: f64,
+    /// Arithmetic rate, in billions of floating-point operations per second (a multiply-add
+    /// counts two).
+    pub gflops: f64,
+    /// Whether the model runs on the CPU, whose peak [`crate::model::peak`] measures.
+    pub on_cpu: bool,
 }
 
 /// Something the worker reports.

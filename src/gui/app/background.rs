@@ -14,6 +14,7 @@ use crate::gui::settings;
 use crate::library::export::{self, ExportReport, ExportRequest, PhotoTags};
 use crate::library::photo_info::PhotoInfo;
 use crate::model::labels::Label;
+use crate::model::peak::{self, Peak};
 
 use super::App;
 
@@ -21,6 +22,8 @@ use super::App;
 pub(super) enum Done {
     /// An export finished.
     Exported(Exported),
+    /// This machine's floating-point peak.
+    PeakMeasured(Peak),
     /// The result cache's size on disk, in bytes, measured for the cache as it was at
     /// `epoch` (a clear since makes it stale).
     CacheMeasured { bytes: u64, epoch: u64 },
@@ -195,6 +198,10 @@ impl App {
                     let failed = exported.report.errors.iter();
                     self.errors.extend(failed.map(|error| (error.path().to_owned(), error.to_string())));
                 }
+                Done::PeakMeasured(peak) => {
+                    self.measuring_peak = false;
+                    self.cpu_peak = Some(peak);
+                }
                 Done::CacheMeasured { bytes, epoch } if epoch == self.cache_epoch => {
                     self.measuring_cache = false;
                     self.cache_bytes = Some(bytes);
@@ -239,6 +246,18 @@ impl App {
             let gone = root.exists().then(|| photos.into_iter().filter(|path| !path.exists()).collect());
             Some(Done::Rescanned { root, gone })
         });
+    }
+
+    /// Measures this machine's peak off the UI thread, once, when the model has run on the CPU
+    /// and nothing is being tagged (tagging would take the cores the probe needs).
+    pub(super) fn measure_peak(&mut self, ctx: &egui::Context) {
+        let ran_on_cpu = self.model_speed.is_some_and(|speed| speed.on_cpu);
+        if !ran_on_cpu || self.busy || self.cpu_peak.is_some() || self.measuring_peak {
+            return;
+        }
+        self.measuring_peak = true;
+        let threads = rayon::current_num_threads();
+        self.jobs.run(ctx, move || Some(Done::PeakMeasured(peak::measure(threads))));
     }
 
     pub(super) fn measure_cache(&mut self, ctx: &egui::Context) {

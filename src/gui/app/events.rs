@@ -97,7 +97,10 @@ impl App {
                 };
                 self.photos.finish(&path, state);
             }
-            Event::Progress(progress) => self.progress = progress,
+            Event::Progress(progress) => {
+                self.model_speed = progress.model_speed.or(self.model_speed);
+                self.progress = progress;
+            }
             Event::Similar { query, outcome } => {
                 if let Some(view) = self.similar.as_mut().filter(|v| v.query == query) {
                     view.results = Some(outcome);

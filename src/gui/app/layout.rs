@@ -140,6 +140,7 @@ impl App {
         }
         if self.show_settings {
             self.measure_cache(ui.ctx());
+            self.measure_peak(ui.ctx());
             let running_on = match &self.model_status {
                 ModelStatus::Loading { device } | ModelStatus::Ready { device, .. } => Some(device.as_str()),
                 _ => None,
@@ -156,6 +157,8 @@ impl App {
                 running_on,
                 folder: self.options.worker.cache_dir.as_deref(),
                 bytes: self.cache_bytes,
+                speed: self.model_speed,
+                peak: self.cpu_peak,
             };
             settings::window(ui.ctx(), under_toolbar, &self.settings, &facts, &mut actions);
         }

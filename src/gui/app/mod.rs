@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use crate::model::peak::Peak;
 use crate::model::registry::{self, RegisteredModel};
 use crate::model::weights::ModelSource;
 use crate::options::Options;
-use crate::worker::{Command, ModelStatus, Progress, Task, Worker, WorkerConfig};
+use crate::worker::{Command, ModelSpeed, ModelStatus, Progress, Task, Worker, WorkerConfig};
 
 use super::confirm::SidecarPlan;
 use super::duplicates::DuplicatesView;
@@ -142,6 +143,12 @@ pub struct App {
     measuring_cache: bool,
     /// How many times the cache was cleared: a size measured before is stale.
     cache_epoch: u64,
+    /// The model's own speed in the last job that ran it.
+    model_speed: Option<ModelSpeed>,
+    /// This machine's floating-point peak, once measured (while nothing is tagged).
+    cpu_peak: Option<Peak>,
+    /// Whether the peak is being measured.
+    measuring_peak: bool,
     /// The file work running off the UI thread.
     jobs: Jobs,
     /// The one question or entry open over the window, if any.
@@ -238,6 +245,9 @@ impl App {
             viewer: None,
             cache_bytes: None,
             measuring_cache: false,
+            model_speed: None,
+            cpu_peak: None,
+            measuring_peak: false,
             cache_epoch: 0,
             jobs: Jobs::default(),
             modal: None,

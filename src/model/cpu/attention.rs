@@ -11,6 +11,7 @@ use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape};
 use rayon::prelude::*;
 
 use super::gemm::{self, Operand};
+use super::profile::{self, Part};
 use super::{SendPtr, f32_slice, ops};
 
 /// Multi-head attention of a contiguous f32 `[batch, tokens, 3 * heads * head_dim]` tensor
@@ -29,57 +30,62 @@ impl CustomOp1 for CpuAttention {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let qkv = f32_slice(self.name(), storage, layout)?;
-        let (batch, tokens, width) = layout.shape().dims3()?;
-        if self.heads == 0 || width % (3 * self.heads) != 0 {
-            candle_core::bail!("attention-cpu: width {width} is not three times a multiple of {} heads", self.heads);
-        }
-        let (dim, head_dim) = (width / 3, width / 3 / self.heads);
-        let mut out = vec![0f32; batch * tokens * dim];
-        let out_ptr = SendPtr(out.as_mut_ptr());
-        query_chunks(batch * self.heads, tokens, rayon::current_num_threads()).into_par_iter().for_each_init(
-            || vec![0f32; tokens * tokens],
-            |scores, (task, first_query, queries)| {
-                let (image, head) = (task / self.heads, task % self.heads);
-                let base = image * tokens * width + head * head_dim;
-                let q = qkv[base + first_query * width..].as_ptr();
-                let (k, v) = (qkv[base + dim..].as_ptr(), qkv[base + 2 * dim..].as_ptr());
-                let scores = &mut scores[..queries * tokens];
-                // SAFETY: q is a `queries x head_dim` block, k and v `tokens x head_dim` blocks,
-                // with rows `width` apart inside `qkv`; `scores` is queries x tokens; this task
-                // alone writes columns `head * head_dim..` of its image's rows `first_query..`
-                // of `out`.
-                unsafe {
-                    gemm::sgemm(
-                        queries,
-                        tokens,
-                        head_dim,
-                        self.scale,
-                        Operand::rows(q, width),
-                        Operand::transposed(k, width),
-                        0.0,
-                        scores.as_mut_ptr(),
-                        tokens,
-                    );
-                }
-                scores.chunks_exact_mut(tokens).for_each(ops::softmax_in_place);
-                // SAFETY: as above.
-                unsafe {
-                    gemm::sgemm(
-                        queries,
-                        head_dim,
-                        tokens,
-                        1.0,
-                        Operand::rows(scores.as_ptr(), tokens),
-                        Operand::rows(v, width),
-                        0.0,
-                        out_ptr.get().add((image * tokens + first_query) * dim + head * head_dim),
-                        dim,
-                    );
-                }
-            },
-        );
-        Ok((CpuStorage::F32(out), Shape::from_dims(&[batch, tokens, dim])))
+        profile::timed(Part::Attention, || {
+            let qkv = f32_slice(self.name(), storage, layout)?;
+            let (batch, tokens, width) = layout.shape().dims3()?;
+            if self.heads == 0 || width % (3 * self.heads) != 0 {
+                candle_core::bail!(
+                    "attention-cpu: width {width} is not three times a multiple of {} heads",
+                    self.heads
+                );
+            }
+            let (dim, head_dim) = (width / 3, width / 3 / self.heads);
+            let mut out = vec![0f32; batch * tokens * dim];
+            let out_ptr = SendPtr(out.as_mut_ptr());
+            query_chunks(batch * self.heads, tokens, rayon::current_num_threads()).into_par_iter().for_each_init(
+                || vec![0f32; tokens * tokens],
+                |scores, (task, first_query, queries)| {
+                    let (image, head) = (task / self.heads, task % self.heads);
+                    let base = image * tokens * width + head * head_dim;
+                    let q = qkv[base + first_query * width..].as_ptr();
+                    let (k, v) = (qkv[base + dim..].as_ptr(), qkv[base + 2 * dim..].as_ptr());
+                    let scores = &mut scores[..queries * tokens];
+                    // SAFETY: q is a `queries x head_dim` block, k and v `tokens x head_dim` blocks,
+                    // with rows `width` apart inside `qkv`; `scores` is queries x tokens; this task
+                    // alone writes columns `head * head_dim..` of its image's rows `first_query..`
+                    // of `out`.
+                    unsafe {
+                        gemm::sgemm(
+                            queries,
+                            tokens,
+                            head_dim,
+                            self.scale,
+                            Operand::rows(q, width),
+                            Operand::transposed(k, width),
+                            0.0,
+                            scores.as_mut_ptr(),
+                            tokens,
+                        );
+                    }
+                    scores.chunks_exact_mut(tokens).for_each(ops::softmax_in_place);
+                    // SAFETY: as above.
+                    unsafe {
+                        gemm::sgemm(
+                            queries,
+                            head_dim,
+                            tokens,
+                            1.0,
+                            Operand::rows(scores.as_ptr(), tokens),
+                            Operand::rows(v, width),
+                            0.0,
+                            out_ptr.get().add((image * tokens + first_query) * dim + head * head_dim),
+                            dim,
+                        );
+                    }
+                },
+            );
+            Ok((CpuStorage::F32(out), Shape::from_dims(&[batch, tokens, dim])))
+        })
     }
 }
 

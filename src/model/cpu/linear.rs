@@ -16,6 +16,7 @@ use rayon::prelude::*;
 
 use super::bf16::{Bf16Path, PackedBf16};
 use super::gemm::{self, Operand};
+use super::profile::{self, Part};
 use super::{SendPtr, f32_slice, ops};
 
 /// `x Wᵀ + b` for a contiguous f32 input `[..., in]`, weight `[out, in]` and bias `[out]`,
@@ -40,28 +41,30 @@ impl CustomOp3 for CpuLinear {
         bs: &CpuStorage,
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let name = self.name();
-        let (x, w, bias) = (f32_slice(name, xs, xl)?, f32_slice(name, ws, wl)?, f32_slice(name, bs, bl)?);
-        let (n, wk) = wl.shape().dims2()?;
-        let product = Product::new(name, x, xl, (n, wk), bias)?;
-        let k = product.inputs;
-        product.run(self.gelu, |block, out| {
-            start_from_bias(block, out, n, bias);
-            // SAFETY: x is m x k and w is n x k, row-major; rows `first..first + count` of w
-            // give this task's columns of y, which only it writes.
-            unsafe {
-                gemm::sgemm(
-                    block.rows,
-                    block.count,
-                    k,
-                    1.0,
-                    Operand::rows(x.as_ptr().add(block.first_row * k), k),
-                    Operand::transposed(w.as_ptr().add(block.first * k), k),
-                    1.0,
-                    out,
-                    n,
-                );
-            }
+        profile::timed(Part::MatrixProducts, || {
+            let name = self.name();
+            let (x, w, bias) = (f32_slice(name, xs, xl)?, f32_slice(name, ws, wl)?, f32_slice(name, bs, bl)?);
+            let (n, wk) = wl.shape().dims2()?;
+            let product = Product::new(name, x, xl, (n, wk), bias)?;
+            let k = product.inputs;
+            product.run(self.gelu, |block, out| {
+                start_from_bias(block, out, n, bias);
+                // SAFETY: x is m x k and w is n x k, row-major; rows `first..first + count` of w
+                // give this task's columns of y, which only it writes.
+                unsafe {
+                    gemm::sgemm(
+                        block.rows,
+                        block.count,
+                        k,
+                        1.0,
+                        Operand::rows(x.as_ptr().add(block.first_row * k), k),
+                        Operand::transposed(w.as_ptr().add(block.first * k), k),
+                        1.0,
+                        out,
+                        n,
+                    );
+                }
+            })
         })
     }
 }
@@ -86,40 +89,42 @@ impl CustomOp2 for CpuLinearBf16 {
     }
 
     fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, bs: &CpuStorage, bl: &Layout) -> Result<(CpuStorage, Shape)> {
-        let name = self.name();
-        let (x, bias) = (f32_slice(name, xs, xl)?, f32_slice(name, bs, bl)?);
-        let weight = &self.weight;
-        let (n, k) = (weight.features(), weight.inputs());
-        let product = Product::new(name, x, xl, (n, k), bias)?;
-        match weight.path() {
-            Bf16Path::DotProduct => dot_product(product, weight, bias, self.gelu),
-            Bf16Path::Widen => {
-                product.run(self.gelu, |block, out| {
-                    start_from_bias(block, out, n, bias);
-                    let mut wide = vec![0f32; block.count * WIDEN_INPUTS.min(k)];
-                    for first_input in (0..k).step_by(WIDEN_INPUTS) {
-                        let inputs = first_input..(first_input + WIDEN_INPUTS).min(k);
-                        let width = inputs.len();
-                        weight.widen_rows(block.first, block.count, inputs, &mut wide);
-                        // SAFETY: x has k columns, row-major; `wide` holds this task's features for
-                        // `width` inputs, row-major; only this task writes its block of y.
-                        unsafe {
-                            gemm::sgemm(
-                                block.rows,
-                                block.count,
-                                width,
-                                1.0,
-                                Operand::rows(x.as_ptr().add(block.first_row * k + first_input), k),
-                                Operand::transposed(wide.as_ptr(), width),
-                                1.0,
-                                out,
-                                n,
-                            );
+        profile::timed(Part::MatrixProducts, || {
+            let name = self.name();
+            let (x, bias) = (f32_slice(name, xs, xl)?, f32_slice(name, bs, bl)?);
+            let weight = &self.weight;
+            let (n, k) = (weight.features(), weight.inputs());
+            let product = Product::new(name, x, xl, (n, k), bias)?;
+            match weight.path() {
+                Bf16Path::DotProduct => dot_product(product, weight, bias, self.gelu),
+                Bf16Path::Widen => {
+                    product.run(self.gelu, |block, out| {
+                        start_from_bias(block, out, n, bias);
+                        let mut wide = vec![0f32; block.count * WIDEN_INPUTS.min(k)];
+                        for first_input in (0..k).step_by(WIDEN_INPUTS) {
+                            let inputs = first_input..(first_input + WIDEN_INPUTS).min(k);
+                            let width = inputs.len();
+                            weight.widen_rows(block.first, block.count, inputs, &mut wide);
+                            // SAFETY: x has k columns, row-major; `wide` holds this task's features for
+                            // `width` inputs, row-major; only this task writes its block of y.
+                            unsafe {
+                                gemm::sgemm(
+                                    block.rows,
+                                    block.count,
+                                    width,
+                                    1.0,
+                                    Operand::rows(x.as_ptr().add(block.first_row * k + first_input), k),
+                                    Operand::transposed(wide.as_ptr(), width),
+                                    1.0,
+                                    out,
+                                    n,
+                                );
+                            }
                         }
-                    }
-                })
+                    })
+                }
             }
-        }
+        })
     }
 }
 

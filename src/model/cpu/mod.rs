@@ -15,6 +15,8 @@ pub(crate) mod bf16_dot;
 pub(crate) mod gemm;
 pub(crate) mod linear;
 pub(crate) mod ops;
+pub mod peak;
+pub(crate) mod profile;
 pub(crate) mod simd;
 
 use std::cell::Cell;
