@@ -49,12 +49,28 @@ torch_json="$("$PYTHON" bench/torch_reference.py --batch "$BATCH" --iters "$ITER
 
 echo "$rust_json"
 echo "$torch_json"
-"$PYTHON" - "$rust_json" "$torch_json" <<'PY'
+cpu="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1)"
+family="$(sed -n 's/^cpu family[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1)"
+model="$(sed -n 's/^model[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1)"
+"$PYTHON" - "$rust_json" "$torch_json" "${cpu:-unknown CPU} (family ${family:-?} model ${model:-?})" <<'PY'
 import json, sys
 rust, torch = (json.loads(s) for s in sys.argv[1:3])
+cpu = sys.argv[3]
 for name, r in (("evatag", rust), ("pytorch", torch)):
     for key in ("seconds_per_image", "images_per_second"):
         if not isinstance(r.get(key), (int, float)):
             sys.exit(f"error: the {name} result has no numeric {key!r}: {r}")
-print(f"ratio evatag/pytorch seconds per image: {rust['seconds_per_image'] / torch['seconds_per_image']:.2f}")
+ratio = rust["seconds_per_image"] / torch["seconds_per_image"]
+print(f"ratio evatag/pytorch seconds per image: {ratio:.2f}")
+peak = rust.get("peak_gflops")
+if isinstance(peak, (int, float)) and peak > 0:
+    # Both sides run the same arithmetic: evatag's count of it gives PyTorch's rate as well.
+    torch_gflops = rust["gflop_per_image"] / torch["seconds_per_image"]
+    share = rust["time_share"]
+    print("| CPU | SIMD | threads | batch | evatag s/image | evatag efficiency | PyTorch s/image "
+          "| PyTorch efficiency | ratio | peak GFLOP/s (1 thread) | matmul / attention / rest |")
+    print(f"| {cpu} | {rust['cpu_kernels']} | {rust['threads']} | {rust['batch']} "
+          f"| {rust['seconds_per_image']:.3f} | {rust['efficiency']:.1%} | {torch['seconds_per_image']:.3f} "
+          f"| {torch_gflops / peak:.1%} | {ratio:.2f} | {peak:.0f} ({rust['peak_gflops_one_thread']:.0f}) "
+          f"| {share['matrix_products']:.0%} / {share['attention']:.0%} / {share['rest']:.0%} |")
 PY

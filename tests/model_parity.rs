@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use evatag::model::simd;
 use evatag::preprocess::Preprocessor;
 
 /// Compares evatag's outputs for every fixture photo against timm's, given timm's own input
@@ -26,6 +27,19 @@ fn assert_parity(model_name: &str) {
 #[test]
 fn tiny_eva_matches_timm() {
     assert_parity("eva_tiny");
+}
+
+/// The bounds hold on every path the CPU kernels can take here (AVX-512, AVX2 and the portable
+/// one on an AVX-512 machine), matrix products included.
+#[test]
+fn every_simd_level_matches_timm() {
+    for level in simd::available_levels() {
+        simd::with_level_everywhere(level, || {
+            assert_eq!(simd::SimdLevel::detect(), level);
+            assert_parity("eva_tiny");
+            assert_parity("eva_offset");
+        });
+    }
 }
 
 #[test]

@@ -15,7 +15,7 @@ pub mod registry;
 pub mod rope;
 pub mod weights;
 
-pub use cpu::peak;
+pub use cpu::{peak, simd};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;

@@ -2,10 +2,15 @@
 //!
 //! The kernels that call this split their work into independent products and run those in
 //! parallel, so every product here runs on the calling thread. The `gemm` crate computes them,
-//! in pure Rust with kernels chosen at run time for the CPU (AVX-512, AVX2+FMA, NEON or scalar):
-//! no system library is needed, and no library's own CPU detection can pick a generic kernel
-//! behind the program's back. That choice is the crate's alone: it cannot be forced to a
-//! narrower level, so the cap that tests can set in `simd` does not apply here.
+//! in pure Rust with kernels for the CPU (AVX-512, AVX2+FMA, NEON or scalar): no system library
+//! is needed. The crate picks its kernels itself at run time, and offers no way to pick a
+//! narrower level; on x86-64 this module calls its AVX2+FMA and scalar kernels directly when
+//! `simd`'s level is lowered (a test's cap, or `EVATAG_SIMD` for a benchmark), so that those
+//! paths are measured and checked on a machine that has AVX-512. They are the same kernels the
+//! crate picks on a CPU without AVX-512, reached through its public but lower-level entry point,
+//! which is why the crate's version is pinned exactly in Cargo.toml.
+
+use super::simd::{SimdLevel, note_path};
 
 /// A read-only matrix operand: element `(i, j)` lies at `ptr + i * row_stride + j * col_stride`.
 #[derive(Debug, Clone, Copy)]
@@ -55,29 +60,168 @@ pub(crate) unsafe fn sgemm(
     let signed = |v: usize| v as isize;
     // The transposed problem, cᵀ = bᵀ aᵀ with cᵀ column-major, is the layout the `gemm`
     // crate runs fastest. Its `alpha` scales the output and its `beta` the product.
-    // SAFETY: forwarded from this function's contract.
-    unsafe {
-        gemm::gemm(
-            n,
-            m,
-            k,
-            c,
-            signed(c_stride),
-            1,
-            beta != 0.0,
-            b.ptr,
-            signed(b.row_stride),
-            signed(b.col_stride),
-            a.ptr,
-            signed(a.row_stride),
-            signed(a.col_stride),
-            beta,
-            alpha,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
+    let (dst, dst_cs, read_dst) = (c, signed(c_stride), beta != 0.0);
+    let (lhs, lhs_cs, lhs_rs) = (b.ptr, signed(b.row_stride), signed(b.col_stride));
+    let (rhs, rhs_cs, rhs_rs) = (a.ptr, signed(a.row_stride), signed(a.col_stride));
+    let level = SimdLevel::detect();
+    note_path(level);
+    // SAFETY (all three calls): forwarded from this function's contract; the narrower kernels
+    // run on a CPU that has at least their features, since the level is at most the CPU's.
+    match level {
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx2 | SimdLevel::Generic => unsafe {
+            forced::gemm(
+                level,
+                n,
+                m,
+                k,
+                dst,
+                dst_cs,
+                read_dst,
+                (lhs, lhs_cs, lhs_rs),
+                (rhs, rhs_cs, rhs_rs),
+                beta,
+                alpha,
+            )
+        },
+        _ => unsafe {
+            gemm::gemm(
+                n,
+                m,
+                k,
+                dst,
+                dst_cs,
+                1,
+                read_dst,
+                lhs,
+                lhs_cs,
+                lhs_rs,
+                rhs,
+                rhs_cs,
+                rhs_rs,
+                beta,
+                alpha,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            )
+        },
+    }
+}
+
+/// The `gemm` crate's AVX2+FMA and scalar kernels, called by level rather than by the crate's
+/// own choice.
+#[cfg(target_arch = "x86_64")]
+mod forced {
+    use gemm_common::gemm::gemm_basic_generic;
+    use gemm_common::simd::{MixedSimd, Scalar, V3};
+    use gemm_f32::microkernel::{fma, scalar};
+
+    use super::SimdLevel;
+
+    /// A column-major operand: pointer, column stride, row stride.
+    pub(super) type Matrix = (*const f32, isize, isize);
+
+    /// `dst = alpha · dst + beta · lhs · rhs` (the `gemm` crate's convention) with column-major
+    /// `dst` of `m x n` whose columns are `dst_cs` apart, on the kernels of `level`.
+    ///
+    /// # Safety
+    /// As [`super::sgemm`]; for `Avx2` the CPU must have AVX2 and FMA.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn gemm(
+        level: SimdLevel,
+        m: usize,
+        n: usize,
+        k: usize,
+        dst: *mut f32,
+        dst_cs: isize,
+        read_dst: bool,
+        (lhs, lhs_cs, lhs_rs): Matrix,
+        (rhs, rhs_cs, rhs_rs): Matrix,
+        alpha: f32,
+        beta: f32,
+    ) {
+        let mul_add = |a: f32, b: f32, c: f32| a * b + c;
+        let none = gemm_common::Parallelism::None;
+        // SAFETY: forwarded from this function's contract.
+        unsafe {
+            if level == SimdLevel::Avx2 {
+                let simd = <V3 as MixedSimd<f32, f32, f32, f32>>::try_new().expect("the CPU has AVX2 and FMA");
+                gemm_basic_generic::<
+                    _,
+                    f32,
+                    8,
+                    { fma::f32::MR_DIV_N * 8 },
+                    { fma::f32::NR },
+                    { fma::f32::MR_DIV_N },
+                    { fma::f32::H_M },
+                    { fma::f32::H_N },
+                >(
+                    simd,
+                    m,
+                    n,
+                    k,
+                    dst,
+                    dst_cs,
+                    1,
+                    read_dst,
+                    lhs,
+                    lhs_cs,
+                    lhs_rs,
+                    rhs,
+                    rhs_cs,
+                    rhs_rs,
+                    alpha,
+                    beta,
+                    false,
+                    false,
+                    false,
+                    mul_add,
+                    &fma::f32::UKR,
+                    &fma::f32::H_UKR,
+                    false,
+                    none,
+                );
+            } else {
+                let simd = <Scalar as MixedSimd<f32, f32, f32, f32>>::try_new().expect("scalar code runs anywhere");
+                gemm_basic_generic::<
+                    _,
+                    f32,
+                    1,
+                    { scalar::f32::MR_DIV_N },
+                    { scalar::f32::NR },
+                    { scalar::f32::MR_DIV_N },
+                    { scalar::f32::H_M },
+                    { scalar::f32::H_N },
+                >(
+                    simd,
+                    m,
+                    n,
+                    k,
+                    dst,
+                    dst_cs,
+                    1,
+                    read_dst,
+                    lhs,
+                    lhs_cs,
+                    lhs_rs,
+                    rhs,
+                    rhs_cs,
+                    rhs_rs,
+                    alpha,
+                    beta,
+                    false,
+                    false,
+                    false,
+                    mul_add,
+                    &scalar::f32::UKR,
+                    &scalar::f32::H_UKR,
+                    false,
+                    none,
+                );
+            }
+        }
     }
 }
 
@@ -100,6 +244,34 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn every_level_computes_the_same_products() {
+        // Sizes around the kernels' tiles, with a long inner dimension.
+        let (m, n, k) = (37, 53, 301);
+        let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..n * k).map(|i| (i as f32 * 0.11).cos()).collect();
+        let expected = reference(m, n, k, |i, p| a[i * k + p], |p, j| b[j * k + p]);
+        crate::model::cpu::simd::at_every_level(|level| {
+            let mut c = vec![0f32; m * n];
+            // SAFETY: the operands and the output are sized for these shapes.
+            unsafe {
+                sgemm(
+                    m,
+                    n,
+                    k,
+                    1.0,
+                    Operand::rows(a.as_ptr(), k),
+                    Operand::transposed(b.as_ptr(), k),
+                    0.0,
+                    c.as_mut_ptr(),
+                    n,
+                )
+            };
+            let worst = c.iter().zip(&expected).map(|(&got, &want)| (f64::from(got) - want).abs()).fold(0.0, f64::max);
+            assert!(worst < 1e-3, "{}: off by {worst}", level.name());
+        });
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub(crate) mod linear;
 pub(crate) mod ops;
 pub mod peak;
 pub(crate) mod profile;
-pub(crate) mod simd;
+pub mod simd;
 
 use std::cell::Cell;
 

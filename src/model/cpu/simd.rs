@@ -60,7 +60,7 @@ pub(crate) use multiversion;
 /// `gemm` crate's matrix products make the same kind of choice on their own and cannot be
 /// capped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SimdLevel {
+pub enum SimdLevel {
     /// x86-64 with AVX-512 (F, plus the BW/DQ/VL subsets every AVX-512 CPU since Skylake-X has).
     Avx512,
     /// x86-64 with AVX2 and FMA.
@@ -74,16 +74,38 @@ pub(crate) enum SimdLevel {
 
 thread_local! {
     /// The widest level the dispatch may use on this thread; `None` means whatever the CPU has.
-    /// Only tests set it (`with_max_level`).
+    /// Set by [`with_max_level`] and by the threads of [`with_level_everywhere`]'s pool.
     static MAX_LEVEL: Cell<Option<SimdLevel>> = const { Cell::new(None) };
 }
 
+/// The widest level for the whole process, from `EVATAG_SIMD` (`avx512`, `avx2` or `generic`),
+/// read once: a benchmark sets it to measure a narrower path on a machine that has a wider one.
+fn process_cap() -> Option<SimdLevel> {
+    static CAP: std::sync::OnceLock<Option<SimdLevel>> = std::sync::OnceLock::new();
+    *CAP.get_or_init(|| {
+        let value = std::env::var("EVATAG_SIMD").ok()?;
+        let level = SimdLevel::parse(&value);
+        if level.is_none() {
+            tracing::warn!("EVATAG_SIMD={value} is not avx512, avx2 or generic; ignored");
+        }
+        level
+    })
+}
+
+/// The narrowest of this thread's cap and the process's, if either is set.
+fn cap() -> Option<SimdLevel> {
+    match (MAX_LEVEL.with(Cell::get), process_cap()) {
+        (Some(a), Some(b)) => Some(if a.rank() <= b.rank() { a } else { b }),
+        (a, b) => a.or(b),
+    }
+}
+
 impl SimdLevel {
-    /// The level in effect on this thread: the widest the CPU supports, lowered to the cap a
-    /// test has set with `with_max_level`.
-    pub(crate) fn detect() -> Self {
+    /// The level in effect on this thread: the widest the CPU supports, lowered to the cap set
+    /// for this thread or for the process (`EVATAG_SIMD`).
+    pub fn detect() -> Self {
         let supported = Self::supported();
-        match (supported, MAX_LEVEL.with(Cell::get)) {
+        match (supported, cap()) {
             (Self::Avx512, Some(max @ (Self::Avx2 | Self::Generic))) | (Self::Avx2, Some(max @ Self::Generic)) => max,
             _ => supported,
         }
@@ -109,8 +131,18 @@ impl SimdLevel {
         Self::Generic
     }
 
+    /// The level named as `EVATAG_SIMD` names it: `avx512`, `avx2` or `generic` (any case).
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "avx512" | "avx-512" => Some(Self::Avx512),
+            "avx2" => Some(Self::Avx2),
+            "generic" => Some(Self::Generic),
+            _ => None,
+        }
+    }
+
     /// The name users see, e.g. `AVX-512`.
-    pub(crate) fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Self::Avx512 => "AVX-512",
             Self::Avx2 => "AVX2",
@@ -133,7 +165,7 @@ impl SimdLevel {
 /// is checked separately).
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code, reason = "the dispatch has one path off x86-64"))]
 pub(crate) fn allows(level: SimdLevel) -> bool {
-    MAX_LEVEL.with(Cell::get).is_none_or(|max| level.rank() <= max.rank())
+    cap().is_none_or(|max| level.rank() <= max.rank())
 }
 
 #[cfg(test)]
@@ -159,7 +191,6 @@ pub(crate) fn cpu_path() -> String {
 
 /// Runs `f` with [`multiversion!`] on this thread limited to paths no wider than `level`, then
 /// restores the previous limit. Work `f` hands to other threads (rayon) is not limited.
-#[cfg(test)]
 pub(crate) fn with_max_level<R>(level: SimdLevel, f: impl FnOnce() -> R) -> R {
     struct Restore(Option<SimdLevel>);
     impl Drop for Restore {
@@ -171,9 +202,20 @@ pub(crate) fn with_max_level<R>(level: SimdLevel, f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Runs `f` with every kernel it calls, on this thread and on the rayon threads it hands work
+/// to, limited to paths no wider than `level`: `f` runs in a pool of as many threads as the
+/// global one, each of them capped. For tests and benchmarks of the narrower paths.
+pub fn with_level_everywhere<R: Send>(level: SimdLevel, f: impl FnOnce() -> R + Send) -> R {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(rayon::current_num_threads())
+        .start_handler(move |_| MAX_LEVEL.with(|max| max.set(Some(level))))
+        .build()
+        .expect("building a thread pool");
+    pool.install(|| with_max_level(level, f))
+}
+
 /// The paths [`multiversion!`] can take on this CPU, widest first; `Generic` is the portable one.
-#[cfg(test)]
-pub(crate) fn available_levels() -> Vec<SimdLevel> {
+pub fn available_levels() -> Vec<SimdLevel> {
     match SimdLevel::supported() {
         SimdLevel::Avx512 => vec![SimdLevel::Avx512, SimdLevel::Avx2, SimdLevel::Generic],
         SimdLevel::Avx2 => vec![SimdLevel::Avx2, SimdLevel::Generic],
@@ -227,6 +269,24 @@ mod tests {
         // A cap above what the CPU has changes nothing, and every cap ends with its closure.
         assert_eq!(with_max_level(SimdLevel::Avx512, SimdLevel::detect), supported);
         assert_eq!(SimdLevel::detect(), supported);
+    }
+
+    #[test]
+    fn levels_are_named_as_the_environment_variable_names_them() {
+        assert_eq!(SimdLevel::parse("AVX2"), Some(SimdLevel::Avx2));
+        assert_eq!(SimdLevel::parse(" avx512 "), Some(SimdLevel::Avx512));
+        assert_eq!(SimdLevel::parse("generic"), Some(SimdLevel::Generic));
+        assert_eq!(SimdLevel::parse("sse9"), None);
+    }
+
+    #[test]
+    fn the_pool_caps_every_thread_it_hands_work_to() {
+        use rayon::prelude::*;
+        for level in available_levels() {
+            let seen: Vec<SimdLevel> =
+                with_level_everywhere(level, || (0..64).into_par_iter().map(|_| SimdLevel::detect()).collect());
+            assert!(seen.iter().all(|&l| l == level), "{}: {seen:?}", level.name());
+        }
     }
 
     #[test]
