@@ -21,6 +21,7 @@ pub enum Stage {
     Export,
 }
 
+#[cfg(debug_assertions)]
 impl Stage {
     fn name(self) -> &'static str {
         match self {
