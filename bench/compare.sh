@@ -67,10 +67,11 @@ if isinstance(peak, (int, float)) and peak > 0:
     # Both sides run the same arithmetic: evatag's count of it gives PyTorch's rate as well.
     torch_gflops = rust["gflop_per_image"] / torch["seconds_per_image"]
     share = rust["time_share"]
-    print("| CPU | SIMD | threads | batch | evatag s/image | evatag efficiency | PyTorch s/image "
-          "| PyTorch efficiency | ratio | peak GFLOP/s (1 thread) | matmul / attention / rest |")
+    print("| CPU | SIMD | threads | batch | evatag s/image | evatag efficiency | matrix products' efficiency "
+          "| PyTorch s/image | PyTorch efficiency | ratio | peak GFLOP/s (1 thread) | time: matmul / attention / rest |")
     print(f"| {cpu} | {rust['cpu_kernels']} | {rust['threads']} | {rust['batch']} "
-          f"| {rust['seconds_per_image']:.3f} | {rust['efficiency']:.1%} | {torch['seconds_per_image']:.3f} "
+          f"| {rust['seconds_per_image']:.3f} | {rust['efficiency']:.1%} | {rust['matrix_product_efficiency']:.1%} "
+          f"| {torch['seconds_per_image']:.3f} "
           f"| {torch_gflops / peak:.1%} | {ratio:.2f} | {peak:.0f} ({rust['peak_gflops_one_thread']:.0f}) "
           f"| {share['matrix_products']:.0%} / {share['attention']:.0%} / {share['rest']:.0%} |")
 PY

@@ -573,14 +573,19 @@ fn run_bench(options: &Options, args: &BenchArgs) -> anyhow::Result<()> {
     let share = |part: f64| (part / timed).clamp(0.0, 1.0);
     let (matrix_products, attention) = (share(spent.matrix_products), share(spent.attention));
     let efficiency = peak.map(|peak| gflops / peak.all_threads);
+    // The linear layers alone: their arithmetic over the time their kernels took.
+    let product_flops = 2.0 * config.matrix_product_macs_per_image() as f64 * (batch * usize::from(args.iters)) as f64;
+    let product_gflops = (spent.matrix_products > 0.0).then(|| product_flops / spent.matrix_products / 1e9);
+    let product_efficiency = peak.zip(product_gflops).map(|(peak, gflops)| gflops / peak.all_threads);
     if let (Some(peak), Some(efficiency)) = (peak, efficiency) {
         eprintln!(
-            "evatag: {per_image:.3} s/image, {gflops:.0} GFLOP/s: {:.0} % of this machine's peak ({:.0} GFLOP/s with {} on {threads} threads, {:.0} on one); matrix products {:.0} %, attention {:.0} %, the rest {:.0} % of the time",
+            "evatag: {per_image:.3} s/image, {gflops:.0} GFLOP/s: {:.0} % of this machine's peak ({:.0} GFLOP/s with {} on {threads} threads, {:.0} on one); matrix products {:.0} % of the time at {:.0} % of the peak, attention {:.0} %, the rest {:.0} %",
             efficiency * 100.0,
             peak.all_threads,
             peak.level,
             peak.one_thread,
             matrix_products * 100.0,
+            product_efficiency.unwrap_or(0.0) * 100.0,
             attention * 100.0,
             (1.0 - matrix_products - attention).max(0.0) * 100.0,
         );
@@ -603,6 +608,8 @@ fn run_bench(options: &Options, args: &BenchArgs) -> anyhow::Result<()> {
         "peak_gflops": peak.map(|peak| peak.all_threads),
         "peak_gflops_one_thread": peak.map(|peak| peak.one_thread),
         "efficiency": efficiency,
+        "matrix_product_gflops": product_gflops,
+        "matrix_product_efficiency": product_efficiency,
         // evatag's own CPU kernels are the ones timed.
         "time_share": placement.device.is_cpu().then(|| json!({
             "matrix_products": matrix_products,

@@ -146,6 +146,14 @@ impl EvaConfig {
     /// products and feed-forward, and the head (norms, softmax and activations, a fraction of a
     /// percent, left out, as timm's own count leaves them out).
     pub fn macs_per_image(&self) -> u64 {
+        let tokens = (self.num_patches() + self.num_prefix_tokens()) as u64;
+        let attention = 2 * tokens * tokens * self.embed_dim as u64;
+        self.matrix_product_macs_per_image() + self.depth as u64 * attention
+    }
+
+    /// Of [`Self::macs_per_image`], those of the matrix products with weights: the patch
+    /// embedding, the linear layers and the head.
+    pub fn matrix_product_macs_per_image(&self) -> u64 {
         let (dim, hidden) = (self.embed_dim as u64, self.mlp_hidden as u64);
         let tokens = (self.num_patches() + self.num_prefix_tokens()) as u64;
         let patch = (self.in_chans * self.patch_size * self.patch_size) as u64;
@@ -153,11 +161,8 @@ impl EvaConfig {
             MlpKind::Gelu => 2,
             MlpKind::SwiGlu | MlpKind::SwiGluPacked => 3,
         };
-        let projections = tokens * dim * dim * 4 + tokens * dim * hidden * feed_forward_widths;
-        let attention = 2 * tokens * tokens * dim;
-        self.num_patches() as u64 * patch * dim
-            + self.depth as u64 * (projections + attention)
-            + dim * self.num_classes as u64
+        let per_block = tokens * dim * dim * 4 + tokens * dim * hidden * feed_forward_widths;
+        self.num_patches() as u64 * patch * dim + self.depth as u64 * per_block + dim * self.num_classes as u64
     }
 }
 
