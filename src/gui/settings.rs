@@ -126,21 +126,22 @@ pub fn window(
     }
 }
 
-/// The model's speed in one line: seconds per photo and GFLOP/s, and on the CPU its share of
-/// the machine's peak once that is measured.
-fn speed_line(speed: ModelSpeed, peak: Option<Peak>) -> String {
-    let rate = format!("Speed: {:.2} s per photo, {:.0} GFLOP/s", speed.seconds_per_image, speed.gflops);
-    match peak.filter(|_| speed.on_cpu) {
-        Some(peak) => format!(
-            "{rate}, {:.0} % of this CPU's peak ({:.0} GFLOP/s with {} on {} threads)",
+/// The model's speed: seconds per photo and GFLOP/s, and on the CPU a second line with its
+/// share of the machine's peak (or when that is measured).
+fn speed_lines(speed: ModelSpeed, peak: Option<Peak>) -> (String, Option<String>) {
+    let rate = format!("{:.2} s per photo, {:.0} GFLOP/s", speed.seconds_per_image, speed.gflops);
+    let share = match peak {
+        _ if !speed.on_cpu => None,
+        Some(peak) => Some(format!(
+            "{:.0} % of this CPU's peak of {:.0} GFLOP/s ({} on {} threads)",
             100.0 * speed.gflops / peak.all_threads,
             peak.all_threads,
             peak.level,
             peak.threads
-        ),
-        None if speed.on_cpu => format!("{rate} (this CPU's peak is measured once nothing is being tagged)"),
-        None => rate,
-    }
+        )),
+        None => Some("This CPU's peak is measured once nothing is being tagged".to_owned()),
+    };
+    (rate, share)
 }
 
 /// The window's contents.
@@ -212,12 +213,6 @@ fn show(ui: &mut egui::Ui, settings: &Settings, facts: &Facts<'_>, actions: &mut
         actions.push(Action::ChangePrecision(precision_choice));
     }
     ui.label(format!("Running on: {}", facts.running_on.unwrap_or("not loaded yet")));
-    if let Some(speed) = facts.speed {
-        ui.label(speed_line(speed, facts.peak)).on_hover_text(
-            "The forward passes alone, without reading the photos. A multiply-add counts as two operations; \
-             the peak is what this machine's vector units reach in a loop of nothing but multiply-adds.",
-        );
-    }
     ui.separator();
     ui.heading("Export");
     let mut min_prob = settings.min_prob;
@@ -253,6 +248,21 @@ fn show(ui: &mut egui::Ui, settings: &Settings, facts: &Facts<'_>, actions: &mut
             ui.label("Results are not cached (--no-cache).");
         }
     }
+    // Last, so that its lines, which change as the speed and the peak are measured, move
+    // nothing else.
+    if let Some(speed) = facts.speed {
+        ui.separator();
+        ui.heading("Speed");
+        let (rate, share) = speed_lines(speed, facts.peak);
+        ui.add(egui::Label::new(rate).wrap()).on_hover_text(
+            "The forward passes alone, without reading the photos; a multiply-add counts as two operations",
+        );
+        if let Some(share) = share {
+            ui.add(egui::Label::new(share).wrap()).on_hover_text(
+                "The peak is what this machine's vector units reach in a loop of nothing but multiply-adds",
+            );
+        }
+    }
 }
 
 /// What to decide a model by: accuracy, download, memory and speed, as measured.
@@ -271,16 +281,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_speed_line_gives_the_share_of_the_peak_only_for_the_cpu() {
+    fn the_speed_lines_give_the_share_of_the_peak_only_for_the_cpu() {
         let speed = ModelSpeed { seconds_per_image: 2.1, gflops: 254.3, on_cpu: true };
         let peak = Peak { level: "AVX-512", one_thread: 280.0, all_threads: 552.0, threads: 2 };
+        let (rate, share) = speed_lines(speed, Some(peak));
+        assert_eq!(rate, "2.10 s per photo, 254 GFLOP/s");
+        assert_eq!(share.as_deref(), Some("46 % of this CPU's peak of 552 GFLOP/s (AVX-512 on 2 threads)"));
         assert_eq!(
-            speed_line(speed, Some(peak)),
-            "Speed: 2.10 s per photo, 254 GFLOP/s, 46 % of this CPU's peak (552 GFLOP/s with AVX-512 on 2 threads)"
+            speed_lines(speed, None).1.as_deref(),
+            Some("This CPU's peak is measured once nothing is being tagged")
         );
-        assert!(speed_line(speed, None).ends_with("(this CPU's peak is measured once nothing is being tagged)"));
         let gpu = ModelSpeed { on_cpu: false, ..speed };
-        assert_eq!(speed_line(gpu, Some(peak)), "Speed: 2.10 s per photo, 254 GFLOP/s");
+        assert_eq!(speed_lines(gpu, Some(peak)), ("2.10 s per photo, 254 GFLOP/s".to_owned(), None));
     }
 
     #[test]
