@@ -14,6 +14,7 @@
 ;                 and the DLLs it links, and share\<port>\copyright
 ;                 ($%VCPKG_ROOT%\installed\x64-windows, from the environment)
 ;   OUTDIR        where the installer is written (..\..\target\packaging)
+;   COMPRESSOR    SetCompressor's arguments (/SOLID lzma; zlib builds five times faster)
 ;   NO_LIBHEIF    leave libheif out (no LIBHEIF_DIR needed): a test installer, as
 ;                 packaging/windows/check.sh builds on Linux; evatag then reads every format
 ;                 but HEIC, HEIF and AVIF, and says for each such photo what is missing
@@ -34,7 +35,10 @@ Unicode true
 ; A 64-bit installer for a 64-bit program: 32-bit Windows does not start it at all.
 Target amd64-unicode
 ManifestDPIAware true
-SetCompressor /SOLID lzma
+!ifndef COMPRESSOR
+  !define COMPRESSOR "/SOLID lzma"
+!endif
+SetCompressor ${COMPRESSOR}
 
 !ifndef VERSION
   !error "pass the version: makensis /DVERSION=x.y.z packaging\windows\evatag.nsi"
