@@ -17,9 +17,11 @@
 #   - a photo whose path is longer than 260 characters is tagged and gets its XMP sidecar;
 #   - XMP sidecars are named photo.jpg.xmp, or photo.xmp with --sidecar-name replace;
 #   - a path holding an unpaired surrogate (valid on Windows, not UTF-16) gives a JSON line
-#     with the lossy text and the exact (WTF-8) bytes in path_bytes.
-# Needs wine (64-bit), mingw-w64 (gcc-posix) and python3; packaging/windows/check.sh
-# installs them.
+#     with the lossy text and the exact (WTF-8) bytes in path_bytes;
+#   - the window, on a virtual X server, tags a folder and keeps its photo list and log in
+#     %APPDATA%\evatag\evatag\data and its settings in %APPDATA%\evatag\evatag\config.
+# Needs wine (64-bit), mingw-w64 (gcc-posix), python3 and Xvfb; packaging/windows/check.sh
+# installs the first two, .ci/run the others.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -166,7 +168,43 @@ else
     fail "an unpaired surrogate: status $status, line $line, $(cat "$out/surrogate.err")"
 fi
 
-wineserver --kill || true
+# --- The window: where the app keeps its photo list, settings and log -----------------------------
+xvfb_pid=""
+cleanup() {
+    wineserver --kill 2>/dev/null || true
+    [[ -n $xvfb_pid ]] && kill "$xvfb_pid" 2>/dev/null
+    return 0
+}
+trap cleanup EXIT
+Xvfb -displayfd 3 -screen 0 1280x800x24 -nolisten tcp 3>"$out/display" 2>"$out/xvfb.log" &
+xvfb_pid=$!
+for _ in $(seq 50); do [[ -s $out/display ]] && break; sleep 0.1; done
+[[ -s $out/display ]] || { cat "$out/xvfb.log" >&2; echo "run.sh: Xvfb did not start" >&2; exit 1; }
+# A new wine session, whose desktop process has the display (the one above had none).
+wineserver --kill 2>/dev/null || true
+wineserver --wait
+DISPLAY=":$(cat "$out/display")"
+export DISPLAY
+wine "$exe" "${model[@]}" "$top\\photos" >"$out/window.log" 2>&1 &
+appdata="$(in_prefix "$(wine cmd /c 'echo %APPDATA%' | tr -d '\r')")/evatag/evatag"
+photo_list=""
+for _ in $(seq 120); do
+    # The saved list, once every photo has its labels.
+    if [[ -f $appdata/data/library.json ]] && [[ -f $appdata/config/settings.json ]] &&
+        photo_list="$(json_field "$appdata/data/library.json" \
+            'sum(1 for p in lines[0]["photos"] if p.get("labels")) if len(lines[0]["photos"]) == 5 else 0' 2>/dev/null)" &&
+        [[ $photo_list == 5 ]]; then
+        break
+    fi
+    sleep 0.5
+done
+folders="$(json_field "$appdata/data/library.json" 'lines[0]["folders"]' 2>/dev/null || true)"
+if [[ $photo_list == 5 && $folders == "['C:\\\\evatag-tests\\\\photos']" && -f $appdata/data/evatag.log ]]; then
+    pass "the window: photo list and log in ${appdata#"$WINEPREFIX"/drive_c/}/data, settings in .../config"
+else
+    fail "the window: tagged photos in the saved list '$photo_list', folders $folders, files: $(find "$appdata" -type f 2>/dev/null); $(cat "$out/window.log")"
+fi
+
 if ((failures)); then
     echo "tests/windows/run.sh: $failures check(s) failed" >&2
     exit 1
