@@ -20,7 +20,8 @@
 # is a test of the installer, not a release.
 #
 # The installer carries no libheif here (makensis -DNO_LIBHEIF): vcpkg's DLLs are built on
-# Windows. Installs what it lacks: mingw-w64, wine, NSIS (apt) and the Rust target (rustup).
+# Windows. Installs what it lacks: mingw-w64, wine, NSIS, Xvfb (apt) and the Rust target
+# (rustup).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 root="$PWD"
@@ -41,6 +42,7 @@ if command -v apt-get >/dev/null; then
     command -v x86_64-w64-mingw32-windres >/dev/null || missing+=(binutils-mingw-w64-x86-64)
     command -v wine64 >/dev/null || [[ -x /usr/lib/wine/wine64 ]] || missing+=(wine wine64)
     command -v makensis >/dev/null || missing+=(nsis)
+    command -v Xvfb >/dev/null || missing+=(xvfb libgl1-mesa-dri)
     if ((${#missing[@]})); then
         sudo_cmd=()
         [[ $(id -u) -ne 0 ]] && sudo_cmd=(sudo)

@@ -20,8 +20,8 @@
 #     with the lossy text and the exact (WTF-8) bytes in path_bytes;
 #   - the window, on a virtual X server, tags a folder and keeps its photo list and log in
 #     %APPDATA%\evatag\evatag\data and its settings in %APPDATA%\evatag\evatag\config.
-# Needs wine (64-bit), mingw-w64 (gcc-posix), python3 and Xvfb; packaging/windows/check.sh
-# installs the first two, .ci/run the others.
+# Needs wine (64-bit), mingw-w64 (gcc-posix), Xvfb and python3; packaging/windows/check.sh
+# installs all but python3.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
