@@ -55,7 +55,10 @@ rustup target add "$triple" >/dev/null
 step "toolchain"
 
 # .cargo/config.toml names the compilers and links the C and C++ runtimes in statically.
-CARGO_PROFILE_DEV_DEBUG=0 cargo build --locked --target "$triple" --bin evatag
+# Optimisation level 1 instead of Cargo.toml's 3 (dependencies) and 2 (evatag): a fifth less
+# compile time, and fast enough for the test model.
+CARGO_PROFILE_DEV_DEBUG=0 cargo build --locked --target "$triple" --bin evatag \
+    --config 'profile.dev.package."*".opt-level=1' --config 'profile.dev.package.evatag.opt-level=1'
 exe="$root/target/$triple/debug/evatag.exe"
 step "evatag.exe built"
 
