@@ -28,7 +28,10 @@
 #   packaging/screenshot.sh [OUT.png]        # default: assets/screenshot.png
 #
 # Environment:
-#   EVATAG_BIN   the evatag executable (default: target/release/evatag)
+#   EVATAG_BIN   the evatag executable (default: target/release/evatag); a Windows
+#                evatag.exe runs under wine (64-bit) in a throwaway prefix, which shows
+#                the Windows build's window:
+#                EVATAG_BIN=target/x86_64-pc-windows-gnu/debug/evatag.exe packaging/screenshot.sh OUT.png
 #   KEEP_TEMP=1  keep the temporary folder (photos, cache, app log) and print its path
 set -euo pipefail
 
@@ -49,6 +52,16 @@ for tool in Xvfb xdotool convert import xwd; do
         die "$tool not found (apt-get install xvfb x11-apps imagemagick xdotool libgl1-mesa-dri)"
 done
 [ -x "$binary" ] || die "no executable at $binary (run 'cargo build --release')"
+# The window's X class: the app id, or under wine the executable's name.
+window_class=org.evatag.Evatag
+runner=()
+case "$binary" in
+*.exe)
+    command -v wine >/dev/null || die "wine not found, which runs $binary (apt-get install wine wine64)"
+    window_class="$(basename "$binary")"
+    runner=(wine)
+    ;;
+esac
 [ -f "$model/model.safetensors" ] || die "the test model is missing: $model"
 
 started=$SECONDS
@@ -70,6 +83,7 @@ stop() { # PID: end the process, politely first
 
 cleanup() {
     stop "$app_pid"
+    if ((${#runner[@]})); then wineserver --kill 2>/dev/null || true; fi
     stop "$xvfb_pid"
     if [ "${KEEP_TEMP:-0}" = 1 ]; then
         echo "screenshot.sh: temporary files kept in $tmp" >&2
@@ -127,6 +141,14 @@ count=$(find "$photos" -type f | wc -l)
 
 # --- 3. The app, with nothing of the user's --------------------------------------------
 mkdir -p "$tmp/home" "$tmp/cache"
+library="$photos"
+if ((${#runner[@]})); then
+    # A wine prefix of its own, and the photos' folder as Windows names it (on drive Z:).
+    # shellcheck source=tests/windows/wine.sh
+    source tests/windows/wine.sh
+    new_prefix "$tmp/wine"
+    library="$(winepath -w "$photos")"
+fi
 HOME="$tmp/home" \
     XDG_DATA_HOME="$tmp/home/.local/share" \
     XDG_CONFIG_HOME="$tmp/home/.config" \
@@ -134,12 +156,12 @@ HOME="$tmp/home" \
     EVATAG_CACHE_DIR="$tmp/cache" \
     LIBGL_ALWAYS_SOFTWARE=1 \
     RUST_LOG=error \
-    "$binary" --model-dir "$model" --device cpu "$photos" >"$tmp/evatag.log" 2>&1 &
+    "${runner[@]}" "$binary" --model-dir "$model" --device cpu "$library" >"$tmp/evatag.log" 2>&1 &
 app_pid=$!
 
 window=""
 for _ in $(seq 150); do
-    window="$(xdotool search --onlyvisible --class org.evatag.Evatag 2>/dev/null | head -n1 || true)"
+    window="$(xdotool search --onlyvisible --class "$window_class" 2>/dev/null | head -n1 || true)"
     [ -n "$window" ] && break
     kill -0 "$app_pid" 2>/dev/null || { cat "$tmp/evatag.log" >&2; die "evatag exited early"; }
     sleep 0.2

@@ -730,21 +730,65 @@ fn path_key(path: &Path) -> &[u8] {
 }
 
 /// A path stored as its platform bytes, back. The bytes may come from another platform, so
-/// they are not trusted: on Unix any bytes are a path; elsewhere bytes that are not UTF-8 are
-/// read lossily (such a path then simply finds no file).
+/// they are not trusted: on Unix any bytes are a path; on Windows they are WTF-8 (UTF-8 that may
+/// hold unpaired surrogates, which Windows allows in names), and elsewhere UTF-8; bytes that are
+/// not are read lossily (such a path then simply finds no file).
 pub fn path_from_bytes(bytes: Vec<u8>) -> PathBuf {
     #[cfg(unix)]
     {
         use std::os::unix::ffi::OsStringExt;
         PathBuf::from(std::ffi::OsString::from_vec(bytes))
     }
-    #[cfg(not(unix))]
+    #[cfg(windows)]
+    {
+        use std::os::windows::ffi::OsStringExt;
+        match wide_from_wtf8(&bytes) {
+            Some(wide) => PathBuf::from(std::ffi::OsString::from_wide(&wide)),
+            None => PathBuf::from(String::from_utf8_lossy(&bytes).into_owned()),
+        }
+    }
+    #[cfg(not(any(unix, windows)))]
     {
         match String::from_utf8(bytes) {
             Ok(text) => PathBuf::from(text),
             Err(e) => PathBuf::from(String::from_utf8_lossy(e.as_bytes()).into_owned()),
         }
     }
+}
+
+/// The UTF-16 code units that WTF-8 `bytes` encode (UTF-8 in which U+D800 to U+DFFF may stand
+/// alone, as Windows' `as_encoded_bytes` writes unpaired surrogates), or `None` where the bytes
+/// are not WTF-8.
+#[cfg(any(windows, test))]
+fn wide_from_wtf8(bytes: &[u8]) -> Option<Vec<u16>> {
+    let mut wide = Vec::with_capacity(bytes.len());
+    let mut rest = bytes;
+    while let Some(&lead) = rest.first() {
+        let (len, min, bits) = match lead {
+            0x00..=0x7F => (1, 0, u32::from(lead)),
+            0xC2..=0xDF => (2, 0x80, u32::from(lead & 0x1F)),
+            0xE0..=0xEF => (3, 0x800, u32::from(lead & 0x0F)),
+            0xF0..=0xF4 => (4, 0x1_0000, u32::from(lead & 0x07)),
+            _ => return None,
+        };
+        let mut code = bits;
+        for &byte in rest.get(1..len)? {
+            if byte & 0xC0 != 0x80 {
+                return None;
+            }
+            code = (code << 6) | u32::from(byte & 0x3F);
+        }
+        if code < min || code > 0x10_FFFF {
+            return None;
+        }
+        if let Some(above) = code.checked_sub(0x1_0000) {
+            wide.extend([0xD800 | (above >> 10) as u16, 0xDC00 | (above & 0x3FF) as u16]);
+        } else {
+            wide.push(code as u16);
+        }
+        rest = &rest[len..];
+    }
+    Some(wide)
 }
 
 fn encode_f32(values: &[f32]) -> Vec<u8> {
@@ -808,6 +852,33 @@ mod tests {
         cache.forget_files(&[path.to_owned()]).unwrap();
         assert_eq!(cache.paths_of(&hash).unwrap(), [PathBuf::from("/photos/copy.jpg")]);
         assert_eq!(cache.hashes("m1").unwrap(), [hash], "the result stays for the other copy");
+    }
+
+    #[test]
+    fn wtf8_bytes_give_back_the_utf16_name() {
+        let name = "caf\u{e9} \u{1F600}.jpg";
+        assert_eq!(wide_from_wtf8(name.as_bytes()), Some(name.encode_utf16().collect()));
+        // An unpaired surrogate, as a Windows file name may hold.
+        assert_eq!(wide_from_wtf8(b"a\xed\xa0\x80b"), Some(vec![0x61, 0xD800, 0x62]));
+        for bad in [&b"caf\xe9"[..], b"\xc0\x80", b"\xe0\x80\x80", b"\xf4\x90\x80\x80", b"\xed\xa0", b"\x80"] {
+            assert_eq!(wide_from_wtf8(bad), None, "{bad:?}");
+        }
+    }
+
+    #[cfg(windows)]
+    #[test]
+    fn unpaired_surrogate_paths_round_trip() {
+        use std::os::windows::ffi::OsStringExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (mut cache, _) = Cache::open_in(dir.path()).unwrap();
+        let name: Vec<u16> = "C:\\photos\\cat_".encode_utf16().chain([0xD800]).chain(".jpg".encode_utf16()).collect();
+        let path = PathBuf::from(std::ffi::OsString::from_wide(&name));
+        let hash = hash_bytes(b"x");
+        let stamp = FileStamp { size: 1, mtime_ns: 1 };
+        let result =
+            NewResult { path: &path, stamp, hash, labels: &labels(), embedding: &[0.5], info: &PhotoInfo::default() };
+        cache.store_batch("m", &[result]).unwrap();
+        assert_eq!(cache.paths_of(&hash).unwrap(), [path]);
     }
 
     #[cfg(unix)]

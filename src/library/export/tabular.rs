@@ -1,9 +1,10 @@
 //! Results as rows: the JSON lines or CSV that `evatag tag` streams, and the CSV and JSON files
 //! an export writes.
 //!
-//! A path is written as text. Where it is not valid UTF-8 (possible on Unix), the text is
-//! lossy, so a `path_bytes` field beside it holds the path's exact bytes in hexadecimal: every
-//! row can be mapped back to its file, and two such names never collide.
+//! A path is written as text. Where it is not valid Unicode (possible on Unix, whose names are
+//! bytes, and on Windows, whose names may hold unpaired surrogates), the text is lossy, so a
+//! `path_bytes` field beside it holds the path's exact bytes in hexadecimal (on Windows, its
+//! WTF-8 bytes): every row can be mapped back to its file, and two such names never collide.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;

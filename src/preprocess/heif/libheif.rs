@@ -101,7 +101,9 @@ pub enum Unavailable {
 
 /// What to do when libheif is missing, for every platform in one line.
 const INSTALL_HINT: &str = "install libheif 1.13 or newer (Debian and Ubuntu: `apt install libheif1`, Fedora: \
-                            `dnf install libheif`, macOS: `brew install libheif`) or name its file in EVATAG_LIBHEIF";
+                            `dnf install libheif`, macOS: `brew install libheif`, Windows: heif.dll from vcpkg's \
+                            libheif beside evatag.exe, as evatag's installer puts it) or name its file in \
+                            EVATAG_LIBHEIF";
 
 /// A failed libheif call: its message, and whether it means that no decoder for the file's
 /// codec is installed (as opposed to damaged data).
