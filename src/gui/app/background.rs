@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
@@ -299,7 +299,7 @@ pub(super) fn watch_stop_signals(ctx: &egui::Context, stop: &Arc<AtomicBool>) {
     let watching = std::thread::Builder::new().name("evatag-signals".into()).spawn(move || {
         for signal in signals.forever() {
             tracing::info!("signal {signal}");
-            stop.store(true, Ordering::SeqCst);
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
             ctx.request_repaint();
         }
     });

@@ -24,6 +24,7 @@ pub(crate) const PANEL_PAIR: usize = 2 * PANEL;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Bf16Path {
     /// x86-64 with AVX512_BF16: `VDPBF16PS` on bf16 activations and weights, f32 sums.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code, reason = "chosen on x86-64 only"))]
     DotProduct,
     /// Weights widened to f32 block by block, f32 activations, the `gemm` crate's f32 kernel.
     Widen,
@@ -123,6 +124,7 @@ impl PackedBf16 {
     }
 
     /// The packed elements (see the field's layout).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code, reason = "read by the x86-64 kernel only"))]
     pub(crate) fn bits(&self) -> &[u16] {
         &self.bits
     }

@@ -163,6 +163,7 @@ fn dot_product(_: Product, _: &PackedBf16, _: &[f32], _: bool) -> Result<(CpuSto
 
 /// A product's input and output shapes, checked.
 struct Product<'a> {
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code, reason = "read by the x86-64 bf16 path only"))]
     x: &'a [f32],
     rows: usize,
     inputs: usize,
