@@ -258,6 +258,35 @@ pub struct BenchArgs {
     /// Timed iterations (after one warm-up).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
     pub iters: u16,
+    /// Also time each iteration on one thread, alternating with the full thread count, and
+    /// report how much faster all threads are (alternating keeps a busy or throttled machine
+    /// from favouring either side).
+    #[arg(long)]
+    pub scaling: bool,
+}
+
+/// One timed forward pass: its wall time and the time its kernels took.
+#[derive(Debug, Clone, Copy)]
+struct Iteration {
+    seconds: f64,
+    kernels: Spent,
+}
+
+impl Iteration {
+    /// Times one forward pass of `model` on `inputs`.
+    fn run(model: &Model, inputs: &[&[f32]]) -> anyhow::Result<Self> {
+        let started = Instant::now();
+        let (predicted, kernels) = profile::measure(|| model.predict(inputs));
+        predicted?;
+        Ok(Self { seconds: started.elapsed().as_secs_f64(), kernels })
+    }
+
+    /// The iteration of median wall time (the upper one of an even count), so that every figure
+    /// reported comes from the same pass.
+    fn median(mut iterations: Vec<Self>) -> Self {
+        iterations.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
+        iterations[iterations.len() / 2]
+    }
 }
 
 /// Runs a headless subcommand and returns the process's exit status.
@@ -548,21 +577,25 @@ fn run_bench(options: &Options, args: &BenchArgs) -> anyhow::Result<()> {
     let inputs: Vec<&[f32]> = images.iter().map(Vec::as_slice).collect();
     eprintln!("evatag: warming up");
     model.predict(&inputs).context("warm-up run")?;
-    let mut seconds = Vec::new();
-    let mut spent = Spent::default();
+    let one_thread = args
+        .scaling
+        .then(|| rayon::ThreadPoolBuilder::new().num_threads(1).build())
+        .transpose()
+        .context("starting a one-thread pool")?;
+    let (mut iterations, mut single) = (Vec::new(), Vec::new());
     for i in 0..args.iters {
-        let started = Instant::now();
-        let (predicted, kernels) = profile::measure(|| model.predict(&inputs));
-        predicted?;
-        let elapsed = started.elapsed().as_secs_f64();
-        seconds.push(elapsed);
-        spent.matrix_products += kernels.matrix_products;
-        spent.attention += kernels.attention;
-        eprintln!("evatag: iteration {}: {elapsed:.3} s", i + 1);
+        let iteration = Iteration::run(&model, &inputs)?;
+        eprintln!("evatag: iteration {}: {:.3} s", i + 1, iteration.seconds);
+        iterations.push(iteration);
+        if let Some(pool) = &one_thread {
+            let iteration = pool.install(|| Iteration::run(&model, &inputs))?;
+            eprintln!("evatag: iteration {} on one thread: {:.3} s", i + 1, iteration.seconds);
+            single.push(iteration);
+        }
     }
-    let timed: f64 = seconds.iter().sum();
-    seconds.sort_by(f64::total_cmp);
-    let per_image = seconds[seconds.len() / 2] / batch as f64;
+    let Iteration { seconds: timed, kernels: spent } = Iteration::median(iterations);
+    let per_image = timed / batch as f64;
+    let thread_scaling = (!single.is_empty()).then(|| Iteration::median(single).seconds / timed);
     let gflops = 2.0 * config.macs_per_image() as f64 / per_image / 1e9;
     let threads = rayon::current_num_threads();
     // The machine's own ceiling, for the CPU only: a GPU's would need its own probe.
@@ -574,7 +607,7 @@ fn run_bench(options: &Options, args: &BenchArgs) -> anyhow::Result<()> {
     let (matrix_products, attention) = (share(spent.matrix_products), share(spent.attention));
     let efficiency = peak.map(|peak| gflops / peak.all_threads);
     // The linear layers alone: their arithmetic over the time their kernels took.
-    let product_flops = 2.0 * config.matrix_product_macs_per_image() as f64 * (batch * usize::from(args.iters)) as f64;
+    let product_flops = 2.0 * config.matrix_product_macs_per_image() as f64 * batch as f64;
     let product_gflops = (spent.matrix_products > 0.0).then(|| product_flops / spent.matrix_products / 1e9);
     let product_efficiency = peak.zip(product_gflops).map(|(peak, gflops)| gflops / peak.all_threads);
     if let (Some(peak), Some(efficiency)) = (peak, efficiency) {
@@ -589,6 +622,9 @@ fn run_bench(options: &Options, args: &BenchArgs) -> anyhow::Result<()> {
             attention * 100.0,
             (1.0 - matrix_products - attention).max(0.0) * 100.0,
         );
+    }
+    if let Some(scaling) = thread_scaling {
+        eprintln!("evatag: {threads} threads are {scaling:.2}x as fast as one");
     }
     let report = json!({
         "impl": "evatag",
@@ -610,6 +646,7 @@ fn run_bench(options: &Options, args: &BenchArgs) -> anyhow::Result<()> {
         "efficiency": efficiency,
         "matrix_product_gflops": product_gflops,
         "matrix_product_efficiency": product_efficiency,
+        "thread_scaling": thread_scaling,
         // evatag's own CPU kernels are the ones timed.
         "time_share": placement.device.is_cpu().then(|| json!({
             "matrix_products": matrix_products,
