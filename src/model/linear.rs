@@ -1,7 +1,8 @@
 //! Fully connected layers, `y = x Wᵀ + b`.
 //!
 //! f32 tensors on the CPU go through the blocked kernels in `model::cpu::linear`, which can also
-//! apply the GELU that follows fc1; with [`LinearWeights::Bf16`] the CPU keeps the weight in
+//! apply the GELU that follows fc1: on x86-64 with AVX2 the weight is arranged in panels for
+//! evatag's own kernels when it loads; with [`LinearWeights::Bf16`] the CPU keeps the weight in
 //! bf16. Every other device and precision uses candle's matmul.
 
 use std::sync::Arc;
@@ -10,6 +11,10 @@ use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::cpu::bf16::PackedBf16;
+#[cfg(target_arch = "x86_64")]
+use super::cpu::f32_tiles::{self, Panels};
+#[cfg(target_arch = "x86_64")]
+use super::cpu::linear::CpuLinearPanels;
 use super::cpu::linear::{CpuLinear, CpuLinearBf16};
 
 /// How linear layers hold their weights; every other parameter keeps the model's dtype.
@@ -23,10 +28,13 @@ pub enum LinearWeights {
     Bf16,
 }
 
-/// A linear layer's weight, as a tensor or packed in bf16 for the CPU kernels.
+/// A linear layer's weight, as a tensor, arranged in f32 panels or packed in bf16 for the CPU
+/// kernels.
 #[derive(Debug, Clone)]
 enum Weight {
     Tensor(Tensor),
+    #[cfg(target_arch = "x86_64")]
+    Panels(Arc<Panels>),
     Bf16(Arc<PackedBf16>),
 }
 
@@ -44,8 +52,13 @@ impl Linear {
             Some(bias) => bias,
             None => Tensor::zeros(weight.dim(0)?, weight.dtype(), weight.device())?,
         };
+        let on_cpu = weight.device().is_cpu();
         let weight = match format {
-            LinearWeights::Bf16 if weight.device().is_cpu() => Weight::Bf16(Arc::new(pack_bf16(&weight)?)),
+            LinearWeights::Bf16 if on_cpu => Weight::Bf16(Arc::new(with_f32_values(&weight, PackedBf16::pack)?)),
+            #[cfg(target_arch = "x86_64")]
+            LinearWeights::AsLoaded if on_cpu && weight.dtype() == DType::F32 && f32_tiles::Isa::supported() => {
+                Weight::Panels(Arc::new(with_f32_values(&weight, Panels::new)?))
+            }
             _ => Weight::Tensor(weight),
         };
         Ok(Self { weight, bias })
@@ -70,6 +83,17 @@ impl Linear {
                 x.contiguous()?.apply_op2_no_bwd(&self.bias, &CpuLinearBf16 { weight: weight.clone(), gelu })
             }
             Weight::Bf16(_) => candle_core::bail!("bf16 linear weights take f32 inputs, on the CPU's fused kernels"),
+            #[cfg(target_arch = "x86_64")]
+            Weight::Panels(weight) if fused => {
+                x.contiguous()?.apply_op2_no_bwd(&self.bias, &CpuLinearPanels { weight: weight.clone(), gelu })
+            }
+            #[cfg(target_arch = "x86_64")]
+            Weight::Panels(weight) => {
+                // The generic graph, on the CPU: the weight back as a tensor for candle's matmul.
+                let rows = Tensor::from_vec(weight.to_rows(), (weight.features(), weight.inputs()), x.device())?;
+                let product = generic_product(x, &rows, &self.bias)?;
+                if gelu { product.gelu_erf() } else { Ok(product) }
+            }
             Weight::Tensor(weight) if fused => {
                 x.contiguous()?.apply_op3_no_bwd(weight, &self.bias, &CpuLinear { gelu })
             }
@@ -97,17 +121,18 @@ fn generic_product(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor>
     flat.reshape(out_dims)
 }
 
-/// Rounds a CPU weight to bf16, read in place when it is a contiguous f32 tensor (so a layer
-/// never holds its f32 weight twice while loading).
-fn pack_bf16(weight: &Tensor) -> Result<PackedBf16> {
+/// Calls `arrange(values, features, inputs)` on a CPU weight's elements as f32, read in place
+/// when it is a contiguous f32 tensor (so a layer never holds its weight twice in f32 while
+/// loading).
+fn with_f32_values<T>(weight: &Tensor, arrange: impl FnOnce(&[f32], usize, usize) -> T) -> Result<T> {
     let (features, inputs) = weight.dims2()?;
     let weight = weight.to_dtype(DType::F32)?.contiguous()?;
     let (storage, layout) = weight.storage_and_layout();
     let candle_core::Storage::Cpu(storage) = &*storage else {
-        candle_core::bail!("bf16 linear weights are for the CPU");
+        candle_core::bail!("arranged linear weights are for the CPU");
     };
-    let values = super::cpu::f32_slice("pack-bf16", storage, layout)?;
-    Ok(PackedBf16::pack(values, features, inputs))
+    let values = super::cpu::f32_slice("arrange-weight", storage, layout)?;
+    Ok(arrange(values, features, inputs))
 }
 
 #[cfg(test)]

@@ -15,6 +15,8 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape};
 use rayon::prelude::*;
 
 use super::bf16::{Bf16Path, PackedBf16};
+#[cfg(target_arch = "x86_64")]
+use super::f32_tiles::{self, PANEL, Panels, RowTiles};
 use super::gemm::{self, Operand};
 use super::profile::{self, Part};
 use super::{SendPtr, f32_slice, ops};
@@ -63,6 +65,53 @@ impl CustomOp3 for CpuLinear {
                         out,
                         n,
                     );
+                }
+            })
+        })
+    }
+}
+
+/// `x Wᵀ + b` for a contiguous f32 input `[..., in]` and bias `[out]`, with the f32 weight
+/// arranged in panels for evatag's own kernels (`model::cpu::f32_tiles`), optionally followed by
+/// the exact GELU.
+#[cfg(target_arch = "x86_64")]
+#[derive(Debug, Clone)]
+pub(crate) struct CpuLinearPanels {
+    /// The weight, `[out, in]`.
+    pub(crate) weight: Arc<Panels>,
+    /// Whether GELU is applied to the result.
+    pub(crate) gelu: bool,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl CustomOp2 for CpuLinearPanels {
+    fn name(&self) -> &'static str {
+        "linear-panels-cpu"
+    }
+
+    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, bs: &CpuStorage, bl: &Layout) -> Result<(CpuStorage, Shape)> {
+        profile::timed(Part::MatrixProducts, || {
+            let name = self.name();
+            let (x, bias) = (f32_slice(name, xs, xl)?, f32_slice(name, bs, bl)?);
+            let weight = &*self.weight;
+            let (n, k) = (weight.features(), weight.inputs());
+            let product = Product::new(name, x, xl, (n, k), bias)?;
+            // The rows are arranged once, for every block; the scalar level reads them in place.
+            let tiles = f32_tiles::Isa::detect().map(|isa| RowTiles::new(isa, x, product.rows, k));
+            product.run(self.gelu, |block, out| {
+                start_from_bias(block, out, n, bias);
+                let panels = block.first / PANEL..(block.first + block.count).div_ceil(PANEL);
+                // SAFETY: blocks start at multiples of the panel width and of the tile height
+                // (`blocks`); the CPU has the ISA of `tiles`; only this task writes its block.
+                unsafe {
+                    match &tiles {
+                        Some(tiles) => {
+                            f32_tiles::add_product(tiles, weight, block.first_row, block.rows, panels, out, n)
+                        }
+                        None => {
+                            f32_tiles::add_product_gemm(&x[block.first_row * k..], weight, block.rows, panels, out, n)
+                        }
+                    }
                 }
             })
         })
@@ -218,11 +267,16 @@ fn start_from_bias(block: Block, out: *mut f32, n: usize, bias: &[f32]) {
 }
 
 /// Output features per parallel task: enough blocks to balance the threads, each wide enough
-/// for the `gemm` crate to run at full speed.
+/// for the kernels to run at full speed; a multiple of the panel width of `f32_tiles`.
 const FEATURES_PER_TASK: usize = 352;
+#[cfg(target_arch = "x86_64")]
+const _: () = assert!(FEATURES_PER_TASK.is_multiple_of(PANEL));
 
 /// Fewest rows a task takes when a narrow product is also split by rows.
 const MIN_ROWS_PER_TASK: usize = 32;
+
+/// Row blocks start at multiples of this: the tile height of every kernel in `f32_tiles`.
+const ROW_ALIGNMENT: usize = 12;
 
 /// One task's part of the output: `rows` rows from `first_row`, `count` features from `first`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,7 +297,7 @@ fn blocks(m: usize, n: usize, threads: usize) -> Vec<Block> {
     } else {
         (4 * threads).div_ceil(feature_blocks).min(m / MIN_ROWS_PER_TASK).max(1)
     };
-    let rows_per_chunk = m.div_ceil(row_chunks).max(1);
+    let rows_per_chunk = m.div_ceil(row_chunks).max(1).next_multiple_of(ROW_ALIGNMENT);
     let mut blocks = Vec::new();
     for first_row in (0..m).step_by(rows_per_chunk) {
         for first in (0..n).step_by(FEATURES_PER_TASK) {

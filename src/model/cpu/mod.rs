@@ -12,6 +12,8 @@ pub(crate) mod attention;
 pub(crate) mod bf16;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod bf16_dot;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod f32_tiles;
 pub(crate) mod gemm;
 pub(crate) mod linear;
 pub(crate) mod ops;

@@ -1,0 +1,462 @@
+//! evatag's own f32 matrix product behind linear layers on x86-64 with AVX-512 or AVX2+FMA:
+//! weights arranged in panels once, when the model loads, and tile kernels that keep a block of
+//! the output in registers.
+//!
+//! A [`Panels`] holds a `[features, inputs]` weight as panels of [`PANEL`] features, each laid
+//! out input by input, so that a kernel reads one panel's weights for an input as consecutive
+//! vectors. Per product, the activations are arranged the same way once ([`RowTiles`]: tiles of
+//! [`Isa::tile_rows`] rows, input by input). The kernel for a tile and a panel then holds the
+//! tile's sums in registers and, for each input, multiplies the panel's vectors by each row's
+//! broadcast value. The inputs are taken in passes whose length comes from the L1 data cache
+//! the CPU reports: one panel's share of a pass stays in L1 while every tile of rows runs
+//! against it, and the activations' share (a few hundred rows) stays in L2.
+//!
+//! Written here rather than taken from the `gemm` crate because its kernels pack both operands
+//! on every call and reach less of the machine's peak at EVA's shapes (measurements in
+//! `bench/README.md`, "Kernel notes"). The scalar level keeps the `gemm` crate's kernels, run on
+//! the panels in place.
+
+use std::arch::x86_64::{
+    __m256, __m512, _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm512_fmadd_ps,
+    _mm512_loadu_ps, _mm512_set1_ps, _mm512_storeu_ps,
+};
+
+use rayon::prelude::*;
+
+use super::gemm::{self, Operand};
+use super::simd::{SimdLevel, note_path};
+
+/// Output features per panel: two AVX-512 vectors, four AVX2 ones.
+pub(crate) const PANEL: usize = 32;
+
+/// The instruction set a tile kernel is written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Isa {
+    /// 512-bit vectors: tiles of 12 rows by a whole panel (24 sums in registers).
+    Avx512,
+    /// 256-bit vectors with FMA: tiles of 6 rows by half a panel (12 sums in registers).
+    Avx2,
+}
+
+impl Isa {
+    /// The kernels for this thread's SIMD level; `None` at the scalar level.
+    pub(crate) fn detect() -> Option<Self> {
+        match SimdLevel::detect() {
+            SimdLevel::Avx512 => Some(Self::Avx512),
+            SimdLevel::Avx2 => Some(Self::Avx2),
+            _ => None,
+        }
+    }
+
+    /// Whether this CPU runs the AVX2 kernels, and so (AVX-512 CPUs have AVX2) some kernel here.
+    pub(crate) fn supported() -> bool {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+
+    /// Output rows per tile.
+    pub(crate) const fn tile_rows(self) -> usize {
+        match self {
+            Self::Avx512 => 12,
+            Self::Avx2 => 6,
+        }
+    }
+
+    /// Output features per kernel call: a panel or half of one.
+    const fn columns(self) -> usize {
+        match self {
+            Self::Avx512 => PANEL,
+            Self::Avx2 => PANEL / 2,
+        }
+    }
+
+    /// Inputs per pass: one panel's share of the weights fills half of the L1 data cache.
+    fn inputs_per_pass() -> usize {
+        let l1 = gemm_common::cache::CACHE_INFO[0].cache_bytes.clamp(16 << 10, 1 << 20);
+        (l1 / (PANEL * size_of::<f32>())).max(16)
+    }
+}
+
+/// 64 bytes of f32, so that the arranged operands start on a cache line and every vector load
+/// from them is aligned.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C, align(64))]
+struct Line([f32; 16]);
+
+/// `len` zeros on whole cache lines.
+fn zeroed_lines(len: usize) -> Vec<Line> {
+    vec![Line::default(); len.div_ceil(16)]
+}
+
+/// The f32 elements of `lines`.
+fn values(lines: &[Line]) -> &[f32] {
+    // SAFETY: a `Line` is 16 f32 with no padding.
+    unsafe { std::slice::from_raw_parts(lines.as_ptr().cast(), lines.len() * 16) }
+}
+
+/// The f32 elements of `lines`, writable.
+fn values_mut(lines: &mut [Line]) -> &mut [f32] {
+    // SAFETY: a `Line` is 16 f32 with no padding.
+    unsafe { std::slice::from_raw_parts_mut(lines.as_mut_ptr().cast(), lines.len() * 16) }
+}
+
+/// A `[features, inputs]` weight arranged in panels of [`PANEL`] features: element
+/// `(feature, input)` at `((feature / PANEL) * inputs + input) * PANEL + feature % PANEL`,
+/// zero past the last feature.
+pub(crate) struct Panels {
+    features: usize,
+    inputs: usize,
+    lines: Vec<Line>,
+}
+
+impl std::fmt::Debug for Panels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Panels").field("features", &self.features).field("inputs", &self.inputs).finish_non_exhaustive()
+    }
+}
+
+impl Panels {
+    /// Arranges a row-major `[features, inputs]` weight.
+    pub(crate) fn new(weight: &[f32], features: usize, inputs: usize) -> Self {
+        assert_eq!(weight.len(), features * inputs, "a {features}x{inputs} weight");
+        let panel_len = inputs * PANEL;
+        let mut lines = zeroed_lines(features.div_ceil(PANEL) * panel_len);
+        if panel_len > 0 {
+            values_mut(&mut lines).par_chunks_mut(panel_len).enumerate().for_each(|(panel, out)| {
+                let first = panel * PANEL;
+                for lane in 0..PANEL.min(features - first) {
+                    let row = &weight[(first + lane) * inputs..][..inputs];
+                    for (slot, &w) in out[lane..].iter_mut().step_by(PANEL).zip(row) {
+                        *slot = w;
+                    }
+                }
+            });
+        }
+        Self { features, inputs, lines }
+    }
+
+    /// Output features (rows of the weight).
+    pub(crate) fn features(&self) -> usize {
+        self.features
+    }
+
+    /// Inputs (columns of the weight).
+    pub(crate) fn inputs(&self) -> usize {
+        self.inputs
+    }
+
+    /// The weight back as a row-major `[features, inputs]` matrix.
+    pub(crate) fn to_rows(&self) -> Vec<f32> {
+        let all = values(&self.lines);
+        let mut rows = vec![0f32; self.features * self.inputs];
+        for (feature, row) in rows.chunks_exact_mut(self.inputs.max(1)).enumerate() {
+            let panel = &all[(feature / PANEL) * self.inputs * PANEL..];
+            for (input, w) in row.iter_mut().enumerate() {
+                *w = panel[input * PANEL + feature % PANEL];
+            }
+        }
+        rows
+    }
+
+    /// Panel `panel`'s elements from input `first`.
+    fn panel_from(&self, panel: usize, first: usize) -> &[f32] {
+        &values(&self.lines)[(panel * self.inputs + first) * PANEL..]
+    }
+}
+
+/// Rows of activations arranged in tiles of an ISA's tile height: element `(row, input)` at
+/// `((row / tile) * inputs + input) * tile + row % tile`, zero past the last row.
+pub(crate) struct RowTiles {
+    isa: Isa,
+    rows: usize,
+    inputs: usize,
+    lines: Vec<Line>,
+}
+
+impl RowTiles {
+    /// Arranges a row-major `[rows, inputs]` matrix for `isa`'s kernels.
+    pub(crate) fn new(isa: Isa, x: &[f32], rows: usize, inputs: usize) -> Self {
+        debug_assert_eq!(x.len(), rows * inputs);
+        let tile = isa.tile_rows();
+        let tile_len = inputs * tile;
+        let mut lines = zeroed_lines(rows.div_ceil(tile) * tile_len);
+        if tile_len > 0 {
+            values_mut(&mut lines).par_chunks_mut(tile_len).take(rows.div_ceil(tile)).enumerate().for_each(
+                |(t, out)| {
+                    for lane in 0..tile.min(rows - t * tile) {
+                        let row = &x[(t * tile + lane) * inputs..][..inputs];
+                        for (slot, &v) in out[lane..].iter_mut().step_by(tile).zip(row) {
+                            *slot = v;
+                        }
+                    }
+                },
+            );
+        }
+        Self { isa, rows, inputs, lines }
+    }
+
+    /// Tile `tile`'s elements from input `first`.
+    fn tile_from(&self, tile: usize, first: usize) -> &[f32] {
+        let height = self.isa.tile_rows();
+        &values(&self.lines)[(tile * self.inputs + first) * height..]
+    }
+}
+
+/// `out += x · wᵀ` for `rows` rows of `x` from `first_row` (a multiple of the tile height) and
+/// the features of panels `panels`; `out` points at the block's first element, in a row-major
+/// output whose rows are `out_stride` apart.
+///
+/// # Safety
+/// The CPU must have the features of `x`'s ISA; the block of `out` (those rows, and the
+/// panels' features that exist) must be in bounds and written by no one else during the call.
+pub(crate) unsafe fn add_product(
+    x: &RowTiles,
+    w: &Panels,
+    first_row: usize,
+    rows: usize,
+    panels: std::ops::Range<usize>,
+    out: *mut f32,
+    out_stride: usize,
+) {
+    let isa = x.isa;
+    let (height, columns) = (isa.tile_rows(), isa.columns());
+    debug_assert!(first_row.is_multiple_of(height) && first_row + rows <= x.rows && x.inputs == w.inputs);
+    note_path(match isa {
+        Isa::Avx512 => SimdLevel::Avx512,
+        Isa::Avx2 => SimdLevel::Avx2,
+    });
+    let inputs = w.inputs;
+    let per_pass = Isa::inputs_per_pass();
+    for first_input in (0..inputs).step_by(per_pass) {
+        let width = per_pass.min(inputs - first_input);
+        for panel in panels.clone() {
+            let weights = w.panel_from(panel, first_input);
+            for part in 0..PANEL / columns {
+                let first_feature = panel * PANEL + part * columns;
+                let Some(present) = w.features.checked_sub(first_feature).filter(|&n| n > 0) else { break };
+                let weights = &weights[part * columns..];
+                for first in (0..rows).step_by(height) {
+                    let tile = Tile {
+                        // SAFETY: this tile of the output lies in the caller's block.
+                        out: unsafe { out.add(first * out_stride + first_feature - panels.start * PANEL) },
+                        stride: out_stride,
+                        rows: height.min(rows - first),
+                        columns: columns.min(present),
+                    };
+                    let xs = x.tile_from((first_row + first) / height, first_input);
+                    // SAFETY: forwarded from this function's contract.
+                    unsafe { run_tile(isa, xs, weights, width, tile) };
+                }
+            }
+        }
+    }
+}
+
+/// `out += x · wᵀ` on the `gemm` crate's kernels of this thread's level, for the scalar level:
+/// `x` row-major `[rows, inputs]`, the features of panels `panels`, `out` as for
+/// [`add_product`].
+///
+/// # Safety
+/// As for [`add_product`], with `x` holding `rows` rows.
+pub(crate) unsafe fn add_product_gemm(
+    x: &[f32],
+    w: &Panels,
+    rows: usize,
+    panels: std::ops::Range<usize>,
+    out: *mut f32,
+    out_stride: usize,
+) {
+    let inputs = w.inputs;
+    for panel in panels.clone() {
+        let features = PANEL.min(w.features - panel * PANEL);
+        // SAFETY: the panel holds `inputs` rows of PANEL features; the output block is the
+        // caller's.
+        unsafe {
+            gemm::sgemm(
+                rows,
+                features,
+                inputs,
+                1.0,
+                Operand::rows(x.as_ptr(), inputs),
+                Operand::rows(w.panel_from(panel, 0).as_ptr(), PANEL),
+                1.0,
+                out.add((panel - panels.start) * PANEL),
+                out_stride,
+            )
+        };
+    }
+}
+
+/// Where a kernel's sums go: `rows` rows of `columns` columns from `out`, rows `stride` apart.
+#[derive(Clone, Copy)]
+struct Tile {
+    out: *mut f32,
+    stride: usize,
+    rows: usize,
+    columns: usize,
+}
+
+/// The largest tile any kernel holds, in elements.
+const MAX_TILE: usize = 12 * PANEL;
+
+/// Adds one tile of products onto the output; a partial tile goes through a whole one on the
+/// stack, so that the kernels only see whole tiles.
+///
+/// # Safety
+/// As for [`add_product`]; `xs` and `weights` hold `width` inputs of a whole tile and panel.
+unsafe fn run_tile(isa: Isa, xs: &[f32], weights: &[f32], width: usize, tile: Tile) {
+    let (height, columns) = (isa.tile_rows(), isa.columns());
+    debug_assert!(xs.len() >= width * height && weights.len() >= (width - 1) * PANEL + columns);
+    let kernel = |out: *mut f32, stride: usize| match isa {
+        // SAFETY: the CPU has the ISA's features; the operands hold `width` inputs; `out` holds
+        // a whole tile.
+        Isa::Avx512 => unsafe { tile_avx512(xs.as_ptr(), weights.as_ptr(), width, out, stride) },
+        // SAFETY: as above.
+        Isa::Avx2 => unsafe { tile_avx2(xs.as_ptr(), weights.as_ptr(), width, out, stride) },
+    };
+    if tile.rows == height && tile.columns == columns {
+        kernel(tile.out, tile.stride);
+        return;
+    }
+    let mut whole = [0f32; MAX_TILE];
+    let out_row = |r: usize| {
+        // SAFETY: the partial tile's rows and columns are in bounds by the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(tile.out.add(r * tile.stride), tile.columns) }
+    };
+    for (r, row) in whole.chunks_exact_mut(columns).take(tile.rows).enumerate() {
+        row[..tile.columns].copy_from_slice(out_row(r));
+    }
+    kernel(whole.as_mut_ptr(), columns);
+    for (r, row) in whole.chunks_exact(columns).take(tile.rows).enumerate() {
+        out_row(r).copy_from_slice(&row[..tile.columns]);
+    }
+}
+
+/// 12 rows by 32 features: 24 sums of 16 lanes; the weights of an input are [`PANEL`] apart.
+#[target_feature(enable = "avx512f")]
+unsafe fn tile_avx512(xs: *const f32, weights: *const f32, width: usize, out: *mut f32, stride: usize) {
+    const ROWS: usize = Isa::Avx512.tile_rows();
+    // SAFETY: the caller's contract (`run_tile`) covers every load and store.
+    unsafe {
+        let mut sums: [[__m512; 2]; ROWS] =
+            std::array::from_fn(|r| std::array::from_fn(|h| _mm512_loadu_ps(out.add(r * stride + 16 * h))));
+        for input in 0..width {
+            let w = weights.add(input * PANEL);
+            let (low, high) = (_mm512_loadu_ps(w), _mm512_loadu_ps(w.add(16)));
+            let x = xs.add(input * ROWS);
+            for (r, sums) in sums.iter_mut().enumerate() {
+                let v = _mm512_set1_ps(x.add(r).read());
+                sums[0] = _mm512_fmadd_ps(v, low, sums[0]);
+                sums[1] = _mm512_fmadd_ps(v, high, sums[1]);
+            }
+        }
+        for (r, sums) in sums.iter().enumerate() {
+            _mm512_storeu_ps(out.add(r * stride), sums[0]);
+            _mm512_storeu_ps(out.add(r * stride + 16), sums[1]);
+        }
+    }
+}
+
+/// 6 rows by 16 features: 12 sums of 8 lanes; the weights of an input are [`PANEL`] apart.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile_avx2(xs: *const f32, weights: *const f32, width: usize, out: *mut f32, stride: usize) {
+    const ROWS: usize = Isa::Avx2.tile_rows();
+    // SAFETY: the caller's contract (`run_tile`) covers every load and store.
+    unsafe {
+        let mut sums: [[__m256; 2]; ROWS] =
+            std::array::from_fn(|r| std::array::from_fn(|h| _mm256_loadu_ps(out.add(r * stride + 8 * h))));
+        for input in 0..width {
+            let w = weights.add(input * PANEL);
+            let (low, high) = (_mm256_loadu_ps(w), _mm256_loadu_ps(w.add(8)));
+            let x = xs.add(input * ROWS);
+            for (r, sums) in sums.iter_mut().enumerate() {
+                let v = _mm256_broadcast_ss(&*x.add(r));
+                sums[0] = _mm256_fmadd_ps(v, low, sums[0]);
+                sums[1] = _mm256_fmadd_ps(v, high, sums[1]);
+            }
+        }
+        for (r, sums) in sums.iter().enumerate() {
+            _mm256_storeu_ps(out.add(r * stride), sums[0]);
+            _mm256_storeu_ps(out.add(r * stride + 8), sums[1]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::cpu::simd;
+
+    /// `x · wᵀ` by definition, in f64.
+    fn reference(rows: usize, features: usize, inputs: usize, x: &[f32], w: &[f32]) -> Vec<f64> {
+        let mut out = vec![0f64; rows * features];
+        for i in 0..rows {
+            for j in 0..features {
+                out[i * features + j] =
+                    (0..inputs).map(|p| f64::from(x[i * inputs + p]) * f64::from(w[j * inputs + p])).sum();
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn panels_hold_every_weight_and_give_it_back() {
+        for (features, inputs) in [(1, 1), (33, 7), (64, 20), (70, 3)] {
+            let weight: Vec<f32> = (0..features * inputs).map(|i| i as f32 * 0.5 - 3.0).collect();
+            let panels = Panels::new(&weight, features, inputs);
+            assert_eq!(panels.to_rows(), weight, "{features}x{inputs}");
+            // Lanes past the last feature are zero.
+            let all = values(&panels.lines);
+            let last = features.div_ceil(PANEL) - 1;
+            for lane in features - last * PANEL..PANEL {
+                assert!((0..inputs).all(|i| all[(last * inputs + i) * PANEL + lane] == 0.0), "{features}x{inputs}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_level_adds_the_product_for_any_shape_and_block() {
+        // Partial tiles and panels, single rows and features, several passes over the inputs,
+        // and a block that starts past the first tile and panel.
+        let shapes = [(1, 1, 1), (13, 33, 7), (12, 32, 300), (25, 70, 1000), (7, 5, 129), (40, 100, 50)];
+        for (rows, features, inputs) in shapes {
+            let x: Vec<f32> = (0..rows * inputs).map(|i| (i as f32 * 0.37).sin()).collect();
+            let w: Vec<f32> = (0..features * inputs).map(|i| (i as f32 * 0.11).cos()).collect();
+            let want = reference(rows, features, inputs, &x, &w);
+            let panels = Panels::new(&w, features, inputs);
+            let all_panels = features.div_ceil(PANEL);
+            simd::at_every_level(|level| {
+                // A wider output than the product: the spare column must stay as it was.
+                let stride = features + 1;
+                let mut out = vec![0.5f32; rows * stride];
+                // Two blocks: panels split in two, rows split at the second tile (or not at all).
+                let isa = Isa::detect();
+                let height = isa.map_or(1, Isa::tile_rows);
+                let split_row = if rows > height { height } else { rows };
+                let split_panel = all_panels / 2;
+                let tiles = isa.map(|isa| RowTiles::new(isa, &x, rows, inputs));
+                for (first_row, row_count) in [(0, split_row), (split_row, rows - split_row)] {
+                    for block in [0..split_panel, split_panel..all_panels] {
+                        // SAFETY: the CPU has the level's features; the buffers fit the shapes.
+                        unsafe {
+                            let at = out.as_mut_ptr().add(first_row * stride + block.start * PANEL);
+                            match &tiles {
+                                Some(tiles) => add_product(tiles, &panels, first_row, row_count, block, at, stride),
+                                None => {
+                                    add_product_gemm(&x[first_row * inputs..], &panels, row_count, block, at, stride)
+                                }
+                            }
+                        }
+                    }
+                }
+                for i in 0..rows {
+                    for j in 0..features {
+                        let got = f64::from(out[i * stride + j]);
+                        let expected = want[i * features + j] + 0.5;
+                        assert!((got - expected).abs() < 1e-3, "{level:?} {rows}x{features}x{inputs} ({i}, {j})");
+                    }
+                    assert_eq!(out[i * stride + features], 0.5, "{level:?} wrote past its columns");
+                }
+            });
+        }
+    }
+}
