@@ -12,7 +12,7 @@ use candle_nn::VarBuilder;
 
 use super::cpu::bf16::PackedBf16;
 #[cfg(target_arch = "x86_64")]
-use super::cpu::f32_tiles::{self, Panels};
+use super::cpu::f32_tiles::{self, PanelSource, Panels};
 #[cfg(target_arch = "x86_64")]
 use super::cpu::linear::CpuLinearPanels;
 use super::cpu::linear::{CpuLinear, CpuLinearBf16};

@@ -5,9 +5,15 @@
 //! - with AVX512_BF16, in panels for the `VDPBF16PS` dot-product instruction (`bf16_dot`), which
 //!   multiplies pairs of bf16 values into f32 sums: the activations are rounded to bf16 as well,
 //!   and a product costs about half of its f32 form;
-//! - elsewhere, as plain rows that are widened back to f32 (exactly: a bf16 value is the top half
-//!   of an f32) one block at a time, just before the `gemm` crate's f32 kernel multiplies them.
-//!   The activations stay f32; the speed is that of f32, the memory is still halved.
+//! - elsewhere on x86-64 with AVX2, in the panels of evatag's f32 kernels (`f32_tiles`), widened
+//!   back to f32 (exactly: a bf16 value is the top half of an f32) one panel's share of a pass
+//!   at a time, just before the kernels multiply by them;
+//! - on other CPUs, as plain rows widened to f32 one block at a time for the `gemm` crate's f32
+//!   kernel.
+//!
+//! On the widening paths the activations stay f32; the speed is that of f32 (the widening costs
+//! a pass over the weights, which the product then reuses for every row), the memory is still
+//! halved.
 
 use half::bf16;
 use rayon::prelude::*;
@@ -16,6 +22,9 @@ use super::simd;
 
 /// Output features per panel of the dot-product arrangement: two vectors of 16 f32 sums.
 pub(crate) const PANEL: usize = 32;
+
+#[cfg(target_arch = "x86_64")]
+const _: () = assert!(PANEL == super::f32_tiles::PANEL, "bf16 panels are f32_tiles' panels");
 
 /// Elements of one panel for one pair of inputs: each feature's two weights side by side.
 pub(crate) const PANEL_PAIR: usize = 2 * PANEL;
@@ -26,13 +35,17 @@ pub(crate) enum Bf16Path {
     /// x86-64 with AVX512_BF16: `VDPBF16PS` on bf16 activations and weights, f32 sums.
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code, reason = "chosen on x86-64 only"))]
     DotProduct,
+    /// Weights in the panels of `f32_tiles`, widened to f32 a panel's pass at a time, f32
+    /// activations, evatag's f32 tile kernels.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code, reason = "chosen on x86-64 only"))]
+    WidenPanels,
     /// Weights widened to f32 block by block, f32 activations, the `gemm` crate's f32 kernel.
     Widen,
 }
 
 impl Bf16Path {
-    /// The path for this CPU, lowered to `Widen` when a test caps the SIMD level below
-    /// AVX-512 on this thread.
+    /// The path for this CPU, lowered to a widening one when the SIMD level is capped below
+    /// AVX-512 (a test on this thread, or `EVATAG_SIMD`).
     pub(crate) fn detect() -> Self {
         #[cfg(target_arch = "x86_64")]
         {
@@ -42,6 +55,9 @@ impl Bf16Path {
             {
                 return Self::DotProduct;
             }
+            if super::f32_tiles::Isa::supported() {
+                return Self::WidenPanels;
+            }
         }
         Self::Widen
     }
@@ -50,7 +66,7 @@ impl Bf16Path {
     pub(crate) fn name(self) -> &'static str {
         match self {
             Self::DotProduct => "AVX512_BF16 dot products",
-            Self::Widen => "bf16 widened to f32",
+            Self::WidenPanels | Self::Widen => "bf16 widened to f32",
         }
     }
 }
@@ -62,7 +78,8 @@ pub(crate) struct PackedBf16 {
     path: Bf16Path,
     /// For `DotProduct`: `features / 32` panels (rounded up), each `inputs / 2` pairs (rounded
     /// up) of [`PANEL_PAIR`] elements, zero where a feature or input is past the end. For
-    /// `Widen`: row-major `[features, inputs]`.
+    /// `WidenPanels`: as `f32_tiles::Panels`, `features / 32` panels of `inputs` times 32
+    /// elements, zero past the last feature. For `Widen`: row-major `[features, inputs]`.
     bits: Vec<u16>,
 }
 
@@ -88,6 +105,21 @@ impl PackedBf16 {
         let round = |w: f32| bf16::from_f32(w).to_bits();
         let bits = match path {
             Bf16Path::Widen => weight.par_iter().map(|&w| round(w)).collect(),
+            Bf16Path::WidenPanels => {
+                let mut bits = vec![0u16; features.div_ceil(PANEL) * inputs * PANEL];
+                if inputs > 0 {
+                    bits.par_chunks_mut(inputs * PANEL).enumerate().for_each(|(panel, out)| {
+                        let first = panel * PANEL;
+                        for lane in 0..PANEL.min(features - first) {
+                            let row = &weight[(first + lane) * inputs..][..inputs];
+                            for (slot, &w) in out[lane..].iter_mut().step_by(PANEL).zip(row) {
+                                *slot = round(w);
+                            }
+                        }
+                    });
+                }
+                bits
+            }
             Bf16Path::DotProduct => {
                 let pairs = inputs.div_ceil(2);
                 let mut bits = vec![0u16; features.div_ceil(PANEL) * pairs * PANEL_PAIR];
@@ -154,8 +186,34 @@ impl PackedBf16 {
             Bf16Path::DotProduct => {
                 (feature / PANEL) * self.inputs.div_ceil(2) * PANEL_PAIR + panel_slot(feature % PANEL, input)
             }
+            Bf16Path::WidenPanels => ((feature / PANEL) * self.inputs + input) * PANEL + feature % PANEL,
         };
         bf16::from_bits(self.bits[index]).to_f32()
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl super::f32_tiles::PanelSource for PackedBf16 {
+    fn features(&self) -> usize {
+        self.features
+    }
+
+    fn inputs(&self) -> usize {
+        self.inputs
+    }
+
+    fn panel<'a>(
+        &'a self,
+        panel: usize,
+        first: usize,
+        width: usize,
+        scratch: &'a mut Vec<super::f32_tiles::Line>,
+    ) -> &'a [f32] {
+        debug_assert_eq!(self.path, Bf16Path::WidenPanels);
+        let from = &self.bits[(panel * self.inputs + first) * PANEL..][..width * PANEL];
+        let to = super::f32_tiles::scratch_values(scratch, width * PANEL);
+        widen(from, to);
+        to
     }
 }
 
@@ -191,7 +249,7 @@ mod tests {
     fn both_arrangements_hold_every_weight_rounded_to_nearest_even() {
         for (features, inputs) in [(1, 1), (33, 7), (64, 20), (70, 3)] {
             let weight = matrix(features, inputs);
-            for path in [Bf16Path::DotProduct, Bf16Path::Widen] {
+            for path in [Bf16Path::DotProduct, Bf16Path::WidenPanels, Bf16Path::Widen] {
                 let packed = PackedBf16::pack_for(path, &weight, features, inputs);
                 for f in 0..features {
                     for i in 0..inputs {

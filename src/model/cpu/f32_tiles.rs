@@ -83,7 +83,7 @@ impl Isa {
 /// from them is aligned.
 #[derive(Debug, Clone, Copy, Default)]
 #[repr(C, align(64))]
-struct Line([f32; 16]);
+pub(crate) struct Line([f32; 16]);
 
 /// `len` zeros on whole cache lines.
 fn zeroed_lines(len: usize) -> Vec<Line> {
@@ -100,6 +100,28 @@ fn values(lines: &[Line]) -> &[f32] {
 fn values_mut(lines: &mut [Line]) -> &mut [f32] {
     // SAFETY: a `Line` is 16 f32 with no padding.
     unsafe { std::slice::from_raw_parts_mut(lines.as_mut_ptr().cast(), lines.len() * 16) }
+}
+
+/// A weight in the panel arrangement, as the kernels read it: one panel's share of a pass at a
+/// time, in f32.
+pub(crate) trait PanelSource: Sync {
+    /// Output features (rows of the weight).
+    fn features(&self) -> usize;
+
+    /// Inputs (columns of the weight).
+    fn inputs(&self) -> usize;
+
+    /// Panel `panel`'s weights for inputs `first..first + width`, input by input ([`PANEL`]
+    /// values each), either held already or written to `scratch`.
+    fn panel<'a>(&'a self, panel: usize, first: usize, width: usize, scratch: &'a mut Vec<Line>) -> &'a [f32];
+}
+
+/// `scratch` resized to at least `len` elements, as that many f32.
+pub(crate) fn scratch_values(scratch: &mut Vec<Line>, len: usize) -> &mut [f32] {
+    if scratch.len() * 16 < len {
+        scratch.resize(len.div_ceil(16), Line::default());
+    }
+    &mut values_mut(scratch)[..len]
 }
 
 /// A `[features, inputs]` weight arranged in panels of [`PANEL`] features: element
@@ -137,16 +159,6 @@ impl Panels {
         Self { features, inputs, lines }
     }
 
-    /// Output features (rows of the weight).
-    pub(crate) fn features(&self) -> usize {
-        self.features
-    }
-
-    /// Inputs (columns of the weight).
-    pub(crate) fn inputs(&self) -> usize {
-        self.inputs
-    }
-
     /// The weight back as a row-major `[features, inputs]` matrix.
     pub(crate) fn to_rows(&self) -> Vec<f32> {
         let all = values(&self.lines);
@@ -159,10 +171,19 @@ impl Panels {
         }
         rows
     }
+}
 
-    /// Panel `panel`'s elements from input `first`.
-    fn panel_from(&self, panel: usize, first: usize) -> &[f32] {
-        &values(&self.lines)[(panel * self.inputs + first) * PANEL..]
+impl PanelSource for Panels {
+    fn features(&self) -> usize {
+        self.features
+    }
+
+    fn inputs(&self) -> usize {
+        self.inputs
+    }
+
+    fn panel<'a>(&'a self, panel: usize, first: usize, width: usize, _: &'a mut Vec<Line>) -> &'a [f32] {
+        &values(&self.lines)[(panel * self.inputs + first) * PANEL..][..width * PANEL]
     }
 }
 
@@ -213,7 +234,7 @@ impl RowTiles {
 /// panels' features that exist) must be in bounds and written by no one else during the call.
 pub(crate) unsafe fn add_product(
     x: &RowTiles,
-    w: &Panels,
+    w: &impl PanelSource,
     first_row: usize,
     rows: usize,
     panels: std::ops::Range<usize>,
@@ -222,23 +243,24 @@ pub(crate) unsafe fn add_product(
 ) {
     let isa = x.isa;
     let (height, columns) = (isa.tile_rows(), isa.columns());
-    debug_assert!(first_row.is_multiple_of(height) && first_row + rows <= x.rows && x.inputs == w.inputs);
+    debug_assert!(first_row.is_multiple_of(height) && first_row + rows <= x.rows && x.inputs == w.inputs());
     note_path(match isa {
         Isa::Avx512 => SimdLevel::Avx512,
         Isa::Avx2 => SimdLevel::Avx2,
     });
-    let inputs = w.inputs;
+    let (inputs, features) = (w.inputs(), w.features());
     let per_pass = Isa::inputs_per_pass();
+    let mut scratch = Vec::new();
     for first_input in (0..inputs).step_by(per_pass) {
         let width = per_pass.min(inputs - first_input);
         for panel in panels.clone() {
-            let weights = w.panel_from(panel, first_input);
+            let weights = w.panel(panel, first_input, width, &mut scratch);
             for first in (0..rows).step_by(height) {
                 let xs = x.tile_from((first_row + first) / height, first_input);
                 // Both halves of a panel (AVX2) take the tile while it is in L1.
                 for part in 0..PANEL / columns {
                     let first_feature = panel * PANEL + part * columns;
-                    let Some(present) = w.features.checked_sub(first_feature).filter(|&n| n > 0) else { break };
+                    let Some(present) = features.checked_sub(first_feature).filter(|&n| n > 0) else { break };
                     let tile = Tile {
                         // SAFETY: this tile of the output lies in the caller's block.
                         out: unsafe { out.add(first * out_stride + first_feature - panels.start * PANEL) },
@@ -262,15 +284,16 @@ pub(crate) unsafe fn add_product(
 /// As for [`add_product`], with `x` holding `rows` rows.
 pub(crate) unsafe fn add_product_gemm(
     x: &[f32],
-    w: &Panels,
+    w: &impl PanelSource,
     rows: usize,
     panels: std::ops::Range<usize>,
     out: *mut f32,
     out_stride: usize,
 ) {
-    let inputs = w.inputs;
+    let inputs = w.inputs();
+    let mut scratch = Vec::new();
     for panel in panels.clone() {
-        let features = PANEL.min(w.features - panel * PANEL);
+        let features = PANEL.min(w.features() - panel * PANEL);
         // SAFETY: the panel holds `inputs` rows of PANEL features; the output block is the
         // caller's.
         unsafe {
@@ -280,7 +303,7 @@ pub(crate) unsafe fn add_product_gemm(
                 inputs,
                 1.0,
                 Operand::rows(x.as_ptr(), inputs),
-                Operand::rows(w.panel_from(panel, 0).as_ptr(), PANEL),
+                Operand::rows(w.panel(panel, 0, inputs, &mut scratch).as_ptr(), PANEL),
                 1.0,
                 out.add((panel - panels.start) * PANEL),
                 out_stride,

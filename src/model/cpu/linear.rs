@@ -16,7 +16,7 @@ use rayon::prelude::*;
 
 use super::bf16::{Bf16Path, PackedBf16};
 #[cfg(target_arch = "x86_64")]
-use super::f32_tiles::{self, PANEL, Panels, RowTiles};
+use super::f32_tiles::{self, PANEL, PanelSource, Panels, RowTiles};
 use super::gemm::{self, Operand};
 use super::profile::{self, Part};
 use super::{SendPtr, f32_slice, ops};
@@ -96,26 +96,30 @@ impl CustomOp2 for CpuLinearPanels {
             let weight = &*self.weight;
             let (n, k) = (weight.features(), weight.inputs());
             let product = Product::new(name, x, xl, (n, k), bias)?;
-            // The rows are arranged once, for every block; the scalar level reads them in place.
-            let tiles = f32_tiles::Isa::detect().map(|isa| RowTiles::new(isa, x, product.rows, k));
-            product.run(self.gelu, |block, out| {
-                start_from_bias(block, out, n, bias);
-                let panels = block.first / PANEL..(block.first + block.count).div_ceil(PANEL);
-                // SAFETY: blocks start at multiples of the panel width and of the tile height
-                // (`blocks`); the CPU has the ISA of `tiles`; only this task writes its block.
-                unsafe {
-                    match &tiles {
-                        Some(tiles) => {
-                            f32_tiles::add_product(tiles, weight, block.first_row, block.rows, panels, out, n)
-                        }
-                        None => {
-                            f32_tiles::add_product_gemm(&x[block.first_row * k..], weight, block.rows, panels, out, n)
-                        }
-                    }
-                }
-            })
+            panel_product(product, weight, bias, self.gelu)
         })
     }
+}
+
+/// A product on evatag's tile kernels, with the weight in their panel arrangement (f32, or bf16
+/// widened as the kernels go).
+#[cfg(target_arch = "x86_64")]
+fn panel_product(product: Product, weight: &impl PanelSource, bias: &[f32], gelu: bool) -> Result<(CpuStorage, Shape)> {
+    let (x, n, k) = (product.x, weight.features(), weight.inputs());
+    // The rows are arranged once, for every block; the scalar level reads them in place.
+    let tiles = f32_tiles::Isa::detect().map(|isa| RowTiles::new(isa, x, product.rows, k));
+    product.run(gelu, |block, out| {
+        start_from_bias(block, out, n, bias);
+        let panels = block.first / PANEL..(block.first + block.count).div_ceil(PANEL);
+        // SAFETY: blocks start at multiples of the panel width and of the tile height
+        // (`blocks`); the CPU has the ISA of `tiles`; only this task writes its block.
+        unsafe {
+            match &tiles {
+                Some(tiles) => f32_tiles::add_product(tiles, weight, block.first_row, block.rows, panels, out, n),
+                None => f32_tiles::add_product_gemm(&x[block.first_row * k..], weight, block.rows, panels, out, n),
+            }
+        }
+    })
 }
 
 /// `x Wᵀ + b` for a contiguous f32 input `[..., in]` and bias `[out]`, with the weight held in
@@ -146,6 +150,10 @@ impl CustomOp2 for CpuLinearBf16 {
             let product = Product::new(name, x, xl, (n, k), bias)?;
             match weight.path() {
                 Bf16Path::DotProduct => dot_product(product, weight, bias, self.gelu),
+                #[cfg(target_arch = "x86_64")]
+                Bf16Path::WidenPanels => panel_product(product, &**weight, bias, self.gelu),
+                #[cfg(not(target_arch = "x86_64"))]
+                Bf16Path::WidenPanels => candle_core::bail!("{name}: bf16 panels exist on x86-64 only"),
                 Bf16Path::Widen => {
                     product.run(self.gelu, |block, out| {
                         start_from_bias(block, out, n, bias);
@@ -212,7 +220,7 @@ fn dot_product(_: Product, _: &PackedBf16, _: &[f32], _: bool) -> Result<(CpuSto
 
 /// A product's input and output shapes, checked.
 struct Product<'a> {
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code, reason = "read by the x86-64 bf16 path only"))]
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code, reason = "read by the x86-64 kernels only"))]
     x: &'a [f32],
     rows: usize,
     inputs: usize,
@@ -324,6 +332,19 @@ mod tests {
     use super::*;
     use candle_core::{Device, Module, Tensor};
 
+    /// `x Wᵀ + b` from every f32 kernel this CPU runs: the `gemm` crate's, and on x86-64 with
+    /// AVX2 the tile kernels on the panel arrangement.
+    fn our_products(x: &Tensor, w: &Tensor, b: &Tensor, gelu: bool) -> Result<Vec<Tensor>> {
+        let mut products = vec![x.apply_op3_no_bwd(w, b, &CpuLinear { gelu })?];
+        #[cfg(target_arch = "x86_64")]
+        if f32_tiles::Isa::supported() {
+            let (n, k) = w.dims2()?;
+            let weight = Arc::new(Panels::new(&w.flatten_all()?.to_vec1::<f32>()?, n, k));
+            products.push(x.apply_op2_no_bwd(b, &CpuLinearPanels { weight, gelu })?);
+        }
+        Ok(products)
+    }
+
     #[test]
     fn kernel_matches_candle_matmul() -> Result<()> {
         let device = Device::Cpu;
@@ -331,11 +352,12 @@ mod tests {
             let x = Tensor::randn(0f32, 1.0, (2, rows, k), &device)?;
             let w = Tensor::randn(0f32, 1.0, (n, k), &device)?;
             let b = Tensor::randn(0f32, 1.0, n, &device)?;
-            let ours = x.apply_op3_no_bwd(&w, &b, &CpuLinear { gelu: false })?;
-            let reference = candle_nn::Linear::new(w, Some(b)).forward(&x)?;
-            assert_eq!(ours.dims(), reference.dims());
-            let diff = (ours - reference)?.abs()?.max_all()?.to_scalar::<f32>()?;
-            assert!(diff < 1e-4, "{rows}x{k}x{n}: {diff}");
+            let reference = candle_nn::Linear::new(w.clone(), Some(b.clone())).forward(&x)?;
+            for ours in our_products(&x, &w, &b, false)? {
+                assert_eq!(ours.dims(), reference.dims());
+                let diff = (ours - &reference)?.abs()?.max_all()?.to_scalar::<f32>()?;
+                assert!(diff < 1e-4, "{rows}x{k}x{n}: {diff}");
+            }
         }
         Ok(())
     }
@@ -369,24 +391,36 @@ mod tests {
         let x = Tensor::randn(0f32, 1.0, (1, 257, 96), &Device::Cpu)?;
         let w = Tensor::randn(0f32, 1.0, (1408, 96), &Device::Cpu)?;
         let b = Tensor::randn(0f32, 1.0, 1408, &Device::Cpu)?;
-        let run = |threads: usize| -> Result<Vec<f32>> {
+        let run = |threads: usize| -> Result<Vec<Vec<f32>>> {
             let pool =
                 rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(candle_core::Error::wrap)?;
-            pool.install(|| x.apply_op3_no_bwd(&w, &b, &CpuLinear { gelu: true })?.flatten_all()?.to_vec1::<f32>())
+            pool.install(|| {
+                our_products(&x, &w, &b, true)?
+                    .iter()
+                    .map(|y| y.flatten_all()?.to_vec1::<f32>())
+                    .collect::<Result<Vec<_>>>()
+            })
         };
         assert!(blocks(257, 1408, 8).len() > blocks(257, 1408, 1).len());
-        let (whole, split) = (run(1)?, run(8)?);
-        assert!(whole.iter().zip(&split).all(|(a, b)| a.to_bits() == b.to_bits()));
+        for (whole, split) in run(1)?.iter().zip(&run(8)?) {
+            assert!(whole.iter().zip(split).all(|(a, b)| a.to_bits() == b.to_bits()));
+        }
         Ok(())
     }
 
     /// The bf16 paths this CPU can run.
     fn bf16_paths() -> Vec<Bf16Path> {
+        let mut paths = vec![Bf16Path::Widen];
         #[cfg(target_arch = "x86_64")]
-        if super::super::bf16_dot::supported() {
-            return vec![Bf16Path::DotProduct, Bf16Path::Widen];
+        {
+            if f32_tiles::Isa::supported() {
+                paths.push(Bf16Path::WidenPanels);
+            }
+            if super::super::bf16_dot::supported() {
+                paths.push(Bf16Path::DotProduct);
+            }
         }
-        vec![Bf16Path::Widen]
+        paths
     }
 
     fn bf16(v: f32) -> f64 {
