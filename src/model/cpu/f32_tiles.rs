@@ -454,13 +454,15 @@ mod tests {
                 // A wider output than the product: the spare column must stay as it was.
                 let stride = features + 1;
                 let mut out = vec![0.5f32; rows * stride];
-                // Two blocks: panels split in two, rows split at the second tile (or not at all).
+                // Panels split in two, rows split at the second tile (when there is one).
                 let isa = Isa::detect();
                 let height = isa.map_or(1, Isa::tile_rows);
-                let split_row = if rows > height { height } else { rows };
+                // Row blocks start at multiples of the tile height.
+                let row_blocks =
+                    if rows > height { vec![(0, height), (height, rows - height)] } else { vec![(0, rows)] };
                 let split_panel = all_panels / 2;
                 let tiles = isa.map(|isa| RowTiles::new(isa, &x, rows, inputs));
-                for (first_row, row_count) in [(0, split_row), (split_row, rows - split_row)] {
+                for (first_row, row_count) in row_blocks {
                     for block in [0..split_panel, split_panel..all_panels] {
                         // SAFETY: the CPU has the level's features; the buffers fit the shapes.
                         unsafe {
