@@ -84,6 +84,22 @@ pub(crate) unsafe fn sgemm(
                 alpha,
             )
         },
+        #[cfg(target_arch = "aarch64")]
+        SimdLevel::Generic => unsafe {
+            forced::gemm(
+                level,
+                n,
+                m,
+                k,
+                dst,
+                dst_cs,
+                read_dst,
+                (lhs, lhs_cs, lhs_rs),
+                (rhs, rhs_cs, rhs_rs),
+                beta,
+                alpha,
+            )
+        },
         _ => unsafe {
             gemm::gemm(
                 n,
@@ -110,13 +126,17 @@ pub(crate) unsafe fn sgemm(
     }
 }
 
-/// The `gemm` crate's AVX2+FMA and scalar kernels, called by level rather than by the crate's
-/// own choice.
-#[cfg(target_arch = "x86_64")]
+/// The `gemm` crate's AVX2+FMA (x86-64) and scalar kernels, called by level rather than by the
+/// crate's own choice.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod forced {
     use gemm_common::gemm::gemm_basic_generic;
-    use gemm_common::simd::{MixedSimd, Scalar, V3};
-    use gemm_f32::microkernel::{fma, scalar};
+    #[cfg(target_arch = "x86_64")]
+    use gemm_common::simd::V3;
+    use gemm_common::simd::{MixedSimd, Scalar};
+    #[cfg(target_arch = "x86_64")]
+    use gemm_f32::microkernel::fma;
+    use gemm_f32::microkernel::scalar;
 
     use super::SimdLevel;
 
@@ -142,10 +162,14 @@ mod forced {
         alpha: f32,
         beta: f32,
     ) {
+        // Only x86-64 has a level here besides the scalar one.
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = level;
         let mul_add = |a: f32, b: f32, c: f32| a * b + c;
         let none = gemm_common::Parallelism::None;
         // SAFETY: forwarded from this function's contract.
         unsafe {
+            #[cfg(target_arch = "x86_64")]
             if level == SimdLevel::Avx2 {
                 let simd = <V3 as MixedSimd<f32, f32, f32, f32>>::try_new().expect("the CPU has AVX2 and FMA");
                 gemm_basic_generic::<
@@ -183,7 +207,9 @@ mod forced {
                     false,
                     none,
                 );
-            } else {
+                return;
+            }
+            {
                 let simd = <Scalar as MixedSimd<f32, f32, f32, f32>>::try_new().expect("scalar code runs anywhere");
                 gemm_basic_generic::<
                     _,

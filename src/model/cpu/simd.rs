@@ -106,7 +106,8 @@ impl SimdLevel {
     pub fn detect() -> Self {
         let supported = Self::supported();
         match (supported, cap()) {
-            (Self::Avx512, Some(max @ (Self::Avx2 | Self::Generic))) | (Self::Avx2, Some(max @ Self::Generic)) => max,
+            (Self::Avx512, Some(max @ (Self::Avx2 | Self::Generic)))
+            | (Self::Avx2 | Self::Neon, Some(max @ Self::Generic)) => max,
             _ => supported,
         }
     }
