@@ -107,17 +107,7 @@ impl PackedBf16 {
             Bf16Path::Widen => weight.par_iter().map(|&w| round(w)).collect(),
             Bf16Path::WidenPanels => {
                 let mut bits = vec![0u16; features.div_ceil(PANEL) * inputs * PANEL];
-                if inputs > 0 {
-                    bits.par_chunks_mut(inputs * PANEL).enumerate().for_each(|(panel, out)| {
-                        let first = panel * PANEL;
-                        for lane in 0..PANEL.min(features - first) {
-                            let row = &weight[(first + lane) * inputs..][..inputs];
-                            for (slot, &w) in out[lane..].iter_mut().step_by(PANEL).zip(row) {
-                                *slot = round(w);
-                            }
-                        }
-                    });
-                }
+                super::interleave_rows(weight, (features, inputs), PANEL, &mut bits, round);
                 bits
             }
             Bf16Path::DotProduct => {

@@ -20,9 +20,8 @@ use std::arch::x86_64::{
     _mm512_loadu_ps, _mm512_set1_ps, _mm512_storeu_ps,
 };
 
-use rayon::prelude::*;
-
 use super::gemm::{self, Operand};
+use super::interleave_rows;
 use super::simd::{SimdLevel, note_path};
 
 /// Output features per panel: two AVX-512 vectors, four AVX2 ones.
@@ -143,19 +142,8 @@ impl Panels {
     /// Arranges a row-major `[features, inputs]` weight.
     pub(crate) fn new(weight: &[f32], features: usize, inputs: usize) -> Self {
         assert_eq!(weight.len(), features * inputs, "a {features}x{inputs} weight");
-        let panel_len = inputs * PANEL;
-        let mut lines = zeroed_lines(features.div_ceil(PANEL) * panel_len);
-        if panel_len > 0 {
-            values_mut(&mut lines).par_chunks_mut(panel_len).enumerate().for_each(|(panel, out)| {
-                let first = panel * PANEL;
-                for lane in 0..PANEL.min(features - first) {
-                    let row = &weight[(first + lane) * inputs..][..inputs];
-                    for (slot, &w) in out[lane..].iter_mut().step_by(PANEL).zip(row) {
-                        *slot = w;
-                    }
-                }
-            });
-        }
+        let mut lines = zeroed_lines(features.div_ceil(PANEL) * inputs * PANEL);
+        interleave_rows(weight, (features, inputs), PANEL, values_mut(&mut lines), |w| w);
         Self { features, inputs, lines }
     }
 
@@ -201,20 +189,8 @@ impl RowTiles {
     pub(crate) fn new(isa: Isa, x: &[f32], rows: usize, inputs: usize) -> Self {
         debug_assert_eq!(x.len(), rows * inputs);
         let tile = isa.tile_rows();
-        let tile_len = inputs * tile;
-        let mut lines = zeroed_lines(rows.div_ceil(tile) * tile_len);
-        if tile_len > 0 {
-            values_mut(&mut lines).par_chunks_mut(tile_len).take(rows.div_ceil(tile)).enumerate().for_each(
-                |(t, out)| {
-                    for lane in 0..tile.min(rows - t * tile) {
-                        let row = &x[(t * tile + lane) * inputs..][..inputs];
-                        for (slot, &v) in out[lane..].iter_mut().step_by(tile).zip(row) {
-                            *slot = v;
-                        }
-                    }
-                },
-            );
-        }
+        let mut lines = zeroed_lines(rows.div_ceil(tile) * tile * inputs);
+        interleave_rows(x, (rows, inputs), tile, values_mut(&mut lines), |v| v);
         Self { isa, rows, inputs, lines }
     }
 

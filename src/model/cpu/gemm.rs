@@ -68,24 +68,8 @@ pub(crate) unsafe fn sgemm(
     // SAFETY (all three calls): forwarded from this function's contract; the narrower kernels
     // run on a CPU that has at least their features, since the level is at most the CPU's.
     match level {
-        #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx2 | SimdLevel::Generic => unsafe {
-            forced::gemm(
-                level,
-                n,
-                m,
-                k,
-                dst,
-                dst_cs,
-                read_dst,
-                (lhs, lhs_cs, lhs_rs),
-                (rhs, rhs_cs, rhs_rs),
-                beta,
-                alpha,
-            )
-        },
-        #[cfg(target_arch = "aarch64")]
-        SimdLevel::Generic => unsafe {
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+        level if forced::takes(level) => unsafe {
             forced::gemm(
                 level,
                 n,
@@ -139,6 +123,16 @@ mod forced {
     use gemm_f32::microkernel::scalar;
 
     use super::SimdLevel;
+
+    /// Whether `level` is one this module runs, rather than the crate's own choice: AVX2 and
+    /// the scalar level on x86-64, the scalar level on ARM.
+    pub(super) fn takes(level: SimdLevel) -> bool {
+        match level {
+            SimdLevel::Generic => true,
+            SimdLevel::Avx2 => cfg!(target_arch = "x86_64"),
+            SimdLevel::Avx512 | SimdLevel::Neon => false,
+        }
+    }
 
     /// A column-major operand: pointer, column stride, row stride.
     pub(super) type Matrix = (*const f32, isize, isize);

@@ -335,6 +335,7 @@ mod tests {
     /// `x Wᵀ + b` from every f32 kernel this CPU runs: the `gemm` crate's, and on x86-64 with
     /// AVX2 the tile kernels on the panel arrangement.
     fn our_products(x: &Tensor, w: &Tensor, b: &Tensor, gelu: bool) -> Result<Vec<Tensor>> {
+        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut, reason = "added to on x86-64 only"))]
         let mut products = vec![x.apply_op3_no_bwd(w, b, &CpuLinear { gelu })?];
         #[cfg(target_arch = "x86_64")]
         if f32_tiles::Isa::supported() {
@@ -410,6 +411,7 @@ mod tests {
 
     /// The bf16 paths this CPU can run.
     fn bf16_paths() -> Vec<Bf16Path> {
+        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut, reason = "added to on x86-64 only"))]
         let mut paths = vec![Bf16Path::Widen];
         #[cfg(target_arch = "x86_64")]
         {

@@ -24,6 +24,7 @@ pub mod simd;
 use std::cell::Cell;
 
 use candle_core::{CpuStorage, DType, Layout, Result, Tensor};
+use rayon::prelude::*;
 
 thread_local! {
     /// Whether the layers run on this thread take candle's operations only.
@@ -58,6 +59,32 @@ pub(crate) fn f32_slice<'a>(op: &str, storage: &'a CpuStorage, layout: &Layout) 
         candle_core::bail!("{op} expects contiguous tensors");
     };
     Ok(&data[start..end])
+}
+
+/// Writes the row-major `[rows, inputs]` matrix `m` to `out` in groups of `group` rows, each
+/// group input by input (`group` values for each input, one per row), converted by `convert`, in
+/// parallel; the slots of rows past the last are left as they are.
+pub(crate) fn interleave_rows<T: Send>(
+    m: &[f32],
+    (rows, inputs): (usize, usize),
+    group: usize,
+    out: &mut [T],
+    convert: impl Fn(f32) -> T + Sync,
+) {
+    debug_assert!(m.len() >= rows * inputs && out.len() >= rows.div_ceil(group) * group * inputs);
+    let group_len = inputs * group;
+    if group_len == 0 {
+        return;
+    }
+    out.par_chunks_mut(group_len).take(rows.div_ceil(group)).enumerate().for_each(|(g, out)| {
+        let first = g * group;
+        for lane in 0..group.min(rows - first) {
+            let row = &m[(first + lane) * inputs..][..inputs];
+            for (slot, &v) in out[lane..].iter_mut().step_by(group).zip(row) {
+                *slot = convert(v);
+            }
+        }
+    });
 }
 
 /// A raw output pointer shared by tasks that write disjoint parts.
