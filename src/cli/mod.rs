@@ -582,6 +582,13 @@ fn run_bench(options: &Options, args: &BenchArgs) -> anyhow::Result<()> {
         .then(|| rayon::ThreadPoolBuilder::new().num_threads(1).build())
         .transpose()
         .context("starting a one-thread pool")?;
+    let threads = rayon::current_num_threads();
+    // The machine's own ceiling, for the CPU only (a GPU's would need its own probe), sampled
+    // again after every iteration so that a busy moment does not set it.
+    let mut peak = placement.device.is_cpu().then(|| {
+        eprintln!("evatag: measuring this machine's peak");
+        peak::measure(threads)
+    });
     let (mut iterations, mut single) = (Vec::new(), Vec::new());
     for i in 0..args.iters {
         let iteration = Iteration::run(&model, &inputs)?;
@@ -592,17 +599,14 @@ fn run_bench(options: &Options, args: &BenchArgs) -> anyhow::Result<()> {
             eprintln!("evatag: iteration {} on one thread: {:.3} s", i + 1, iteration.seconds);
             single.push(iteration);
         }
+        if let Some(peak) = &mut peak {
+            peak.sample_again();
+        }
     }
     let Iteration { seconds: timed, kernels: spent } = Iteration::median(iterations);
     let per_image = timed / batch as f64;
     let thread_scaling = (!single.is_empty()).then(|| Iteration::median(single).seconds / timed);
     let gflops = 2.0 * config.macs_per_image() as f64 / per_image / 1e9;
-    let threads = rayon::current_num_threads();
-    // The machine's own ceiling, for the CPU only: a GPU's would need its own probe.
-    let peak = placement.device.is_cpu().then(|| {
-        eprintln!("evatag: measuring this machine's peak");
-        peak::measure(threads)
-    });
     let share = |part: f64| (part / timed).clamp(0.0, 1.0);
     let (matrix_products, attention) = (share(spent.matrix_products), share(spent.attention));
     let efficiency = peak.map(|peak| gflops / peak.all_threads);
@@ -621,6 +625,11 @@ fn run_bench(options: &Options, args: &BenchArgs) -> anyhow::Result<()> {
             product_efficiency.unwrap_or(0.0) * 100.0,
             attention * 100.0,
             (1.0 - matrix_products - attention).max(0.0) * 100.0,
+        );
+    }
+    if efficiency.is_some_and(|efficiency| efficiency > 1.0) {
+        eprintln!(
+            "evatag: warning: the model ran faster than the peak probe: other programs held the CPU whenever the probe ran; run again on a quieter machine"
         );
     }
     if let Some(scaling) = thread_scaling {

@@ -80,25 +80,25 @@ impl Isa {
 
 /// 64 bytes of f32, so that the arranged operands start on a cache line and every vector load
 /// from them is aligned.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
 #[repr(C, align(64))]
 pub(crate) struct Line([f32; 16]);
 
-/// `len` zeros on whole cache lines.
+/// `len` zeros on whole cache lines, allocated zeroed rather than written: memory fresh from the
+/// system is zero already, and its pages are then first touched by the threads that arrange
+/// the operand, in parallel.
 fn zeroed_lines(len: usize) -> Vec<Line> {
-    vec![Line::default(); len.div_ceil(16)]
+    bytemuck::zeroed_vec(len.div_ceil(16))
 }
 
 /// The f32 elements of `lines`.
 fn values(lines: &[Line]) -> &[f32] {
-    // SAFETY: a `Line` is 16 f32 with no padding.
-    unsafe { std::slice::from_raw_parts(lines.as_ptr().cast(), lines.len() * 16) }
+    bytemuck::cast_slice(lines)
 }
 
 /// The f32 elements of `lines`, writable.
 fn values_mut(lines: &mut [Line]) -> &mut [f32] {
-    // SAFETY: a `Line` is 16 f32 with no padding.
-    unsafe { std::slice::from_raw_parts_mut(lines.as_mut_ptr().cast(), lines.len() * 16) }
+    bytemuck::cast_slice_mut(lines)
 }
 
 /// A weight in the panel arrangement, as the kernels read it: one panel's share of a pass at a
