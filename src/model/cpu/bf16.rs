@@ -205,6 +205,10 @@ impl super::f32_tiles::PanelSource for PackedBf16 {
         widen(from, to);
         to
     }
+
+    fn stored(&self, panel: usize, first: usize, width: usize) -> &[u8] {
+        bytemuck::cast_slice(&self.bits[(panel * self.inputs + first) * PANEL..][..width * PANEL])
+    }
 }
 
 /// Where the weight of lane `lane` of a panel for `input` lies within the panel: pair by pair,
@@ -247,6 +251,21 @@ mod tests {
                         assert_eq!(packed.get(f, i).to_bits(), want.to_bits(), "{path:?} ({f}, {i})");
                     }
                 }
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_stored_share_is_what_the_panel_widens() {
+        use super::super::f32_tiles::PanelSource;
+        let (features, inputs) = (70, 300);
+        let packed = PackedBf16::pack_for(Bf16Path::WidenPanels, &matrix(features, inputs), features, inputs);
+        for panel in 0..features.div_ceil(PANEL) {
+            for (first, width) in [(0, inputs), (100, 57)] {
+                let stored: &[u16] = bytemuck::cast_slice(packed.stored(panel, first, width));
+                let widened: Vec<f32> = stored.iter().map(|&b| f32::from_bits(u32::from(b) << 16)).collect();
+                assert_eq!(widened, packed.panel(panel, first, width, &mut Vec::new()), "panel {panel} from {first}");
             }
         }
     }

@@ -67,6 +67,17 @@ impl Isa {
         }
     }
 
+    /// Whether the next panel's weights are fetched ahead while a panel runs. The weights come
+    /// from memory the first time a product meets them, and the first tile of a panel reads a
+    /// whole share of them: the AVX2 kernels, which cover half a panel per call and take the
+    /// tile through both halves, ask for them twice as fast as the AVX-512 kernel and outrun
+    /// the hardware's own prefetching. On Zen 4 (EVA-giant, batch 1, two threads, three
+    /// alternating pairs) fetching ahead raised AVX2 from 67-76 % of the peak to 72-80 %, and
+    /// lowered AVX-512 from 82-84 % to 79-82 %.
+    const fn prefetches(self) -> bool {
+        matches!(self, Self::Avx2)
+    }
+
     /// Inputs per pass: one panel's share of the weights fills a quarter of the L2 cache, so
     /// that it stays there while every tile of rows runs against it. Longer passes load and
     /// store each tile's sums fewer times: on one Zen 4 core (1 MiB of L2) and EVA-giant's
@@ -113,6 +124,10 @@ pub(crate) trait PanelSource: Sync {
     /// Panel `panel`'s weights for inputs `first..first + width`, input by input ([`PANEL`]
     /// values each), either held already or written to `scratch`.
     fn panel<'a>(&'a self, panel: usize, first: usize, width: usize, scratch: &'a mut Vec<Line>) -> &'a [f32];
+
+    /// The memory that holds panel `panel`'s weights for inputs `first..first + width`, as
+    /// stored, so that it can be fetched into the cache ahead of [`PanelSource::panel`].
+    fn stored(&self, panel: usize, first: usize, width: usize) -> &[u8];
 }
 
 /// `scratch` resized to at least `len` elements, as that many f32.
@@ -147,6 +162,11 @@ impl Panels {
         Self { features, inputs, lines }
     }
 
+    /// Panel `panel`'s weights for inputs `first..first + width`.
+    fn share(&self, panel: usize, first: usize, width: usize) -> &[f32] {
+        &values(&self.lines)[(panel * self.inputs + first) * PANEL..][..width * PANEL]
+    }
+
     /// The weight back as a row-major `[features, inputs]` matrix.
     pub(crate) fn to_rows(&self) -> Vec<f32> {
         let all = values(&self.lines);
@@ -171,7 +191,11 @@ impl PanelSource for Panels {
     }
 
     fn panel<'a>(&'a self, panel: usize, first: usize, width: usize, _: &'a mut Vec<Line>) -> &'a [f32] {
-        &values(&self.lines)[(panel * self.inputs + first) * PANEL..][..width * PANEL]
+        self.share(panel, first, width)
+    }
+
+    fn stored(&self, panel: usize, first: usize, width: usize) -> &[u8] {
+        bytemuck::cast_slice(self.share(panel, first, width))
     }
 }
 
@@ -226,29 +250,49 @@ pub(crate) unsafe fn add_product(
     });
     let (inputs, features) = (w.inputs(), w.features());
     let per_pass = Isa::inputs_per_pass();
+    let width_from = |first_input: usize| per_pass.min(inputs - first_input);
+    // One panel's share of one pass at a time, with (see `Isa::prefetches`) the next share's
+    // weights fetched into the cache while this one runs, spread over its tiles.
+    let steps: Vec<(usize, usize)> =
+        (0..inputs).step_by(per_pass).flat_map(|first_input| panels.clone().map(move |p| (first_input, p))).collect();
+    let tiles = rows.div_ceil(height);
     let mut scratch = Vec::new();
-    for first_input in (0..inputs).step_by(per_pass) {
-        let width = per_pass.min(inputs - first_input);
-        for panel in panels.clone() {
-            let weights = w.panel(panel, first_input, width, &mut scratch);
-            for first in (0..rows).step_by(height) {
-                let xs = x.tile_from((first_row + first) / height, first_input);
-                // Both halves of a panel (AVX2) take the tile while it is in L1.
-                for part in 0..PANEL / columns {
-                    let first_feature = panel * PANEL + part * columns;
-                    let Some(present) = features.checked_sub(first_feature).filter(|&n| n > 0) else { break };
-                    let tile = Tile {
-                        // SAFETY: this tile of the output lies in the caller's block.
-                        out: unsafe { out.add(first * out_stride + first_feature - panels.start * PANEL) },
-                        stride: out_stride,
-                        rows: height.min(rows - first),
-                        columns: columns.min(present),
-                    };
-                    // SAFETY: forwarded from this function's contract.
-                    unsafe { run_tile(isa, xs, &weights[part * columns..], width, tile) };
-                }
+    for (step, &(first_input, panel)) in steps.iter().enumerate() {
+        let width = width_from(first_input);
+        let weights = w.panel(panel, first_input, width, &mut scratch);
+        let upcoming = steps
+            .get(step + 1)
+            .filter(|_| isa.prefetches())
+            .map_or(&[][..], |&(first, panel)| w.stored(panel, first, width_from(first)));
+        let lines_per_tile = upcoming.len().div_ceil(64).div_ceil(tiles);
+        for (tile_index, first) in (0..rows).step_by(height).enumerate() {
+            prefetch_lines(upcoming, tile_index * lines_per_tile..(tile_index + 1) * lines_per_tile);
+            let xs = x.tile_from((first_row + first) / height, first_input);
+            // Both halves of a panel (AVX2) take the tile while it is in L1.
+            for part in 0..PANEL / columns {
+                let first_feature = panel * PANEL + part * columns;
+                let Some(present) = features.checked_sub(first_feature).filter(|&n| n > 0) else { break };
+                let tile = Tile {
+                    // SAFETY: this tile of the output lies in the caller's block.
+                    out: unsafe { out.add(first * out_stride + first_feature - panels.start * PANEL) },
+                    stride: out_stride,
+                    rows: height.min(rows - first),
+                    columns: columns.min(present),
+                };
+                // SAFETY: forwarded from this function's contract.
+                unsafe { run_tile(isa, xs, &weights[part * columns..], width, tile) };
             }
         }
+    }
+}
+
+/// Asks for cache lines `lines` of `bytes` to be brought into the L2 cache.
+fn prefetch_lines(bytes: &[u8], lines: std::ops::Range<usize>) {
+    use std::arch::x86_64::{_MM_HINT_T1, _mm_prefetch};
+    for line in lines {
+        let Some(byte) = bytes.get(line * 64) else { break };
+        // SAFETY: a prefetch only hints the cache, and the address is inside `bytes`.
+        unsafe { _mm_prefetch::<_MM_HINT_T1>(std::ptr::from_ref(byte).cast()) };
     }
 }
 
@@ -406,6 +450,10 @@ mod tests {
             let weight: Vec<f32> = (0..features * inputs).map(|i| i as f32 * 0.5 - 3.0).collect();
             let panels = Panels::new(&weight, features, inputs);
             assert_eq!(panels.to_rows(), weight, "{features}x{inputs}");
+            // What is fetched ahead is what the kernels then read.
+            let (first, width) = (inputs / 2, inputs - inputs / 2);
+            let stored: &[f32] = bytemuck::cast_slice(panels.stored(0, first, width));
+            assert_eq!(stored, panels.panel(0, first, width, &mut Vec::new()), "{features}x{inputs}");
             // Lanes past the last feature are zero.
             let all = values(&panels.lines);
             let last = features.div_ceil(PANEL) - 1;
