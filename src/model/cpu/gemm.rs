@@ -203,44 +203,42 @@ mod forced {
                 );
                 return;
             }
-            {
-                let simd = <Scalar as MixedSimd<f32, f32, f32, f32>>::try_new().expect("scalar code runs anywhere");
-                gemm_basic_generic::<
-                    _,
-                    f32,
-                    1,
-                    { scalar::f32::MR_DIV_N },
-                    { scalar::f32::NR },
-                    { scalar::f32::MR_DIV_N },
-                    { scalar::f32::H_M },
-                    { scalar::f32::H_N },
-                >(
-                    simd,
-                    m,
-                    n,
-                    k,
-                    dst,
-                    dst_cs,
-                    1,
-                    read_dst,
-                    lhs,
-                    lhs_cs,
-                    lhs_rs,
-                    rhs,
-                    rhs_cs,
-                    rhs_rs,
-                    alpha,
-                    beta,
-                    false,
-                    false,
-                    false,
-                    mul_add,
-                    &scalar::f32::UKR,
-                    &scalar::f32::H_UKR,
-                    false,
-                    none,
-                );
-            }
+            let simd = <Scalar as MixedSimd<f32, f32, f32, f32>>::try_new().expect("scalar code runs anywhere");
+            gemm_basic_generic::<
+                _,
+                f32,
+                1,
+                { scalar::f32::MR_DIV_N },
+                { scalar::f32::NR },
+                { scalar::f32::MR_DIV_N },
+                { scalar::f32::H_M },
+                { scalar::f32::H_N },
+            >(
+                simd,
+                m,
+                n,
+                k,
+                dst,
+                dst_cs,
+                1,
+                read_dst,
+                lhs,
+                lhs_cs,
+                lhs_rs,
+                rhs,
+                rhs_cs,
+                rhs_rs,
+                alpha,
+                beta,
+                false,
+                false,
+                false,
+                mul_add,
+                &scalar::f32::UKR,
+                &scalar::f32::H_UKR,
+                false,
+                none,
+            );
         }
     }
 }
