@@ -23,8 +23,11 @@ use super::simd;
 /// Output features per panel of the dot-product arrangement: two vectors of 16 f32 sums.
 pub(crate) const PANEL: usize = 32;
 
+/// Output features per panel of the widening arrangement: those of `f32_tiles`.
+const WIDE_PANEL: usize = 16;
+
 #[cfg(target_arch = "x86_64")]
-const _: () = assert!(PANEL == super::f32_tiles::PANEL, "bf16 panels are f32_tiles' panels");
+const _: () = assert!(WIDE_PANEL == super::f32_tiles::PANEL, "widened bf16 panels are f32_tiles' panels");
 
 /// Elements of one panel for one pair of inputs: each feature's two weights side by side.
 pub(crate) const PANEL_PAIR: usize = 2 * PANEL;
@@ -78,7 +81,7 @@ pub(crate) struct PackedBf16 {
     path: Bf16Path,
     /// For `DotProduct`: `features / 32` panels (rounded up), each `inputs / 2` pairs (rounded
     /// up) of [`PANEL_PAIR`] elements, zero where a feature or input is past the end. For
-    /// `WidenPanels`: as `f32_tiles::Panels`, `features / 32` panels of `inputs` times 32
+    /// `WidenPanels`: as `f32_tiles::Panels`, `features / 16` panels of `inputs` times 16
     /// elements, zero past the last feature. For `Widen`: row-major `[features, inputs]`.
     bits: Vec<u16>,
 }
@@ -106,8 +109,8 @@ impl PackedBf16 {
         let bits = match path {
             Bf16Path::Widen => weight.par_iter().map(|&w| round(w)).collect(),
             Bf16Path::WidenPanels => {
-                let mut bits = vec![0u16; features.div_ceil(PANEL) * inputs * PANEL];
-                super::interleave_rows(weight, (features, inputs), PANEL, &mut bits, round);
+                let mut bits = vec![0u16; features.div_ceil(WIDE_PANEL) * inputs * WIDE_PANEL];
+                super::interleave_rows(weight, (features, inputs), WIDE_PANEL, &mut bits, round);
                 bits
             }
             Bf16Path::DotProduct => {
@@ -176,7 +179,7 @@ impl PackedBf16 {
             Bf16Path::DotProduct => {
                 (feature / PANEL) * self.inputs.div_ceil(2) * PANEL_PAIR + panel_slot(feature % PANEL, input)
             }
-            Bf16Path::WidenPanels => ((feature / PANEL) * self.inputs + input) * PANEL + feature % PANEL,
+            Bf16Path::WidenPanels => ((feature / WIDE_PANEL) * self.inputs + input) * WIDE_PANEL + feature % WIDE_PANEL,
         };
         bf16::from_bits(self.bits[index]).to_f32()
     }
@@ -200,14 +203,14 @@ impl super::f32_tiles::PanelSource for PackedBf16 {
         scratch: &'a mut Vec<super::f32_tiles::Line>,
     ) -> &'a [f32] {
         debug_assert_eq!(self.path, Bf16Path::WidenPanels);
-        let from = &self.bits[(panel * self.inputs + first) * PANEL..][..width * PANEL];
-        let to = super::f32_tiles::scratch_values(scratch, width * PANEL);
+        let from = &self.bits[(panel * self.inputs + first) * WIDE_PANEL..][..width * WIDE_PANEL];
+        let to = super::f32_tiles::scratch_values(scratch, width * WIDE_PANEL);
         widen(from, to);
         to
     }
 
     fn stored(&self, panel: usize, first: usize, width: usize) -> &[u8] {
-        bytemuck::cast_slice(&self.bits[(panel * self.inputs + first) * PANEL..][..width * PANEL])
+        bytemuck::cast_slice(&self.bits[(panel * self.inputs + first) * WIDE_PANEL..][..width * WIDE_PANEL])
     }
 }
 
@@ -261,7 +264,7 @@ mod tests {
         use super::super::f32_tiles::PanelSource;
         let (features, inputs) = (70, 300);
         let packed = PackedBf16::pack_for(Bf16Path::WidenPanels, &matrix(features, inputs), features, inputs);
-        for panel in 0..features.div_ceil(PANEL) {
+        for panel in 0..features.div_ceil(WIDE_PANEL) {
             for (first, width) in [(0, inputs), (100, 57)] {
                 let stored: &[u16] = bytemuck::cast_slice(packed.stored(panel, first, width));
                 let widened: Vec<f32> = stored.iter().map(|&b| f32::from_bits(u32::from(b) << 16)).collect();

@@ -3,11 +3,11 @@
 //! the output in registers.
 //!
 //! A [`Panels`] holds a `[features, inputs]` weight as panels of [`PANEL`] features, each laid
-//! out input by input, so that a kernel reads one panel's weights for an input as consecutive
-//! vectors. Per product, the activations are arranged the same way once ([`RowTiles`]: tiles of
+//! out input by input, so that a kernel reads one panel's weights for an input as one AVX-512
+//! vector or two AVX2 ones, and a pass over the inputs as one run of memory. Per product, the activations are arranged the same way once ([`RowTiles`]: tiles of
 //! [`Isa::tile_rows`] rows, input by input). The kernel for a tile and a panel then holds the
-//! tile's sums in registers and, for each input, multiplies the panel's vectors by each row's
-//! broadcast value. The inputs are taken in passes whose length comes from the L2 cache the CPU
+//! tile's sums in registers and, for each input, multiplies the panels' vectors by each row's
+//! broadcast value (the AVX-512 kernel takes two neighbouring panels at once). The inputs are taken in passes whose length comes from the L2 cache the CPU
 //! reports: one panel's share of a pass stays there while every tile of rows runs against it.
 //!
 //! Written here rather than taken from the `gemm` crate because its kernels pack both operands
@@ -24,15 +24,20 @@ use super::gemm::{self, Operand};
 use super::interleave_rows;
 use super::simd::{SimdLevel, note_path};
 
-/// Output features per panel: two AVX-512 vectors, four AVX2 ones.
-pub(crate) const PANEL: usize = 32;
+/// Output features per panel: one AVX-512 vector, two AVX2 ones. Panels of 16 rather than 32
+/// features (the AVX-512 kernel's width) keep the weights an AVX2 kernel call reads in one run of
+/// memory instead of every other cache line, and give the AVX-512 kernel two runs: on Zen 4,
+/// two threads, 1,028 rows (batch 4), fc2's product (6,144 inputs) went from 173-186 to 190-206
+/// GFLOP/s with AVX-512 and from 159-178 to 175-197 with AVX2 (three alternating rounds each),
+/// the other products staying within 3 %.
+pub(crate) const PANEL: usize = 16;
 
 /// The instruction set a tile kernel is written for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Isa {
-    /// 512-bit vectors: tiles of 12 rows by a whole panel (24 sums in registers).
+    /// 512-bit vectors: tiles of 12 rows by two panels (24 sums in registers).
     Avx512,
-    /// 256-bit vectors with FMA: tiles of 6 rows by half a panel (12 sums in registers).
+    /// 256-bit vectors with FMA: tiles of 6 rows by one panel (12 sums in registers).
     Avx2,
 }
 
@@ -59,33 +64,39 @@ impl Isa {
         }
     }
 
-    /// Output features per kernel call: a panel or half of one.
-    const fn columns(self) -> usize {
+    /// Panels per kernel call.
+    const fn panels_per_call(self) -> usize {
         match self {
-            Self::Avx512 => PANEL,
-            Self::Avx2 => PANEL / 2,
+            Self::Avx512 => 2,
+            Self::Avx2 => 1,
         }
     }
 
-    /// Whether the next panel's weights are fetched ahead while a panel runs. The weights come
-    /// from memory the first time a product meets them, and the first tile of a panel reads a
-    /// whole share of them: the AVX2 kernels, which cover half a panel per call and take the
-    /// tile through both halves, ask for them twice as fast as the AVX-512 kernel and outrun
-    /// the hardware's own prefetching. On Zen 4 (EVA-giant, batch 1, two threads, three
+    /// Output features per kernel call.
+    const fn columns(self) -> usize {
+        self.panels_per_call() * PANEL
+    }
+
+    /// Whether the next panels' weights are fetched ahead while a kernel's panels run. The
+    /// weights come from memory the first time a product meets them, and the first tile of a
+    /// step reads a whole share of them: the AVX2 kernels, 12 sums against the AVX-512 kernel's
+    /// 24, ask for them twice as fast per operation and outrun the hardware's own prefetching. On Zen 4 (EVA-giant, batch 1, two threads, three
     /// alternating pairs) fetching ahead raised AVX2 from 67-76 % of the peak to 72-80 %, and
     /// lowered AVX-512 from 82-84 % to 79-82 %.
     const fn prefetches(self) -> bool {
         matches!(self, Self::Avx2)
     }
 
-    /// Inputs per pass: one panel's share of the weights fills a quarter of the L2 cache, so
-    /// that it stays there while every tile of rows runs against it. Longer passes load and
-    /// store each tile's sums fewer times: on one Zen 4 core (1 MiB of L2) and EVA-giant's
-    /// shapes, passes of 704 to 8,192 inputs reached 89 to 91 % of the peak with AVX-512 and 82
-    /// to 88 % with AVX2, passes of 128 (a share the size of half the L1 cache) 84 and 81 %.
+    /// Inputs per pass: the share of the weights one AVX-512 kernel call reads (two panels)
+    /// fills an eighth of the L2 cache, so that it stays there while every tile of rows runs
+    /// against it. Longer passes load and store each tile's sums fewer times: on one Zen 4 core
+    /// (1 MiB of L2) and EVA-giant's shapes, passes of 704 to 8,192 inputs reached 89 to 91 % of
+    /// the peak with AVX-512 and 82 to 88 % with AVX2, passes of 128 (a share the size of half
+    /// the L1 cache) 84 and 81 %; with 16-feature panels, passes of 1,024 and 512 measured the
+    /// same at batch 4 and 2,048 up to 10 % less on fc2.
     fn inputs_per_pass() -> usize {
         let l2 = gemm_common::cache::CACHE_INFO[1].cache_bytes.clamp(128 << 10, 64 << 20);
-        l2 / 4 / (PANEL * size_of::<f32>())
+        l2 / 8 / (2 * PANEL * size_of::<f32>())
     }
 }
 
@@ -242,7 +253,7 @@ pub(crate) unsafe fn add_product(
     out_stride: usize,
 ) {
     let isa = x.isa;
-    let (height, columns) = (isa.tile_rows(), isa.columns());
+    let height = isa.tile_rows();
     debug_assert!(first_row.is_multiple_of(height) && first_row + rows <= x.rows && x.inputs == w.inputs());
     note_path(match isa {
         Isa::Avx512 => SimdLevel::Avx512,
@@ -251,15 +262,23 @@ pub(crate) unsafe fn add_product(
     let (inputs, features) = (w.inputs(), w.features());
     let per_pass = Isa::inputs_per_pass();
     let width_from = |first_input: usize| per_pass.min(inputs - first_input);
-    // One panel's share of one pass at a time, with (see `Isa::prefetches`) the next share's
-    // weights fetched into the cache while this one runs, spread over its tiles.
+    // The panels of one kernel call over one pass at a time, with (see `Isa::prefetches`) the
+    // next step's weights fetched into the cache while this one runs, spread over its tiles.
+    let calls = panels.clone().step_by(isa.panels_per_call());
     let steps: Vec<(usize, usize)> =
-        (0..inputs).step_by(per_pass).flat_map(|first_input| panels.clone().map(move |p| (first_input, p))).collect();
+        (0..inputs).step_by(per_pass).flat_map(|first_input| calls.clone().map(move |p| (first_input, p))).collect();
     let tiles = rows.div_ceil(height);
-    let mut scratch = Vec::new();
-    for (step, &(first_input, panel)) in steps.iter().enumerate() {
+    let mut scratch = [Vec::new(), Vec::new()];
+    for (step, &(first_input, first_panel)) in steps.iter().enumerate() {
         let width = width_from(first_input);
-        let weights = w.panel(panel, first_input, width, &mut scratch);
+        // The call's panels, within the block; where the block holds only one (an odd count),
+        // the kernel reads it twice and the second copy's columns are dropped.
+        let call_panels = isa.panels_per_call().min(panels.end - first_panel);
+        let first_feature = first_panel * PANEL;
+        let present = (call_panels * PANEL).min(features - first_feature);
+        let [low, high] = &mut scratch;
+        let low = w.panel(first_panel, first_input, width, low);
+        let high = if call_panels == 2 { w.panel(first_panel + 1, first_input, width, high) } else { low };
         let upcoming = steps
             .get(step + 1)
             .filter(|_| isa.prefetches())
@@ -267,21 +286,16 @@ pub(crate) unsafe fn add_product(
         let lines_per_tile = upcoming.len().div_ceil(64).div_ceil(tiles);
         for (tile_index, first) in (0..rows).step_by(height).enumerate() {
             prefetch_lines(upcoming, tile_index * lines_per_tile..(tile_index + 1) * lines_per_tile);
+            let tile = Tile {
+                // SAFETY: this tile of the output lies in the caller's block.
+                out: unsafe { out.add(first * out_stride + first_feature - panels.start * PANEL) },
+                stride: out_stride,
+                rows: height.min(rows - first),
+                columns: present,
+            };
             let xs = x.tile_from((first_row + first) / height, first_input);
-            // Both halves of a panel (AVX2) take the tile while it is in L1.
-            for part in 0..PANEL / columns {
-                let first_feature = panel * PANEL + part * columns;
-                let Some(present) = features.checked_sub(first_feature).filter(|&n| n > 0) else { break };
-                let tile = Tile {
-                    // SAFETY: this tile of the output lies in the caller's block.
-                    out: unsafe { out.add(first * out_stride + first_feature - panels.start * PANEL) },
-                    stride: out_stride,
-                    rows: height.min(rows - first),
-                    columns: columns.min(present),
-                };
-                // SAFETY: forwarded from this function's contract.
-                unsafe { run_tile(isa, xs, &weights[part * columns..], width, tile) };
-            }
+            // SAFETY: forwarded from this function's contract.
+            unsafe { run_tile(isa, xs, [low, high], width, tile) };
         }
     }
 }
@@ -342,22 +356,24 @@ struct Tile {
 }
 
 /// The largest tile any kernel holds, in elements.
-const MAX_TILE: usize = 12 * PANEL;
+const MAX_TILE: usize = 12 * 2 * PANEL;
 
 /// Adds one tile of products onto the output; a partial tile goes through a whole one on the
 /// stack, so that the kernels only see whole tiles.
 ///
 /// # Safety
-/// As for [`add_product`]; `xs` and `weights` hold `width` inputs of a whole tile and panel.
-unsafe fn run_tile(isa: Isa, xs: &[f32], weights: &[f32], width: usize, tile: Tile) {
+/// As for [`add_product`]; `xs` holds `width` inputs of a whole tile, and each of `panels`
+/// `width` inputs of a panel (the AVX2 kernel reads the first only).
+unsafe fn run_tile(isa: Isa, xs: &[f32], panels: [&[f32]; 2], width: usize, tile: Tile) {
     let (height, columns) = (isa.tile_rows(), isa.columns());
-    debug_assert!(xs.len() >= width * height && weights.len() >= (width - 1) * PANEL + columns);
+    debug_assert!(xs.len() >= width * height && panels.iter().all(|p| p.len() >= width * PANEL));
+    let [low, high] = panels.map(<[f32]>::as_ptr);
     let kernel = |out: *mut f32, stride: usize| match isa {
         // SAFETY: the CPU has the ISA's features; the operands hold `width` inputs; `out` holds
         // a whole tile.
-        Isa::Avx512 => unsafe { tile_avx512(xs.as_ptr(), weights.as_ptr(), width, out, stride) },
+        Isa::Avx512 => unsafe { tile_avx512(xs.as_ptr(), low, high, width, out, stride) },
         // SAFETY: as above.
-        Isa::Avx2 => unsafe { tile_avx2(xs.as_ptr(), weights.as_ptr(), width, out, stride) },
+        Isa::Avx2 => unsafe { tile_avx2(xs.as_ptr(), low, width, out, stride) },
     };
     if tile.rows == height && tile.columns == columns {
         kernel(tile.out, tile.stride);
@@ -377,17 +393,17 @@ unsafe fn run_tile(isa: Isa, xs: &[f32], weights: &[f32], width: usize, tile: Ti
     }
 }
 
-/// 12 rows by 32 features: 24 sums of 16 lanes; the weights of an input are [`PANEL`] apart.
+/// 12 rows by two panels' 32 features: 24 sums of 16 lanes; each panel's weights of an input
+/// are [`PANEL`] apart.
 #[target_feature(enable = "avx512f")]
-unsafe fn tile_avx512(xs: *const f32, weights: *const f32, width: usize, out: *mut f32, stride: usize) {
+unsafe fn tile_avx512(xs: *const f32, low: *const f32, high: *const f32, width: usize, out: *mut f32, stride: usize) {
     const ROWS: usize = Isa::Avx512.tile_rows();
     // SAFETY: the caller's contract (`run_tile`) covers every load and store.
     unsafe {
         let mut sums: [[__m512; 2]; ROWS] =
             std::array::from_fn(|r| std::array::from_fn(|h| _mm512_loadu_ps(out.add(r * stride + 16 * h))));
         for input in 0..width {
-            let w = weights.add(input * PANEL);
-            let (low, high) = (_mm512_loadu_ps(w), _mm512_loadu_ps(w.add(16)));
+            let (low, high) = (_mm512_loadu_ps(low.add(input * PANEL)), _mm512_loadu_ps(high.add(input * PANEL)));
             let x = xs.add(input * ROWS);
             for (r, sums) in sums.iter_mut().enumerate() {
                 let v = _mm512_set1_ps(x.add(r).read());
@@ -402,7 +418,8 @@ unsafe fn tile_avx512(xs: *const f32, weights: *const f32, width: usize, out: *m
     }
 }
 
-/// 6 rows by 16 features: 12 sums of 8 lanes; the weights of an input are [`PANEL`] apart.
+/// 6 rows by one panel's 16 features: 12 sums of 8 lanes; the weights of an input are
+/// [`PANEL`] apart.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn tile_avx2(xs: *const f32, weights: *const f32, width: usize, out: *mut f32, stride: usize) {
     const ROWS: usize = Isa::Avx2.tile_rows();
