@@ -87,16 +87,23 @@ impl Isa {
         matches!(self, Self::Avx2)
     }
 
-    /// Inputs per pass: the share of the weights one AVX-512 kernel call reads (two panels)
-    /// fills an eighth of the L2 cache, so that it stays there while every tile of rows runs
-    /// against it. Longer passes load and store each tile's sums fewer times: on one Zen 4 core
-    /// (1 MiB of L2) and EVA-giant's shapes, passes of 704 to 8,192 inputs reached 89 to 91 % of
-    /// the peak with AVX-512 and 82 to 88 % with AVX2, passes of 128 (a share the size of half
-    /// the L1 cache) 84 and 81 %; with 16-feature panels, passes of 1,024 and 512 measured the
-    /// same at batch 4 and 2,048 up to 10 % less on fc2.
-    fn inputs_per_pass() -> usize {
-        let l2 = gemm_common::cache::CACHE_INFO[1].cache_bytes.clamp(128 << 10, 64 << 20);
-        l2 / 8 / (2 * PANEL * size_of::<f32>())
+    /// Inputs per pass over `rows` rows. Two bounds: the share of the weights one AVX-512
+    /// kernel call reads (two panels) fills a quarter of the L2 cache, so that it stays there
+    /// while every tile of rows runs against it; and the rows' slice of the pass fills an eighth
+    /// of the L3 cache, so that it stays there while every panel runs against it. Longer passes
+    /// load and store each tile's sums fewer times. On Zen 4 (1 MiB of L2 per core, 32 MiB of
+    /// L3), two threads, EVA-giant's shapes: at 257 rows (batch 1) passes of 2,048 inputs
+    /// measured 0 to 5 % faster than 1,024; at 1,028 rows (batch 4, 2,048 inputs being an 8 MiB
+    /// slice) fc2's product (6,144 inputs) ran at 168-185 GFLOP/s with passes of 2,048 and at
+    /// 187-208 with 1,024.
+    fn inputs_per_pass(rows: usize) -> usize {
+        let cache = |level: usize, range: std::ops::RangeInclusive<usize>| {
+            gemm_common::cache::CACHE_INFO[level].cache_bytes.clamp(*range.start(), *range.end())
+        };
+        let (l2, l3) = (cache(1, (128 << 10)..=(64 << 20)), cache(2, (1 << 20)..=(1 << 30)));
+        let by_weights = l2 / 4 / (2 * PANEL * size_of::<f32>());
+        let by_rows = l3 / 8 / (rows.max(1) * size_of::<f32>());
+        (by_weights.min(by_rows) / 64 * 64).max(64)
     }
 }
 
@@ -260,7 +267,7 @@ pub(crate) unsafe fn add_product(
         Isa::Avx2 => SimdLevel::Avx2,
     });
     let (inputs, features) = (w.inputs(), w.features());
-    let per_pass = Isa::inputs_per_pass();
+    let per_pass = Isa::inputs_per_pass(rows);
     let width_from = |first_input: usize| per_pass.min(inputs - first_input);
     // The panels of one kernel call over one pass at a time, with (see `Isa::prefetches`) the
     // next step's weights fetched into the cache while this one runs, spread over its tiles.
@@ -459,6 +466,17 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn passes_fit_the_caches_and_shorten_as_rows_grow() {
+        let l2 = gemm_common::cache::CACHE_INFO[1].cache_bytes;
+        let passes: Vec<usize> = [1, 257, 1028, 4112, 1 << 20].map(Isa::inputs_per_pass).to_vec();
+        assert!(passes.windows(2).all(|p| p[0] >= p[1]), "{passes:?}");
+        assert!(passes.iter().all(|&p| p >= 64 && p.is_multiple_of(64)), "{passes:?}");
+        // Two panels' share of a pass fits in a quarter of L2 (or the smallest pass is taken).
+        assert!(passes[0] == 64 || passes[0] * 2 * PANEL * size_of::<f32>() <= l2.max(128 << 10) / 4, "{passes:?}");
+        assert_eq!(passes[4], 64, "a huge product still takes passes");
     }
 
     #[test]
