@@ -28,8 +28,9 @@ use super::simd::{SimdLevel, note_path};
 /// features (the AVX-512 kernel's width) keep the weights an AVX2 kernel call reads in one run of
 /// memory instead of every other cache line, and give the AVX-512 kernel two runs: on Zen 4,
 /// two threads, 1,028 rows (batch 4), fc2's product (6,144 inputs) went from 173-186 to 190-206
-/// GFLOP/s with AVX-512 and from 159-178 to 175-197 with AVX2 (three alternating rounds each),
-/// the other products staying within 3 %.
+/// GFLOP/s with AVX-512 and from 159-178 to 175-197 with AVX2 (three runs, passes of 512 to 2,048
+/// inputs, each the best of five alternating rounds), the other products from 3 % slower to 14 %
+/// faster.
 pub(crate) const PANEL: usize = 16;
 
 /// The instruction set a tile kernel is written for.
@@ -92,10 +93,10 @@ impl Isa {
     /// while every tile of rows runs against it; and the rows' slice of the pass fills an eighth
     /// of the L3 cache, so that it stays there while every panel runs against it. Longer passes
     /// load and store each tile's sums fewer times. On Zen 4 (1 MiB of L2 per core, 32 MiB of
-    /// L3), two threads, EVA-giant's shapes: at 257 rows (batch 1) passes of 2,048 inputs
-    /// measured 0 to 5 % faster than 1,024; at 1,028 rows (batch 4, 2,048 inputs being an 8 MiB
-    /// slice) fc2's product (6,144 inputs) ran at 168-185 GFLOP/s with passes of 2,048 and at
-    /// 187-208 with 1,024.
+    /// L3), two threads, EVA-giant's products: at 257 rows (batch 1) passes of 2,048 and 1,024
+    /// inputs measured within 5 % of each other; at 1,028 rows (batch 4, where 2,048 inputs
+    /// make an 8 MiB slice) fc2's product (6,144 inputs) ran at 185 GFLOP/s (AVX-512) and 169
+    /// (AVX2) with passes of 2,048, and at 208 and 187 with 1,024.
     fn inputs_per_pass(rows: usize) -> usize {
         let cache = |level: usize, range: std::ops::RangeInclusive<usize>| {
             gemm_common::cache::CACHE_INFO[level].cache_bytes.clamp(*range.start(), *range.end())
@@ -353,6 +354,39 @@ pub(crate) unsafe fn add_product_gemm(
     }
 }
 
+/// A tile kernel: `out += x · wᵀ` for `ROWS` rows of a tile of `x` (`xs`, input by input) and
+/// the features of one or two panels (`low`, `high`; the AVX2 kernels read `low` only), over
+/// `width` inputs, with `out`'s rows `stride` apart.
+type Kernel = unsafe fn(xs: *const f32, low: *const f32, high: *const f32, width: usize, out: *mut f32, stride: usize);
+
+impl Isa {
+    /// The kernel for a tile of `rows` rows, from one to the tile height: a partial tile at
+    /// the end of the rows costs only its own rows (EVA-giant's 257 rows at batch 1 leave 5 in
+    /// the last AVX-512 tile, which a whole tile would compute 12 of: 2.7 % more work).
+    fn kernel(self, rows: usize) -> Kernel {
+        const AVX512: [Kernel; 12] = [
+            tile_avx512::<1>,
+            tile_avx512::<2>,
+            tile_avx512::<3>,
+            tile_avx512::<4>,
+            tile_avx512::<5>,
+            tile_avx512::<6>,
+            tile_avx512::<7>,
+            tile_avx512::<8>,
+            tile_avx512::<9>,
+            tile_avx512::<10>,
+            tile_avx512::<11>,
+            tile_avx512::<12>,
+        ];
+        const AVX2: [Kernel; 6] =
+            [tile_avx2::<1>, tile_avx2::<2>, tile_avx2::<3>, tile_avx2::<4>, tile_avx2::<5>, tile_avx2::<6>];
+        match self {
+            Self::Avx512 => AVX512[rows - 1],
+            Self::Avx2 => AVX2[rows - 1],
+        }
+    }
+}
+
 /// Where a kernel's sums go: `rows` rows of `columns` columns from `out`, rows `stride` apart.
 #[derive(Clone, Copy)]
 struct Tile {
@@ -365,25 +399,22 @@ struct Tile {
 /// The largest tile any kernel holds, in elements.
 const MAX_TILE: usize = 12 * 2 * PANEL;
 
-/// Adds one tile of products onto the output; a partial tile goes through a whole one on the
-/// stack, so that the kernels only see whole tiles.
+/// Adds one tile of products onto the output; a tile with fewer columns than the kernel's goes
+/// through a whole-width one on the stack.
 ///
 /// # Safety
 /// As for [`add_product`]; `xs` holds `width` inputs of a whole tile, and each of `panels`
-/// `width` inputs of a panel (the AVX2 kernel reads the first only).
+/// `width` inputs of a panel (the AVX2 kernels read the first only).
 unsafe fn run_tile(isa: Isa, xs: &[f32], panels: [&[f32]; 2], width: usize, tile: Tile) {
     let (height, columns) = (isa.tile_rows(), isa.columns());
     debug_assert!(xs.len() >= width * height && panels.iter().all(|p| p.len() >= width * PANEL));
+    debug_assert!((1..=height).contains(&tile.rows));
     let [low, high] = panels.map(<[f32]>::as_ptr);
-    let kernel = |out: *mut f32, stride: usize| match isa {
-        // SAFETY: the CPU has the ISA's features; the operands hold `width` inputs; `out` holds
-        // a whole tile.
-        Isa::Avx512 => unsafe { tile_avx512(xs.as_ptr(), low, high, width, out, stride) },
-        // SAFETY: as above.
-        Isa::Avx2 => unsafe { tile_avx2(xs.as_ptr(), low, width, out, stride) },
-    };
-    if tile.rows == height && tile.columns == columns {
-        kernel(tile.out, tile.stride);
+    let kernel = isa.kernel(tile.rows);
+    if tile.columns == columns {
+        // SAFETY: the CPU has the ISA's features; the operands hold `width` inputs; the tile's
+        // rows and columns are in bounds by the caller's contract.
+        unsafe { kernel(xs.as_ptr(), low, high, width, tile.out, tile.stride) };
         return;
     }
     let mut whole = [0f32; MAX_TILE];
@@ -394,24 +425,32 @@ unsafe fn run_tile(isa: Isa, xs: &[f32], panels: [&[f32]; 2], width: usize, tile
     for (r, row) in whole.chunks_exact_mut(columns).take(tile.rows).enumerate() {
         row[..tile.columns].copy_from_slice(out_row(r));
     }
-    kernel(whole.as_mut_ptr(), columns);
+    // SAFETY: as above, with `whole` holding every row and column the kernel writes.
+    unsafe { kernel(xs.as_ptr(), low, high, width, whole.as_mut_ptr(), columns) };
     for (r, row) in whole.chunks_exact(columns).take(tile.rows).enumerate() {
         out_row(r).copy_from_slice(&row[..tile.columns]);
     }
 }
 
-/// 12 rows by two panels' 32 features: 24 sums of 16 lanes; each panel's weights of an input
-/// are [`PANEL`] apart.
+/// `ROWS` rows (of a tile of 12) by two panels' 32 features: up to 24 sums of 16 lanes; each
+/// panel's weights of an input are [`PANEL`] apart.
 #[target_feature(enable = "avx512f")]
-unsafe fn tile_avx512(xs: *const f32, low: *const f32, high: *const f32, width: usize, out: *mut f32, stride: usize) {
-    const ROWS: usize = Isa::Avx512.tile_rows();
+unsafe fn tile_avx512<const ROWS: usize>(
+    xs: *const f32,
+    low: *const f32,
+    high: *const f32,
+    width: usize,
+    out: *mut f32,
+    stride: usize,
+) {
+    const HEIGHT: usize = Isa::Avx512.tile_rows();
     // SAFETY: the caller's contract (`run_tile`) covers every load and store.
     unsafe {
         let mut sums: [[__m512; 2]; ROWS] =
             std::array::from_fn(|r| std::array::from_fn(|h| _mm512_loadu_ps(out.add(r * stride + 16 * h))));
         for input in 0..width {
             let (low, high) = (_mm512_loadu_ps(low.add(input * PANEL)), _mm512_loadu_ps(high.add(input * PANEL)));
-            let x = xs.add(input * ROWS);
+            let x = xs.add(input * HEIGHT);
             for (r, sums) in sums.iter_mut().enumerate() {
                 let v = _mm512_set1_ps(x.add(r).read());
                 sums[0] = _mm512_fmadd_ps(v, low, sums[0]);
@@ -425,11 +464,18 @@ unsafe fn tile_avx512(xs: *const f32, low: *const f32, high: *const f32, width: 
     }
 }
 
-/// 6 rows by one panel's 16 features: 12 sums of 8 lanes; the weights of an input are
-/// [`PANEL`] apart.
+/// `ROWS` rows (of a tile of 6) by one panel's 16 features: up to 12 sums of 8 lanes; the
+/// weights of an input are [`PANEL`] apart (`high` is not read).
 #[target_feature(enable = "avx2,fma")]
-unsafe fn tile_avx2(xs: *const f32, weights: *const f32, width: usize, out: *mut f32, stride: usize) {
-    const ROWS: usize = Isa::Avx2.tile_rows();
+unsafe fn tile_avx2<const ROWS: usize>(
+    xs: *const f32,
+    weights: *const f32,
+    _high: *const f32,
+    width: usize,
+    out: *mut f32,
+    stride: usize,
+) {
+    const HEIGHT: usize = Isa::Avx2.tile_rows();
     // SAFETY: the caller's contract (`run_tile`) covers every load and store.
     unsafe {
         let mut sums: [[__m256; 2]; ROWS] =
@@ -437,7 +483,7 @@ unsafe fn tile_avx2(xs: *const f32, weights: *const f32, width: usize, out: *mut
         for input in 0..width {
             let w = weights.add(input * PANEL);
             let (low, high) = (_mm256_loadu_ps(w), _mm256_loadu_ps(w.add(8)));
-            let x = xs.add(input * ROWS);
+            let x = xs.add(input * HEIGHT);
             for (r, sums) in sums.iter_mut().enumerate() {
                 let v = _mm256_broadcast_ss(&*x.add(r));
                 sums[0] = _mm256_fmadd_ps(v, low, sums[0]);
@@ -496,6 +542,35 @@ mod tests {
                 assert!((0..inputs).all(|i| all[(last * inputs + i) * PANEL + lane] == 0.0), "{features}x{inputs}");
             }
         }
+    }
+
+    #[test]
+    fn every_height_of_a_partial_tile_adds_the_product() {
+        let (features, inputs) = (40, 9);
+        let w: Vec<f32> = (0..features * inputs).map(|i| (i as f32 * 0.23).cos()).collect();
+        let panels = Panels::new(&w, features, inputs);
+        simd::at_every_level(|level| {
+            // Every height of a partial tile of either ISA, and one row into a second tile.
+            for rows in 1..=13 {
+                let x: Vec<f32> = (0..rows * inputs).map(|i| (i as f32 * 0.41).sin()).collect();
+                let want = reference(rows, features, inputs, &x, &w);
+                let mut out = vec![0f32; rows * features];
+                let all_panels = 0..features.div_ceil(PANEL);
+                // SAFETY: the CPU has the level's features; `out` holds the product.
+                unsafe {
+                    match Isa::detect() {
+                        Some(isa) => {
+                            let tiles = RowTiles::new(isa, &x, rows, inputs);
+                            add_product(&tiles, &panels, 0, rows, all_panels, out.as_mut_ptr(), features);
+                        }
+                        None => add_product_gemm(&x, &panels, rows, all_panels, out.as_mut_ptr(), features),
+                    }
+                }
+                for (i, got) in out.iter().enumerate() {
+                    assert!((f64::from(*got) - want[i]).abs() < 1e-4, "{level:?} {rows} rows, element {i}");
+                }
+            }
+        });
     }
 
     #[test]
