@@ -79,10 +79,10 @@ pub(crate) struct PackedBf16 {
     features: usize,
     inputs: usize,
     path: Bf16Path,
-    /// For `DotProduct`: `features / 32` panels (rounded up), each `inputs / 2` pairs (rounded
+    /// For `DotProduct`: `features / PANEL` panels (rounded up), each `inputs / 2` pairs (rounded
     /// up) of [`PANEL_PAIR`] elements, zero where a feature or input is past the end. For
-    /// `WidenPanels`: as `f32_tiles::Panels`, `features / 16` panels of `inputs` times 16
-    /// elements, zero past the last feature. For `Widen`: row-major `[features, inputs]`.
+    /// `WidenPanels`: as `f32_tiles::Panels`, `features / WIDE_PANEL` panels (rounded up) of
+    /// `inputs` times [`WIDE_PANEL`] elements, zero past the last feature. For `Widen`: row-major `[features, inputs]`.
     bits: Vec<u16>,
 }
 

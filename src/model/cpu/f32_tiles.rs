@@ -4,11 +4,13 @@
 //!
 //! A [`Panels`] holds a `[features, inputs]` weight as panels of [`PANEL`] features, each laid
 //! out input by input, so that a kernel reads one panel's weights for an input as one AVX-512
-//! vector or two AVX2 ones, and a pass over the inputs as one run of memory. Per product, the activations are arranged the same way once ([`RowTiles`]: tiles of
-//! [`Isa::tile_rows`] rows, input by input). The kernel for a tile and a panel then holds the
-//! tile's sums in registers and, for each input, multiplies the panels' vectors by each row's
-//! broadcast value (the AVX-512 kernel takes two neighbouring panels at once). The inputs are taken in passes whose length comes from the L2 cache the CPU
-//! reports: one panel's share of a pass stays there while every tile of rows runs against it.
+//! vector or two AVX2 ones, and a pass over the inputs as one run of memory. Per product, the
+//! activations are arranged the same way once ([`RowTiles`]: tiles of [`Isa::tile_rows`] rows,
+//! input by input). The kernel for a tile and its panels (two for AVX-512, one for AVX2) then
+//! holds the tile's sums in registers and, for each input, multiplies the panels' vectors by
+//! each row's broadcast value. The inputs are taken in passes whose length comes from the L2 and
+//! L3 caches the CPU reports: the panels' share of a pass stays in L2 while every tile of rows
+//! runs against it, and the rows' slice of it in L3 while every panel runs against that.
 //!
 //! Written here rather than taken from the `gemm` crate because its kernels pack both operands
 //! on every call and reach less of the machine's peak at EVA's shapes (measurements in
@@ -78,34 +80,61 @@ impl Isa {
         self.panels_per_call() * PANEL
     }
 
-    /// Whether the next panels' weights are fetched ahead while a kernel's panels run. The
-    /// weights come from memory the first time a product meets them, and the first tile of a
-    /// step reads a whole share of them: the AVX2 kernels, 12 sums against the AVX-512 kernel's
-    /// 24, ask for them twice as fast per operation and outrun the hardware's own prefetching. On Zen 4 (EVA-giant, batch 1, two threads, three
-    /// alternating pairs) fetching ahead raised AVX2 from 67-76 % of the peak to 72-80 %, and
-    /// lowered AVX-512 from 82-84 % to 79-82 %.
+    /// Whether the next step's first panel is fetched ahead while a step runs (for AVX2 a step
+    /// is one panel). The weights come from memory the first time a product meets them, and
+    /// the first tile of a step reads a whole share of them: the AVX2 kernels, 12 sums against
+    /// the AVX-512 kernel's 24, ask for them twice as fast per operation and outrun the
+    /// hardware's own prefetching. On Zen 4 (EVA-giant, batch 1, two threads, three alternating
+    /// pairs, with panels of 32 features then) fetching ahead raised AVX2 from 67-76 % of the
+    /// peak to 72-80 %, and lowered AVX-512 from 82-84 % to 79-82 %.
     const fn prefetches(self) -> bool {
         matches!(self, Self::Avx2)
     }
 
-    /// Inputs per pass over `rows` rows. Two bounds: the share of the weights one AVX-512
-    /// kernel call reads (two panels) fills a quarter of the L2 cache, so that it stays there
-    /// while every tile of rows runs against it; and the rows' slice of the pass fills an eighth
-    /// of the L3 cache, so that it stays there while every panel runs against it. Longer passes
-    /// load and store each tile's sums fewer times. On Zen 4 (1 MiB of L2 per core, 32 MiB of
-    /// L3), two threads, EVA-giant's products: at 257 rows (batch 1) passes of 2,048 and 1,024
-    /// inputs measured within 5 % of each other; at 1,028 rows (batch 4, where 2,048 inputs
-    /// make an 8 MiB slice) fc2's product (6,144 inputs) ran at 185 GFLOP/s (AVX-512) and 169
-    /// (AVX2) with passes of 2,048, and at 208 and 187 with 1,024.
+    /// Inputs per pass over `rows` rows, from the caches the CPU reports (see [`passes_for`]).
     fn inputs_per_pass(rows: usize) -> usize {
-        let cache = |level: usize, range: std::ops::RangeInclusive<usize>| {
-            gemm_common::cache::CACHE_INFO[level].cache_bytes.clamp(*range.start(), *range.end())
-        };
-        let (l2, l3) = (cache(1, (128 << 10)..=(64 << 20)), cache(2, (1 << 20)..=(1 << 30)));
-        let by_weights = l2 / 4 / (2 * PANEL * size_of::<f32>());
-        let by_rows = l3 / 8 / (rows.max(1) * size_of::<f32>());
-        (by_weights.min(by_rows) / 64 * 64).max(64)
+        #[cfg(test)]
+        if let Some(length) = PASS_FOR_TESTS.get() {
+            return length;
+        }
+        let info = &gemm_common::cache::CACHE_INFO;
+        passes_for(info[1].cache_bytes, info[2].cache_bytes, rows)
     }
+}
+
+/// Inputs per pass over `rows` rows with `l2` and `l3` bytes of cache. Two bounds: the share of
+/// the weights one AVX-512 kernel call reads (two panels; an AVX2 call reads half of it) fills a
+/// quarter of L2, so that it stays there while every tile of rows runs against it; and the rows'
+/// slice of the pass fills an eighth of L3, so that it stays there while every panel runs
+/// against it. Longer passes load and store each tile's sums fewer times: never fewer than 256
+/// inputs, so that a CPU reporting no L3 still gets passes that run near full speed (passes of
+/// 128 reached 84 % of the peak where longer ones reached 89-91 %). On Zen 4 (1 MiB of L2 per
+/// core, 32 MiB of L3), two threads, EVA-giant's products: at 257 rows (batch 1) passes of 2,048
+/// and 1,024 inputs measured within 5 % of each other; at 1,028 rows (batch 4, where 2,048
+/// inputs make an 8 MiB slice) fc2's product (6,144 inputs) ran at 185 GFLOP/s (AVX-512) and
+/// 169 (AVX2) with passes of 2,048, and at 208 and 187 with 1,024.
+fn passes_for(l2: usize, l3: usize, rows: usize) -> usize {
+    let (l2, l3) = (l2.clamp(128 << 10, 64 << 20), l3.clamp(1 << 20, 1 << 30));
+    let by_weights = l2 / 4 / (2 * PANEL * size_of::<f32>());
+    let by_rows = l3 / 8 / (rows.max(1) * size_of::<f32>());
+    (by_weights.min(by_rows) / 64 * 64).max(256)
+}
+
+#[cfg(test)]
+thread_local! {
+    /// A pass length that [`Isa::inputs_per_pass`] gives on this thread instead of the caches'
+    /// (set by [`with_pass_length`]).
+    static PASS_FOR_TESTS: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with passes of `length` inputs on this thread (`None`: the caches' own), so that
+/// tests with few inputs still take several passes.
+#[cfg(test)]
+fn with_pass_length<R>(length: Option<usize>, f: impl FnOnce() -> R) -> R {
+    PASS_FOR_TESTS.set(length);
+    let result = f();
+    PASS_FOR_TESTS.set(None);
+    result
 }
 
 /// 64 bytes of f32, so that the arranged operands start on a cache line and every vector load
@@ -356,7 +385,8 @@ pub(crate) unsafe fn add_product_gemm(
 
 /// A tile kernel: `out += x · wᵀ` for `ROWS` rows of a tile of `x` (`xs`, input by input) and
 /// the features of one or two panels (`low`, `high`; the AVX2 kernels read `low` only), over
-/// `width` inputs, with `out`'s rows `stride` apart.
+/// `width` inputs, with `out`'s rows `stride` apart. It loads and stores [`Isa::columns`]
+/// columns of each row, 32 for AVX-512 even where `high` repeats `low`.
 type Kernel = unsafe fn(xs: *const f32, low: *const f32, high: *const f32, width: usize, out: *mut f32, stride: usize);
 
 impl Isa {
@@ -364,7 +394,7 @@ impl Isa {
     /// the end of the rows costs only its own rows (EVA-giant's 257 rows at batch 1 leave 5 in
     /// the last AVX-512 tile, which a whole tile would compute 12 of: 2.7 % more work).
     fn kernel(self, rows: usize) -> Kernel {
-        const AVX512: [Kernel; 12] = [
+        const AVX512: [Kernel; Isa::Avx512.tile_rows()] = [
             tile_avx512::<1>,
             tile_avx512::<2>,
             tile_avx512::<3>,
@@ -378,7 +408,7 @@ impl Isa {
             tile_avx512::<11>,
             tile_avx512::<12>,
         ];
-        const AVX2: [Kernel; 6] =
+        const AVX2: [Kernel; Isa::Avx2.tile_rows()] =
             [tile_avx2::<1>, tile_avx2::<2>, tile_avx2::<3>, tile_avx2::<4>, tile_avx2::<5>, tile_avx2::<6>];
         match self {
             Self::Avx512 => AVX512[rows - 1],
@@ -397,7 +427,7 @@ struct Tile {
 }
 
 /// The largest tile any kernel holds, in elements.
-const MAX_TILE: usize = 12 * 2 * PANEL;
+const MAX_TILE: usize = Isa::Avx512.tile_rows() * Isa::Avx512.columns();
 
 /// Adds one tile of products onto the output; a tile with fewer columns than the kernel's goes
 /// through a whole-width one on the stack.
@@ -516,13 +546,15 @@ mod tests {
 
     #[test]
     fn passes_fit_the_caches_and_shorten_as_rows_grow() {
-        let l2 = gemm_common::cache::CACHE_INFO[1].cache_bytes;
-        let passes: Vec<usize> = [1, 257, 1028, 4112, 1 << 20].map(Isa::inputs_per_pass).to_vec();
-        assert!(passes.windows(2).all(|p| p[0] >= p[1]), "{passes:?}");
-        assert!(passes.iter().all(|&p| p >= 64 && p.is_multiple_of(64)), "{passes:?}");
-        // Two panels' share of a pass fits in a quarter of L2 (or the smallest pass is taken).
-        assert!(passes[0] == 64 || passes[0] * 2 * PANEL * size_of::<f32>() <= l2.max(128 << 10) / 4, "{passes:?}");
-        assert_eq!(passes[4], 64, "a huge product still takes passes");
+        const MIB: usize = 1 << 20;
+        // Two panels' share in a quarter of L2: 1 MiB / 4 / 128 bytes per input.
+        assert_eq!(passes_for(MIB, 32 * MIB, 257), 2048);
+        assert_eq!(passes_for(MIB / 2, 32 * MIB, 257), 1024);
+        // The rows' slice in an eighth of L3: 4 MiB / (1,028 rows x 4 bytes) = 1,020, to 960.
+        assert_eq!(passes_for(MIB, 32 * MIB, 1028), 960);
+        // No L3 reported, or huge products: never below 256 inputs.
+        assert_eq!(passes_for(MIB, 0, 1028), 256);
+        assert_eq!(passes_for(128 << 10, MIB, 1 << 20), 256);
     }
 
     #[test]
@@ -584,41 +616,56 @@ mod tests {
             let want = reference(rows, features, inputs, &x, &w);
             let panels = Panels::new(&w, features, inputs);
             let all_panels = features.div_ceil(PANEL);
-            simd::at_every_level(|level| {
-                // A wider output than the product: the spare column must stay as it was.
-                let stride = features + 1;
-                let mut out = vec![0.5f32; rows * stride];
-                // Panels split in two, rows split at the second tile (when there is one).
-                let isa = Isa::detect();
-                let height = isa.map_or(1, Isa::tile_rows);
-                // Row blocks start at multiples of the tile height.
-                let row_blocks =
-                    if rows > height { vec![(0, height), (height, rows - height)] } else { vec![(0, rows)] };
-                let split_panel = all_panels / 2;
-                let tiles = isa.map(|isa| RowTiles::new(isa, &x, rows, inputs));
-                for (first_row, row_count) in row_blocks {
-                    for block in [0..split_panel, split_panel..all_panels] {
-                        // SAFETY: the CPU has the level's features; the buffers fit the shapes.
-                        unsafe {
-                            let at = out.as_mut_ptr().add(first_row * stride + block.start * PANEL);
-                            match &tiles {
-                                Some(tiles) => add_product(tiles, &panels, first_row, row_count, block, at, stride),
-                                None => {
-                                    add_product_gemm(&x[first_row * inputs..], &panels, row_count, block, at, stride)
+            // The caches' passes, and passes of 64 inputs so that most shapes take several.
+            for pass in [None, Some(64)] {
+                with_pass_length(pass, || {
+                    simd::at_every_level(|level| {
+                        // A wider output than the product: the spare column must stay as it was.
+                        let stride = features + 1;
+                        let mut out = vec![0.5f32; rows * stride];
+                        // Panels split in two, rows split at the second tile (when there is one).
+                        let isa = Isa::detect();
+                        let height = isa.map_or(1, Isa::tile_rows);
+                        // Row blocks start at multiples of the tile height.
+                        let row_blocks =
+                            if rows > height { vec![(0, height), (height, rows - height)] } else { vec![(0, rows)] };
+                        let split_panel = all_panels / 2;
+                        let tiles = isa.map(|isa| RowTiles::new(isa, &x, rows, inputs));
+                        for (first_row, row_count) in row_blocks {
+                            for block in [0..split_panel, split_panel..all_panels] {
+                                // SAFETY: the CPU has the level's features; the buffers fit the shapes.
+                                unsafe {
+                                    let at = out.as_mut_ptr().add(first_row * stride + block.start * PANEL);
+                                    match &tiles {
+                                        Some(tiles) => {
+                                            add_product(tiles, &panels, first_row, row_count, block, at, stride)
+                                        }
+                                        None => add_product_gemm(
+                                            &x[first_row * inputs..],
+                                            &panels,
+                                            row_count,
+                                            block,
+                                            at,
+                                            stride,
+                                        ),
+                                    }
                                 }
                             }
                         }
-                    }
-                }
-                for i in 0..rows {
-                    for j in 0..features {
-                        let got = f64::from(out[i * stride + j]);
-                        let expected = want[i * features + j] + 0.5;
-                        assert!((got - expected).abs() < 1e-3, "{level:?} {rows}x{features}x{inputs} ({i}, {j})");
-                    }
-                    assert_eq!(out[i * stride + features], 0.5, "{level:?} wrote past its columns");
-                }
-            });
+                        for i in 0..rows {
+                            for j in 0..features {
+                                let got = f64::from(out[i * stride + j]);
+                                let expected = want[i * features + j] + 0.5;
+                                assert!(
+                                    (got - expected).abs() < 1e-3,
+                                    "{level:?} {rows}x{features}x{inputs} ({i}, {j})"
+                                );
+                            }
+                            assert_eq!(out[i * stride + features], 0.5, "{level:?} wrote past its columns");
+                        }
+                    })
+                });
+            }
         }
     }
 }

@@ -198,7 +198,7 @@ fn dot_product(product: Product, weight: &PackedBf16, bias: &[f32], gelu: bool) 
     let rounded = unsafe { bf16_dot::round_rows(product.x, product.rows, product.inputs) };
     product.run(gelu, |block, out| {
         // SAFETY: the CPU has been checked; `rounded` holds every row; blocks start at multiples
-        // of FEATURES_PER_TASK, a multiple of the panel width; only this task writes its block.
+        // of FEATURES_PER_TASK, a multiple of the dot-product panel; only this task writes its block.
         unsafe {
             bf16_dot::product_block(
                 &rounded,
@@ -275,10 +275,12 @@ fn start_from_bias(block: Block, out: *mut f32, n: usize, bias: &[f32]) {
 }
 
 /// Output features per parallel task: enough blocks to balance the threads, each wide enough
-/// for the kernels to run at full speed; a multiple of the panel width of `f32_tiles`.
+/// for the kernels to run at full speed; a multiple of the AVX-512 f32 kernel's two panels and
+/// of the bf16 dot-product kernel's panel, so that every block starts where a kernel does.
 const FEATURES_PER_TASK: usize = 352;
 #[cfg(target_arch = "x86_64")]
-const _: () = assert!(FEATURES_PER_TASK.is_multiple_of(PANEL));
+const _: () = assert!(FEATURES_PER_TASK.is_multiple_of(2 * PANEL));
+const _: () = assert!(FEATURES_PER_TASK.is_multiple_of(super::bf16::PANEL));
 
 /// Fewest rows a task takes when a narrow product is also split by rows.
 const MIN_ROWS_PER_TASK: usize = 32;
@@ -455,7 +457,7 @@ mod tests {
 
     #[test]
     fn bf16_kernels_match_the_definition() -> Result<()> {
-        // Odd widths, single rows and features, every tile height, and inputs over several passes.
+        // Odd widths, single rows and features, every tile height, and inputs over several of the dot-product kernel's passes.
         for path in bf16_paths() {
             for (rows, k, n) in [(3, 5, 7), (2, 33, 1), (25, 1, 40), (13, 600, 100), (1, 1030, 33), (257, 64, 700)] {
                 check_bf16_product(path, rows, k, n)?;
