@@ -457,7 +457,8 @@ mod tests {
 
     #[test]
     fn bf16_kernels_match_the_definition() -> Result<()> {
-        // Odd widths, single rows and features, every tile height, and inputs over several of the dot-product kernel's passes.
+        // Odd widths, single rows and features, every tile height, and inputs over several of the
+        // dot-product kernel's passes.
         for path in bf16_paths() {
             for (rows, k, n) in [(3, 5, 7), (2, 33, 1), (25, 1, 40), (13, 600, 100), (1, 1030, 33), (257, 64, 700)] {
                 check_bf16_product(path, rows, k, n)?;
