@@ -56,8 +56,9 @@ step "toolchain"
 
 # .cargo/config.toml names the compilers and links the C and C++ runtimes in statically.
 # Unoptimised but for the code the test model runs hot (evatag's own kernels, candle's operations
-# and the matrix products of the gemm crate, at level 1): 629 s wall and 1,220 s of CPU time
-# with everything at level 1, as before, against Cargo.toml's 3 and 2 it replaces.
+# and the matrix products of the gemm crate, at level 1): built cold on 2 cores in 291 s, against
+# 629 s with everything at level 1 (and more at Cargo.toml's 3 and 2); the tests under wine take
+# 28 s instead of 23.
 CARGO_PROFILE_DEV_DEBUG=0 cargo build --locked --target "$triple" --bin evatag \
     --config 'profile.dev.package."*".opt-level=0' --config 'profile.dev.package.evatag.opt-level=1' \
     --config 'profile.dev.package.candle-core.opt-level=1' \
