@@ -86,7 +86,11 @@ impl Isa {
     /// the AVX-512 kernel's 24, ask for them twice as fast per operation and outrun the
     /// hardware's own prefetching. On Zen 4 (EVA-giant, batch 1, two threads, three alternating
     /// pairs, with panels of 32 features then) fetching ahead raised AVX2 from 67-76 % of the
-    /// peak to 72-80 %, and lowered AVX-512 from 82-84 % to 79-82 %.
+    /// peak to 72-80 %, and lowered AVX-512 from 82-84 % to 79-82 %. With panels of 16, whose
+    /// weights an AVX2 call reads as one run of memory, the difference is within the host's
+    /// noise (three alternating pairs each: 67-77 % without against 66-71 % with at batch 1,
+    /// 59-64 % against 58-63 % at batch 4, on a busy stretch); kept until a quieter measurement
+    /// separates them.
     const fn prefetches(self) -> bool {
         matches!(self, Self::Avx2)
     }
