@@ -492,7 +492,11 @@ fn cancel_stops_a_running_job() {
     // What the cancel left is "not tagged yet", not failed, and Resume finishes it.
     let listed = harness.state().photos().len();
     let states = |app: &App| -> Vec<PhotoState> { app.photos().iter().map(|(_, p)| p.state.clone()).collect() };
-    assert!(states(harness.state()).iter().all(|s| !matches!(s, PhotoState::Failed(_) | PhotoState::Queued)));
+    let unfinished: Vec<PhotoState> = states(harness.state())
+        .into_iter()
+        .filter(|s| matches!(s, PhotoState::Failed(_) | PhotoState::Queued))
+        .collect();
+    assert!(unfinished.is_empty(), "after Cancel: {unfinished:?}");
     assert!(states(harness.state()).contains(&PhotoState::NotTagged));
     assert!(harness.query_by_label_contains("Errors").is_none(), "a cancel is not an error");
     harness.get_by_label("Resume").click();

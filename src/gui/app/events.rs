@@ -64,6 +64,7 @@ impl App {
                 tracing::warn!("{warning}");
                 self.notices.push(warning);
             }
+            Event::Queued { path, modified } if self.cancel_unconfirmed => self.photos.list_untagged(path, modified),
             Event::Queued { path, modified } => {
                 self.photos.queue(path, modified);
             }
@@ -116,6 +117,7 @@ impl App {
             },
             Event::Idle => {
                 self.busy = false;
+                self.cancel_unconfirmed = false;
                 self.job_paths.clear();
             }
         }

@@ -116,6 +116,9 @@ pub struct App {
     model_status: ModelStatus,
     progress: Progress,
     busy: bool,
+    /// Cancelled here, and the worker has not yet said it is idle: photos it queued before it
+    /// saw the cancel arrive in the meantime, and wait untagged like the rest.
+    cancel_unconfirmed: bool,
     /// Every path sent to the worker since it was last idle: a restarted worker is given
     /// them again, so that folders whose scan had not finished are not lost.
     job_paths: Vec<PathBuf>,
@@ -228,6 +231,7 @@ impl App {
             model_status: ModelStatus::Locating,
             progress: Progress::default(),
             busy: false,
+            cancel_unconfirmed: false,
             job_paths: Vec::new(),
             working: None,
             errors: Vec::new(),

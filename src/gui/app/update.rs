@@ -212,6 +212,7 @@ impl App {
         self.worker.cancel();
         self.photos.cancel_queued();
         self.busy = false;
+        self.cancel_unconfirmed = true;
     }
 
     /// Moves the viewer `step` photos on in the grid's order (clamped to its ends).
@@ -321,6 +322,8 @@ impl App {
     pub(super) fn restart_worker(&mut self, ctx: &egui::Context) {
         let wake = ctx.clone();
         self.worker.restart(self.options.worker.clone(), Box::new(move || wake.request_repaint()));
+        // The old worker's events, its confirmation of a cancel among them, are gone with it.
+        self.cancel_unconfirmed = false;
         self.model_status = ModelStatus::Locating;
         let queued = self.photos.iter().map(|(_, photo)| photo).filter(|photo| photo.state == PhotoState::Queued);
         let again = paths_to_send_again(std::mem::take(&mut self.job_paths), queued.map(|p| p.path.as_path()));
