@@ -1,6 +1,7 @@
-//! The CUDA build where no GPU can be used. Run with the stub driver of
-//! `packaging/cuda/toolkit.sh --link` (every driver call fails, as where the driver finds no
-//! GPU): `--device cuda` tags on the CPU after one line that says why, with no backtrace.
+//! The CUDA build without a GPU: its kernels are PTX that every supported driver loads, and with
+//! the stub driver of `packaging/cuda/toolkit.sh --link` (every driver call fails, as where the
+//! driver finds no GPU) `--device cuda` tags on the CPU after one line that says why, with no
+//! backtrace.
 #![cfg(feature = "cuda")]
 #![allow(clippy::unwrap_used, reason = "a test that unwraps fails, which is what it should do")]
 
@@ -17,4 +18,26 @@ fn without_a_usable_gpu_the_cuda_build_tags_on_the_cpu_after_one_line() {
     let library_path = std::env::join_paths(library_path).unwrap();
     let warning = cuda_fallback_line(&[("LD_LIBRARY_PATH", &library_path)]);
     assert!(warning.contains("did not start"), "{warning}");
+}
+
+/// The driver compiles the kernels' PTX at first use and refuses PTX of a newer ISA than its own
+/// CUDA version knows: the oldest driver the package accepts, 580 (CUDA 13.0), knows ISA 9.0.
+/// A toolkit newer than 13.0 writes a newer ISA, and every kernel would then fail to load there.
+#[test]
+fn the_kernels_ptx_loads_on_the_oldest_supported_driver() {
+    let binary = std::fs::read(env!("CARGO_BIN_EXE_evatag")).unwrap();
+    let mut versions: Vec<(u32, u32)> = binary
+        .split(|&byte| byte == b'\n')
+        .filter_map(|line| line.strip_prefix(b".version "))
+        .filter_map(|rest| {
+            let text = std::str::from_utf8(rest).ok()?;
+            let (major, minor) = text.trim().split_once('.')?;
+            Some((major.parse().ok()?, minor.parse().ok()?))
+        })
+        .collect();
+    versions.sort_unstable();
+    versions.dedup();
+    assert!(!versions.is_empty(), "no PTX found in the CUDA build");
+    let newest = versions.last().unwrap();
+    assert!(*newest <= (9, 0), "PTX ISA {newest:?} is newer than driver 580 compiles (9.0): {versions:?}");
 }

@@ -18,7 +18,10 @@
 # to the CPU be tested where there is no GPU (`LD_LIBRARY_PATH=$EVATAG_CUDA_STUB`).
 set -euo pipefail
 
-TOOLKIT_VERSION=13.4.3
+# CUDA 13.0, the oldest CUDA 13: the driver compiles the kernels' PTX at first use and refuses PTX written by a
+# newer toolkit than its own CUDA version, so 13.0's PTX (ISA 9.0) loads on every driver from 580 on
+# (tests/cuda_fallback.rs checks the ISA in the binary).
+TOOLKIT_VERSION=13.0.3.0
 CUDA_VENV="${CUDA_VENV:-$HOME/.cache/evatag/cuda-toolkit}"
 PYTHON="${PYTHON:-python3}"
 link=false
@@ -47,7 +50,7 @@ if $link; then
   lib="$cuda_home/lib"
   for versioned in "$lib"/lib*.so.*; do
     name="$(basename "$versioned")"
-    [ -e "$lib/${name%%.so.*}.so" ] || ln -s "$name" "$lib/${name%%.so.*}.so"
+    ln -sf "$name" "$lib/${name%%.so.*}.so"  # -f: replaces a link left by another version
   done
   stub="$CUDA_VENV/stub"
   if [ ! -e "$stub/libcuda.so.1" ]; then
