@@ -142,12 +142,18 @@ fi
 if [ -s "$giant/model.safetensors" ]; then
   mkdir -p "$work/photos"
   for i in $(seq 1 "$COPIES"); do for photo in tests/fixtures/photos/*; do cp "$photo" "$work/photos/$i-$(basename "$photo")"; done; done
-  [ "$DEVICE" = cpu ] || nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits -lms 200 > "$work/util" &
+  # A simple command in the background, so that $! is the sampler itself: one started from a list (`a || b &`)
+  # outlived its killed subshell and held the output pipe open, and the script never ended.
+  sampler=""
+  if [ "$DEVICE" != cpu ]; then
+    nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits -lms 200 > "$work/util" 2> /dev/null &
+    sampler=$!
+  fi
   start=$(date +%s.%N)
   "$bin" tag --no-cache --device "$DEVICE" --dtype bf16 --batch 32 --model-dir "$giant" "$work/photos" > /dev/null \
     2> "$work/err" || { tail -n 3 "$work/err"; status=1; }
   end=$(date +%s.%N)
-  kill %% 2>/dev/null
+  [ -z "$sampler" ] || kill "$sampler" 2>/dev/null
   tail -n 1 "$work/err" | tr '\r' '\n' | tail -n 1
   "$PYTHON" - "$start" "$end" "$work/util" <<'PY'
 import sys
