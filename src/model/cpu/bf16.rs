@@ -109,9 +109,11 @@ impl PackedBf16 {
         let bits = match path {
             Bf16Path::Widen => weight.par_iter().map(|&w| round(w)).collect(),
             Bf16Path::WidenPanels => {
-                let mut bits = vec![0u16; features.div_ceil(WIDE_PANEL) * inputs * WIDE_PANEL];
-                super::interleave_rows(weight, (features, inputs), WIDE_PANEL, &mut bits, round);
-                bits
+                let len = features.div_ceil(WIDE_PANEL) * inputs * WIDE_PANEL;
+                let arrange =
+                    |slots: &mut _| super::interleave_rows(weight, (features, inputs), WIDE_PANEL, slots, round);
+                // SAFETY: `interleave_rows` writes every slot of whole groups of rows.
+                unsafe { super::written_vec(len, arrange) }
             }
             Bf16Path::DotProduct => {
                 let pairs = inputs.div_ceil(2);

@@ -12,6 +12,7 @@ use std::arch::x86_64::{
     __m512, __m512bh, __m512i, __mmask16, _mm512_cvtne2ps_pbh, _mm512_dpbf16_ps, _mm512_loadu_ps, _mm512_loadu_si512,
     _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_set1_epi32, _mm512_storeu_si512,
 };
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use half::bf16;
@@ -42,21 +43,23 @@ pub(crate) fn supported() -> bool {
 /// The CPU must have AVX-512F and AVX512_BF16 ([`supported`]).
 pub(crate) unsafe fn round_rows(x: &[f32], rows: usize, inputs: usize) -> Vec<u32> {
     let pairs = inputs.div_ceil(2);
-    let mut out = vec![0u32; rows * pairs];
-    if pairs == 0 {
-        return out;
-    }
-    out.par_chunks_mut(pairs * ROWS_PER_TASK).zip(x.par_chunks(inputs * ROWS_PER_TASK)).for_each(|(to, from)| {
-        for (to, from) in to.chunks_exact_mut(pairs).zip(from.chunks_exact(inputs)) {
-            // SAFETY: the caller has checked the CPU.
-            unsafe { round_row(from, to) };
+    let round = |out: &mut [MaybeUninit<u32>]| {
+        if pairs == 0 {
+            return;
         }
-    });
-    out
+        out.par_chunks_mut(pairs * ROWS_PER_TASK).zip(x.par_chunks(inputs * ROWS_PER_TASK)).for_each(|(to, from)| {
+            for (to, from) in to.chunks_exact_mut(pairs).zip(from.chunks_exact(inputs)) {
+                // SAFETY: the caller has checked the CPU.
+                unsafe { round_row(from, to) };
+            }
+        });
+    };
+    // SAFETY: every row of `x` gives one row of pairs, and `round_row` writes each pair.
+    unsafe { super::written_vec(rows * pairs, round) }
 }
 
 #[target_feature(enable = "avx512f,avx512bf16")]
-fn round_row(from: &[f32], to: &mut [u32]) {
+fn round_row(from: &[f32], to: &mut [MaybeUninit<u32>]) {
     let vectors = from.len() / 32;
     for (to, from) in to.chunks_exact_mut(16).zip(from.chunks_exact(32)) {
         // SAFETY: `from` holds 32 floats and `to` 16 pairs, read and written unaligned.
@@ -68,7 +71,7 @@ fn round_row(from: &[f32], to: &mut [u32]) {
     }
     for (pair, to) in to.iter_mut().enumerate().skip(vectors * 16) {
         let half = |input: usize| from.get(input).map_or(0, |&v| u32::from(bf16::from_f32(v).to_bits()));
-        *to = half(2 * pair) | (half(2 * pair + 1) << 16);
+        to.write(half(2 * pair) | (half(2 * pair + 1) << 16));
     }
 }
 

@@ -21,10 +21,11 @@ use std::arch::x86_64::{
     __m256, __m512, _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm512_fmadd_ps,
     _mm512_loadu_ps, _mm512_set1_ps, _mm512_storeu_ps,
 };
+use std::mem::MaybeUninit;
 
 use super::gemm::{self, Operand};
-use super::interleave_rows;
 use super::simd::{SimdLevel, note_path};
+use super::{interleave_rows, written_vec};
 
 /// Output features per panel: one AVX-512 vector, two AVX2 ones. Panels of 16 rather than 32
 /// features (the AVX-512 kernel's width) keep the weights an AVX2 kernel call reads in one run of
@@ -147,11 +148,22 @@ fn with_pass_length<R>(length: Option<usize>, f: impl FnOnce() -> R) -> R {
 #[repr(C, align(64))]
 pub(crate) struct Line([f32; 16]);
 
-/// `len` zeros on whole cache lines, allocated zeroed rather than written: memory fresh from the
-/// system is zero already, and its pages are then first touched by the threads that arrange
-/// the operand, in parallel.
-fn zeroed_lines(len: usize) -> Vec<Line> {
-    bytemuck::zeroed_vec(len.div_ceil(16))
+/// `len` values on whole cache lines, written by `fill` (see `written_vec`); the last line's
+/// slots past `len` are zero.
+///
+/// # Safety
+/// `fill` must write every element of the slice it is given.
+unsafe fn written_lines(len: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<Line> {
+    let fill_lines = |lines: &mut [MaybeUninit<Line>]| {
+        // SAFETY: a `Line` is 16 f32 with no padding (`repr(C)`, 64 bytes).
+        let values = unsafe { std::slice::from_raw_parts_mut(lines.as_mut_ptr().cast(), lines.len() * 16) };
+        let (used, tail) = values.split_at_mut(len);
+        fill(used);
+        tail.fill(MaybeUninit::new(0.0));
+    };
+    // SAFETY: `fill` writes the first `len` values, by the caller's contract, and the tail is
+    // written above.
+    unsafe { written_vec(len.div_ceil(16), fill_lines) }
 }
 
 /// The f32 elements of `lines`.
@@ -209,8 +221,10 @@ impl Panels {
     /// Arranges a row-major `[features, inputs]` weight.
     pub(crate) fn new(weight: &[f32], features: usize, inputs: usize) -> Self {
         assert_eq!(weight.len(), features * inputs, "a {features}x{inputs} weight");
-        let mut lines = zeroed_lines(features.div_ceil(PANEL) * inputs * PANEL);
-        interleave_rows(weight, (features, inputs), PANEL, values_mut(&mut lines), |w| w);
+        let len = features.div_ceil(PANEL) * inputs * PANEL;
+        // SAFETY: `interleave_rows` writes every slot of whole groups of rows.
+        let lines =
+            unsafe { written_lines(len, |slots| interleave_rows(weight, (features, inputs), PANEL, slots, |w| w)) };
         Self { features, inputs, lines }
     }
 
@@ -265,8 +279,9 @@ impl RowTiles {
     pub(crate) fn new(isa: Isa, x: &[f32], rows: usize, inputs: usize) -> Self {
         debug_assert_eq!(x.len(), rows * inputs);
         let tile = isa.tile_rows();
-        let mut lines = zeroed_lines(rows.div_ceil(tile) * tile * inputs);
-        interleave_rows(x, (rows, inputs), tile, values_mut(&mut lines), |v| v);
+        let len = rows.div_ceil(tile) * tile * inputs;
+        // SAFETY: `interleave_rows` writes every slot of whole groups of rows.
+        let lines = unsafe { written_lines(len, |slots| interleave_rows(x, (rows, inputs), tile, slots, |v| v)) };
         Self { isa, rows, inputs, lines }
     }
 

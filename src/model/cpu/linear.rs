@@ -9,6 +9,7 @@
 //! as it completes, while it is still in cache. The measurements are in `bench/README.md`
 //! ("Kernel notes").
 
+use std::mem::MaybeUninit;
 use std::sync::Arc;
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape};
@@ -19,7 +20,7 @@ use super::bf16::{Bf16Path, PackedBf16};
 use super::f32_tiles::{self, PANEL, PanelSource, Panels, RowTiles};
 use super::gemm::{self, Operand};
 use super::profile::{self, Part};
-use super::{SendPtr, f32_slice, ops};
+use super::{SendPtr, f32_slice, ops, written_vec};
 
 /// `x Wᵀ + b` for a contiguous f32 input `[..., in]`, weight `[out, in]` and bias `[out]`,
 /// optionally followed by the exact GELU.
@@ -242,16 +243,21 @@ impl<'a> Product<'a> {
     }
 
     /// Runs `block_task(block, out)` over the [`blocks`] of the output in parallel, then the
-    /// GELU on each block if asked; `out` points at the block's first element.
+    /// GELU on each block if asked; `out` points at the block's first element. The output
+    /// starts unwritten: `block_task` must write every element of its block (the products start
+    /// from the bias, [`start_from_bias`]).
     fn run(self, gelu: bool, block_task: impl Fn(Block, *mut f32) + Sync) -> Result<(CpuStorage, Shape)> {
         let (m, n) = (self.rows, self.features);
-        let mut y = vec![0f32; m * n];
-        for_each_block(m, n, &mut y, |block, out| {
-            block_task(block, out);
-            if gelu {
-                block_rows(block, out, n).for_each(ops::gelu_in_place);
-            }
-        });
+        let fill = |y: &mut [MaybeUninit<f32>]| {
+            for_each_block(m, n, y, |block, out| {
+                block_task(block, out);
+                if gelu {
+                    block_rows(block, out, n).for_each(ops::gelu_in_place);
+                }
+            });
+        };
+        // SAFETY: the blocks cover the output, and each task writes its whole block.
+        let y = unsafe { written_vec(m * n, fill) };
         Ok((CpuStorage::F32(y), Shape::from_dims(&self.out_dims)))
     }
 }
@@ -267,10 +273,14 @@ fn block_rows<'a>(block: Block, out: *mut f32, n: usize) -> impl Iterator<Item =
     })
 }
 
-/// Sets every row of a block to the bias, for a product to accumulate onto.
+/// Writes the bias to every row of a block, for a product to accumulate onto.
 fn start_from_bias(block: Block, out: *mut f32, n: usize, bias: &[f32]) {
-    for row in block_rows(block, out, n) {
-        row.copy_from_slice(&bias[block.first..block.first + block.count]);
+    let bias = &bias[block.first..block.first + block.count];
+    for row in 0..block.rows {
+        // SAFETY: row `row` of the block, `count` elements from column `first`, lies in the
+        // output and belongs to this task alone; it may not have been written yet, so it is
+        // written through the pointer rather than as a slice.
+        unsafe { std::ptr::copy_nonoverlapping(bias.as_ptr(), out.add(row * n), bias.len()) };
     }
 }
 
@@ -321,8 +331,9 @@ fn blocks(m: usize, n: usize, threads: usize) -> Vec<Block> {
 /// Runs `task(block, out)` in parallel for the [`blocks`] of the row-major `m x n` matrix `y`,
 /// where `out` points at column `block.first` of row `block.first_row`. Tasks must write only
 /// their own block.
-fn for_each_block(m: usize, n: usize, y: &mut [f32], task: impl Fn(Block, *mut f32) + Sync) {
-    let out = SendPtr(y.as_mut_ptr());
+fn for_each_block(m: usize, n: usize, y: &mut [MaybeUninit<f32>], task: impl Fn(Block, *mut f32) + Sync) {
+    assert_eq!(y.len(), m * n, "an m x n output");
+    let out = SendPtr(y.as_mut_ptr().cast());
     blocks(m, n, rayon::current_num_threads()).into_par_iter().for_each(|block| {
         // SAFETY: the block lies inside the m x n matrix `y`.
         task(block, unsafe { out.get().add(block.first_row * n + block.first) });
