@@ -6,11 +6,13 @@
 //! arithmetic in the same order (`mul_add` is fused with or without FMA instructions), so every
 //! level gives the same bits; the tests check that.
 
+use std::mem::MaybeUninit;
+
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape};
 use rayon::prelude::*;
 
-use super::f32_slice;
 use super::simd::multiversion;
+use super::{f32_slice, written_vec};
 
 /// LayerNorm over the last dimension of a contiguous f32 tensor, computed in two passes
 /// (mean, then variance of the centred values): `(x - mean) / sqrt(var + eps) * weight + bias`.
@@ -44,12 +46,16 @@ impl CustomOp3 for CpuLayerNorm {
             candle_core::bail!("layer-norm-cpu: width {width}, weight {}, bias {}", weight.len(), bias.len());
         }
         let rows_per_task = (CHUNK / width).max(1);
-        let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(rows_per_task * width).zip(x.par_chunks(rows_per_task * width)).for_each(|(out, inp)| {
-            for (o, i) in out.chunks_exact_mut(width).zip(inp.chunks_exact(width)) {
-                layer_norm_row(i, weight, bias, self.eps, o);
-            }
-        });
+        let normalise = |y: &mut [MaybeUninit<f32>]| {
+            y.par_chunks_mut(rows_per_task * width).zip(x.par_chunks(rows_per_task * width)).for_each(|(out, inp)| {
+                for (o, i) in out.chunks_exact_mut(width).zip(inp.chunks_exact(width)) {
+                    layer_norm_row(i, weight, bias, self.eps, o);
+                }
+            });
+        };
+        // SAFETY: `x` holds whole rows, each gives a row of `y`, and `layer_norm_row` writes
+        // every element of it.
+        let y = unsafe { written_vec(x.len(), normalise) };
         Ok((CpuStorage::F32(y), xl.shape().clone()))
     }
 }
@@ -76,12 +82,16 @@ impl CustomOp1 for CpuSwiGlu {
         let (width, half) = (*last, *last / 2);
         *last = half;
         let rows_per_task = (CHUNK / width).max(1);
-        let mut y = vec![0f32; x.len() / 2];
-        y.par_chunks_mut(rows_per_task * half).zip(x.par_chunks(rows_per_task * width)).for_each(|(out, inp)| {
-            for (o, i) in out.chunks_exact_mut(half).zip(inp.chunks_exact(width)) {
-                swiglu_row(i, o);
-            }
-        });
+        let gate = |y: &mut [MaybeUninit<f32>]| {
+            y.par_chunks_mut(rows_per_task * half).zip(x.par_chunks(rows_per_task * width)).for_each(|(out, inp)| {
+                for (o, i) in out.chunks_exact_mut(half).zip(inp.chunks_exact(width)) {
+                    swiglu_row(i, o);
+                }
+            });
+        };
+        // SAFETY: `x` holds whole rows, each gives a row of `y`, and `swiglu_row` writes every
+        // element of it.
+        let y = unsafe { written_vec(x.len() / 2, gate) };
         Ok((CpuStorage::F32(y), Shape::from(dims)))
     }
 }
@@ -89,16 +99,16 @@ impl CustomOp1 for CpuSwiGlu {
 multiversion! {
     /// `silu(gate) * value` of one row holding the gate, then the value, with the widest
     /// vector instructions the CPU has.
-    fn swiglu_row(src: &[f32], dst: &mut [f32]) => swiglu_row_portable;
+    fn swiglu_row(src: &[f32], dst: &mut [MaybeUninit<f32>]) => swiglu_row_portable;
     avx512: ["avx512f", "fma"];
     avx2: ["avx2", "fma"];
 }
 
 #[inline(always)]
-fn swiglu_row_portable(src: &[f32], dst: &mut [f32]) {
+fn swiglu_row_portable(src: &[f32], dst: &mut [MaybeUninit<f32>]) {
     let (gate, value) = src.split_at(dst.len());
     for ((o, &g), &v) in dst.iter_mut().zip(gate).zip(value) {
-        *o = silu_f32(g) * v;
+        o.write(silu_f32(g) * v);
     }
 }
 
@@ -115,19 +125,19 @@ const CHUNK: usize = 16 * 1024;
 
 multiversion! {
     /// LayerNorm of one row, with the widest vector instructions the CPU has.
-    fn layer_norm_row(src: &[f32], weight: &[f32], bias: &[f32], eps: f32, dst: &mut [f32]) => layer_norm_row_portable;
+    fn layer_norm_row(src: &[f32], weight: &[f32], bias: &[f32], eps: f32, dst: &mut [MaybeUninit<f32>]) => layer_norm_row_portable;
     avx512: ["avx512f", "fma"];
     avx2: ["avx2", "fma"];
 }
 
 #[inline(always)]
-fn layer_norm_row_portable(src: &[f32], weight: &[f32], bias: &[f32], eps: f32, dst: &mut [f32]) {
+fn layer_norm_row_portable(src: &[f32], weight: &[f32], bias: &[f32], eps: f32, dst: &mut [MaybeUninit<f32>]) {
     let width = src.len() as f32;
     let mean = lane_sum(src, |v| v) / width;
     let variance = lane_sum(src, |v| (v - mean) * (v - mean)) / width;
     let inv_std = 1.0 / (variance + eps).sqrt();
     for (((o, &v), &w), &b) in dst.iter_mut().zip(src).zip(weight).zip(bias) {
-        *o = (v - mean) * inv_std * w + b;
+        o.write((v - mean) * inv_std * w + b);
     }
 }
 
@@ -452,8 +462,8 @@ mod tests {
         let kernel = || {
             let mut out = Vec::new();
             for row in &rows {
-                let mut dst = vec![0f32; row.len() / 2];
-                swiglu_row(row, &mut dst);
+                // SAFETY: `swiglu_row` writes every element.
+                let dst = unsafe { written_vec(row.len() / 2, |dst| swiglu_row(row, dst)) };
                 out.extend(dst);
             }
             out
@@ -500,8 +510,8 @@ mod tests {
         let kernel = || {
             let mut out = Vec::new();
             for [row, weight, bias] in &cases {
-                let mut dst = vec![0f32; row.len()];
-                layer_norm_row(row, weight, bias, eps, &mut dst);
+                // SAFETY: `layer_norm_row` writes every element.
+                let dst = unsafe { written_vec(row.len(), |dst| layer_norm_row(row, weight, bias, eps, dst)) };
                 out.extend(dst);
             }
             out
