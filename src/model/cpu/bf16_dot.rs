@@ -16,7 +16,6 @@ use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use half::bf16;
-use rayon::prelude::*;
 
 use super::bf16::{PANEL, PANEL_PAIR, PackedBf16};
 
@@ -42,20 +41,11 @@ pub(crate) fn supported() -> bool {
 /// # Safety
 /// The CPU must have AVX-512F and AVX512_BF16 ([`supported`]).
 pub(crate) unsafe fn round_rows(x: &[f32], rows: usize, inputs: usize) -> Vec<u32> {
-    let pairs = inputs.div_ceil(2);
-    let round = |out: &mut [MaybeUninit<u32>]| {
-        if pairs == 0 {
-            return;
-        }
-        out.par_chunks_mut(pairs * ROWS_PER_TASK).zip(x.par_chunks(inputs * ROWS_PER_TASK)).for_each(|(to, from)| {
-            for (to, from) in to.chunks_exact_mut(pairs).zip(from.chunks_exact(inputs)) {
-                // SAFETY: the caller has checked the CPU.
-                unsafe { round_row(from, to) };
-            }
-        });
-    };
-    // SAFETY: every row of `x` gives one row of pairs, and `round_row` writes each pair.
-    unsafe { super::written_vec(rows * pairs, round) }
+    debug_assert_eq!(x.len(), rows * inputs);
+    // SAFETY: the caller has checked the CPU.
+    let round = |from: &[f32], to: &mut [MaybeUninit<u32>]| unsafe { round_row(from, to) };
+    // SAFETY: `round_row` writes every pair of its output row.
+    unsafe { super::map_rows(x, (inputs, inputs.div_ceil(2)), ROWS_PER_TASK, round) }
 }
 
 #[target_feature(enable = "avx512f,avx512bf16")]

@@ -78,6 +78,32 @@ pub(crate) unsafe fn written_vec<T>(len: usize, fill: impl FnOnce(&mut [MaybeUni
     values
 }
 
+/// Maps each row of `in_width` values of `x` to a row of `out_width` values with `row`, in
+/// parallel tasks of `rows_per_task` rows, into a vector written without zeroing it first.
+///
+/// # Safety
+/// `row` must write every element of the output row it is given.
+pub(crate) unsafe fn map_rows<T: Send>(
+    x: &[f32],
+    (in_width, out_width): (usize, usize),
+    rows_per_task: usize,
+    row: impl Fn(&[f32], &mut [MaybeUninit<T>]) + Sync,
+) -> Vec<T> {
+    let rows = x.len().checked_div(in_width).unwrap_or(0);
+    let fill = |out: &mut [MaybeUninit<T>]| {
+        if out.is_empty() {
+            return;
+        }
+        let (out_chunk, in_chunk) = (rows_per_task * out_width, rows_per_task * in_width);
+        out.par_chunks_mut(out_chunk).zip(x.par_chunks(in_chunk)).for_each(|(to, from)| {
+            to.chunks_exact_mut(out_width).zip(from.chunks_exact(in_width)).for_each(|(to, from)| row(from, to));
+        });
+    };
+    // SAFETY: each of the `rows` input rows gives one output row, which `row` writes whole, by
+    // the caller's contract.
+    unsafe { written_vec(rows * out_width, fill) }
+}
+
 /// Writes the row-major `[rows, inputs]` matrix `m` to `out` in groups of `group` rows, each
 /// group input by input (`group` values for each input, one per row), converted by `convert`, in
 /// parallel; the slots of rows past the last hold `convert(0.0)`. Every slot of `out`, which
@@ -97,9 +123,11 @@ pub(crate) fn interleave_rows<T: Send>(
     out.par_chunks_mut(group_len).enumerate().for_each(|(g, out)| {
         for lane in 0..group {
             let slots = out[lane..].iter_mut().step_by(group);
-            match m.get((g * group + lane) * inputs..).filter(|_| g * group + lane < rows) {
-                Some(row) => slots.zip(row).for_each(|(slot, &v)| _ = slot.write(convert(v))),
-                None => slots.for_each(|slot| _ = slot.write(convert(0.0))),
+            let row = g * group + lane;
+            if row < rows {
+                slots.zip(&m[row * inputs..][..inputs]).for_each(|(slot, &v)| _ = slot.write(convert(v)));
+            } else {
+                slots.for_each(|slot| _ = slot.write(convert(0.0)));
             }
         }
     });

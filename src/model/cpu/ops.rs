@@ -9,10 +9,9 @@
 use std::mem::MaybeUninit;
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape};
-use rayon::prelude::*;
 
 use super::simd::multiversion;
-use super::{f32_slice, written_vec};
+use super::{f32_slice, map_rows};
 
 /// LayerNorm over the last dimension of a contiguous f32 tensor, computed in two passes
 /// (mean, then variance of the centred values): `(x - mean) / sqrt(var + eps) * weight + bias`.
@@ -46,16 +45,9 @@ impl CustomOp3 for CpuLayerNorm {
             candle_core::bail!("layer-norm-cpu: width {width}, weight {}, bias {}", weight.len(), bias.len());
         }
         let rows_per_task = (CHUNK / width).max(1);
-        let normalise = |y: &mut [MaybeUninit<f32>]| {
-            y.par_chunks_mut(rows_per_task * width).zip(x.par_chunks(rows_per_task * width)).for_each(|(out, inp)| {
-                for (o, i) in out.chunks_exact_mut(width).zip(inp.chunks_exact(width)) {
-                    layer_norm_row(i, weight, bias, self.eps, o);
-                }
-            });
-        };
-        // SAFETY: `x` holds whole rows, each gives a row of `y`, and `layer_norm_row` writes
-        // every element of it.
-        let y = unsafe { written_vec(x.len(), normalise) };
+        let normalise = |row: &[f32], out: &mut [MaybeUninit<f32>]| layer_norm_row(row, weight, bias, self.eps, out);
+        // SAFETY: `layer_norm_row` writes every element of its output row.
+        let y = unsafe { map_rows(x, (width, width), rows_per_task, normalise) };
         Ok((CpuStorage::F32(y), xl.shape().clone()))
     }
 }
@@ -82,16 +74,8 @@ impl CustomOp1 for CpuSwiGlu {
         let (width, half) = (*last, *last / 2);
         *last = half;
         let rows_per_task = (CHUNK / width).max(1);
-        let gate = |y: &mut [MaybeUninit<f32>]| {
-            y.par_chunks_mut(rows_per_task * half).zip(x.par_chunks(rows_per_task * width)).for_each(|(out, inp)| {
-                for (o, i) in out.chunks_exact_mut(half).zip(inp.chunks_exact(width)) {
-                    swiglu_row(i, o);
-                }
-            });
-        };
-        // SAFETY: `x` holds whole rows, each gives a row of `y`, and `swiglu_row` writes every
-        // element of it.
-        let y = unsafe { written_vec(x.len() / 2, gate) };
+        // SAFETY: `swiglu_row` writes every element of its output row.
+        let y = unsafe { map_rows(x, (width, half), rows_per_task, swiglu_row) };
         Ok((CpuStorage::F32(y), Shape::from(dims)))
     }
 }
@@ -270,7 +254,7 @@ fn exp_f32(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::cpu::simd;
+    use crate::model::cpu::{simd, written_vec};
     use candle_core::{DType, Device, Tensor};
 
     /// erf in f64: its Maclaurin series below 3, the asymptotic series of erfc above.
