@@ -7,12 +7,14 @@
 //! the threads (EVA-02 tiny's 3 heads), or with so many tokens that the scores would not stay in
 //! cache (EVA-02 at 448 pixels: 1025 tokens), each task takes a share of the queries instead.
 
+use std::mem::MaybeUninit;
+
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape};
 use rayon::prelude::*;
 
 use super::gemm::{self, Operand};
 use super::profile::{self, Part};
-use super::{SendPtr, f32_slice, ops};
+use super::{SendPtr, f32_slice, ops, written_vec};
 
 /// Multi-head attention of a contiguous f32 `[batch, tokens, 3 * heads * head_dim]` tensor
 /// holding q, k and v side by side, giving `[batch, tokens, heads * head_dim]`.
@@ -39,53 +41,101 @@ impl CustomOp1 for CpuAttention {
                     self.heads
                 );
             }
-            let (dim, head_dim) = (width / 3, width / 3 / self.heads);
-            let mut out = vec![0f32; batch * tokens * dim];
-            let out_ptr = SendPtr(out.as_mut_ptr());
-            query_chunks(batch * self.heads, tokens, rayon::current_num_threads()).into_par_iter().for_each_init(
-                || vec![0f32; tokens * tokens],
-                |scores, (task, first_query, queries)| {
-                    let (image, head) = (task / self.heads, task % self.heads);
-                    let base = image * tokens * width + head * head_dim;
-                    let q = qkv[base + first_query * width..].as_ptr();
-                    let (k, v) = (qkv[base + dim..].as_ptr(), qkv[base + 2 * dim..].as_ptr());
-                    let scores = &mut scores[..queries * tokens];
-                    // SAFETY: q is a `queries x head_dim` block, k and v `tokens x head_dim` blocks,
-                    // with rows `width` apart inside `qkv`; `scores` is queries x tokens; this task
-                    // alone writes columns `head * head_dim..` of its image's rows `first_query..`
-                    // of `out`.
-                    unsafe {
-                        gemm::sgemm(
-                            queries,
-                            tokens,
-                            head_dim,
-                            self.scale,
-                            Operand::rows(q, width),
-                            Operand::transposed(k, width),
-                            0.0,
-                            scores.as_mut_ptr(),
-                            tokens,
-                        );
-                    }
-                    scores.chunks_exact_mut(tokens).for_each(ops::softmax_in_place);
-                    // SAFETY: as above.
-                    unsafe {
-                        gemm::sgemm(
-                            queries,
-                            head_dim,
-                            tokens,
-                            1.0,
-                            Operand::rows(scores.as_ptr(), tokens),
-                            Operand::rows(v, width),
-                            0.0,
-                            out_ptr.get().add((image * tokens + first_query) * dim + head * head_dim),
-                            dim,
-                        );
-                    }
-                },
-            );
+            let shape = QkvShape { tokens, width, heads: self.heads };
+            let dim = shape.dim();
+            let tasks = query_chunks(batch * self.heads, tokens, rayon::current_num_threads());
+            let run_tasks = |out: &mut [MaybeUninit<f32>]| {
+                let out = SendPtr(out.as_mut_ptr().cast());
+                tasks.into_par_iter().for_each_init(
+                    || vec![0f32; tokens * tokens],
+                    // SAFETY: `out` holds `batch * tokens * dim` values, and the tasks take
+                    // distinct queries or heads.
+                    |scores, task| unsafe { self.run_task(qkv, shape, scores, task, out.get()) },
+                );
+            };
+            // SAFETY: the tasks cover every query of every head of every image once, and each
+            // writes its head's columns of its queries' rows whole (`run_task`).
+            let out = unsafe { written_vec(batch * tokens * dim, run_tasks) };
             Ok((CpuStorage::F32(out), Shape::from_dims(&[batch, tokens, dim])))
         })
+    }
+}
+
+/// The layout of the fused projection's output that attention reads: per image `tokens` rows
+/// of `width` values, q, k and v side by side, each `heads` heads wide.
+#[derive(Debug, Clone, Copy)]
+struct QkvShape {
+    tokens: usize,
+    width: usize,
+    heads: usize,
+}
+
+impl QkvShape {
+    /// Width of q, k, v and the output.
+    fn dim(self) -> usize {
+        self.width / 3
+    }
+
+    /// Width of one head.
+    fn head_dim(self) -> usize {
+        self.dim() / self.heads
+    }
+}
+
+impl CpuAttention {
+    /// Attention for one task of [`query_chunks`], `(image * heads + head, first query,
+    /// queries)`: writes that head's columns of those queries' rows of `out`, whole, using
+    /// `scores` as the space for their scores.
+    ///
+    /// # Safety
+    /// `out` must hold the `[batch, tokens, dim]` output of `qkv`, and no other thread may
+    /// touch this task's part of it during the call.
+    unsafe fn run_task(
+        &self,
+        qkv: &[f32],
+        shape: QkvShape,
+        scores: &mut [f32],
+        (task, first_query, queries): (usize, usize, usize),
+        out: *mut f32,
+    ) {
+        let QkvShape { tokens, width, heads } = shape;
+        let (dim, head_dim) = (shape.dim(), shape.head_dim());
+        let (image, head) = (task / heads, task % heads);
+        let base = image * tokens * width + head * head_dim;
+        let q = qkv[base + first_query * width..].as_ptr();
+        let (k, v) = (qkv[base + dim..].as_ptr(), qkv[base + 2 * dim..].as_ptr());
+        let scores = &mut scores[..queries * tokens];
+        // SAFETY: q is a `queries x head_dim` block, k and v `tokens x head_dim` blocks, with
+        // rows `width` apart inside `qkv`; `scores` is queries x tokens.
+        unsafe {
+            gemm::sgemm(
+                queries,
+                tokens,
+                head_dim,
+                self.scale,
+                Operand::rows(q, width),
+                Operand::transposed(k, width),
+                0.0,
+                scores.as_mut_ptr(),
+                tokens,
+            );
+        }
+        scores.chunks_exact_mut(tokens).for_each(ops::softmax_in_place);
+        // SAFETY: as above; this task's part of `out` is the caller's to write, and with `beta`
+        // 0 it is written without being read.
+        unsafe {
+            gemm::sgemm(
+                queries,
+                head_dim,
+                tokens,
+                1.0,
+                Operand::rows(scores.as_ptr(), tokens),
+                Operand::rows(v, width),
+                0.0,
+                out.add((image * tokens + first_query) * dim + head * head_dim),
+                dim,
+            );
+        }
     }
 }
 

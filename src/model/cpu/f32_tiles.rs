@@ -578,7 +578,7 @@ mod tests {
 
     #[test]
     fn panels_hold_every_weight_and_give_it_back() {
-        for (features, inputs) in [(1, 1), (33, 7), (64, 20), (70, 3)] {
+        for (features, inputs) in [(1, 1), (33, 7), (64, 20), (70, 3), (33, 600)] {
             let weight: Vec<f32> = (0..features * inputs).map(|i| i as f32 * 0.5 - 3.0).collect();
             let panels = Panels::new(&weight, features, inputs);
             assert_eq!(panels.to_rows(), weight, "{features}x{inputs}");
