@@ -50,7 +50,7 @@ impl CustomOp3 for CpuLinear {
             let (n, wk) = wl.shape().dims2()?;
             let product = Product::new(name, x, xl, (n, wk), bias)?;
             let k = product.inputs;
-            product.run(self.gelu, |block, out| {
+            product.run(TaskWidth::GemmCrate, self.gelu, |block, out| {
                 start_from_bias(block, out, n, bias);
                 // SAFETY: x is m x k and w is n x k, row-major; rows `first..first + count` of w
                 // give this task's columns of y, which only it writes.
@@ -109,7 +109,7 @@ fn panel_product(product: Product, weight: &impl PanelSource, bias: &[f32], gelu
     let (x, n, k) = (product.x, weight.features(), weight.inputs());
     // The rows are arranged once, for every block; the scalar level reads them in place.
     let tiles = f32_tiles::Isa::detect().map(|isa| RowTiles::new(isa, x, product.rows, k));
-    product.run(gelu, |block, out| {
+    product.run(TaskWidth::OwnKernels, gelu, |block, out| {
         start_from_bias(block, out, n, bias);
         let panels = block.first / PANEL..(block.first + block.count).div_ceil(PANEL);
         // SAFETY: blocks start at multiples of the panel width and of the tile height
@@ -156,7 +156,7 @@ impl CustomOp2 for CpuLinearBf16 {
                 #[cfg(not(target_arch = "x86_64"))]
                 Bf16Path::WidenPanels => candle_core::bail!("{name}: bf16 panels exist on x86-64 only"),
                 Bf16Path::Widen => {
-                    product.run(self.gelu, |block, out| {
+                    product.run(TaskWidth::GemmCrate, self.gelu, |block, out| {
                         start_from_bias(block, out, n, bias);
                         let mut wide = vec![0f32; block.count * WIDEN_INPUTS.min(k)];
                         for first_input in (0..k).step_by(WIDEN_INPUTS) {
@@ -197,9 +197,9 @@ fn dot_product(product: Product, weight: &PackedBf16, bias: &[f32], gelu: bool) 
     let n = weight.features();
     // SAFETY: the CPU has just been checked.
     let rounded = unsafe { bf16_dot::round_rows(product.x, product.rows, product.inputs) };
-    product.run(gelu, |block, out| {
+    product.run(TaskWidth::OwnKernels, gelu, |block, out| {
         // SAFETY: the CPU has been checked; `rounded` holds every row; blocks start at multiples
-        // of FEATURES_PER_TASK, a multiple of the dot-product panel; only this task writes its block.
+        // of the task width, a multiple of the dot-product panel; only this task writes its block.
         unsafe {
             bf16_dot::product_block(
                 &rounded,
@@ -242,14 +242,19 @@ impl<'a> Product<'a> {
         Ok(Self { x, rows: x.len() / k.max(1), inputs, features, out_dims })
     }
 
-    /// Runs `block_task(block, out)` over the [`blocks`] of the output in parallel, then the
-    /// GELU on each block if asked; `out` points at the block's first element. The output
+    /// Runs `block_task(block, out)` over the [`blocks`] of the output for `width` in parallel,
+    /// then the GELU on each block if asked; `out` points at the block's first element. The output
     /// starts unwritten: `block_task` must write every element of its block (the products start
     /// from the bias, [`start_from_bias`]).
-    fn run(self, gelu: bool, block_task: impl Fn(Block, *mut f32) + Sync) -> Result<(CpuStorage, Shape)> {
+    fn run(
+        self,
+        width: TaskWidth,
+        gelu: bool,
+        block_task: impl Fn(Block, *mut f32) + Sync,
+    ) -> Result<(CpuStorage, Shape)> {
         let (m, n) = (self.rows, self.features);
         let fill = |y: &mut [MaybeUninit<f32>]| {
-            for_each_block(m, n, y, |block, out| {
+            for_each_block(m, n, width, y, |block, out| {
                 block_task(block, out);
                 if gelu {
                     block_rows(block, out, n).for_each(ops::gelu_in_place);
@@ -284,13 +289,46 @@ fn start_from_bias(block: Block, out: *mut f32, n: usize, bias: &[f32]) {
     }
 }
 
-/// Output features per parallel task: enough blocks to balance the threads, each wide enough
-/// for the kernels to run at full speed; a multiple of the AVX-512 f32 kernel's two panels and
-/// of the bf16 dot-product kernel's panel, so that every block starts where a kernel does.
-const FEATURES_PER_TASK: usize = 352;
+/// Output features per parallel task, by the kernels that compute them; every width is a
+/// multiple of the AVX-512 f32 kernel's two panels and of the bf16 dot-product kernel's panel,
+/// so that every block starts where a kernel does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TaskWidth {
+    /// evatag's own kernels (`f32_tiles`, `bf16_dot`), which read operands arranged once per
+    /// product, so that a narrow block costs no more per feature than a wide one: 64 features,
+    /// two AVX-512 kernel calls. Narrow blocks let the threads end a product together. With
+    /// 352, EVA-giant's fc2 (1,408 features) took four blocks of about 40 ms each at batch 4,
+    /// fc1 (6,144) 17.45 blocks, and a thread waited at the end of a product for the other to
+    /// finish its last block: on Zen 4 (two threads, batch 4, `perf` at 499 Hz) the threads
+    /// were busy 92.9 % of a pass, and waiting for each other took 4 % of it. With 64, in four
+    /// alternating pairs of `evatag bench`, 2.681, 2.646, 2.657 and 2.617 s/image against
+    /// 2.728, 2.834, 2.743 and 2.697; at batch 1 within the host's noise (2.898, 2.664 and
+    /// 2.605 against 2.628, 2.896 and 2.773).
+    OwnKernels,
+    /// The `gemm` crate, which packs both operands on every call: 352 features, enough blocks
+    /// to balance the threads and each wide enough to repay the packing.
+    GemmCrate,
+}
+
+impl TaskWidth {
+    /// Output features per task.
+    const fn features(self) -> usize {
+        match self {
+            Self::OwnKernels => 64,
+            Self::GemmCrate => 352,
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
-const _: () = assert!(FEATURES_PER_TASK.is_multiple_of(2 * PANEL));
-const _: () = assert!(FEATURES_PER_TASK.is_multiple_of(super::bf16::PANEL));
+const _: () = assert!(
+    TaskWidth::OwnKernels.features().is_multiple_of(2 * PANEL)
+        && TaskWidth::GemmCrate.features().is_multiple_of(2 * PANEL)
+);
+const _: () = assert!(
+    TaskWidth::OwnKernels.features().is_multiple_of(super::bf16::PANEL)
+        && TaskWidth::GemmCrate.features().is_multiple_of(super::bf16::PANEL)
+);
 
 /// Fewest rows a task takes when a narrow product is also split by rows.
 const MIN_ROWS_PER_TASK: usize = 32;
@@ -307,11 +345,12 @@ struct Block {
     count: usize,
 }
 
-/// The parts of an `m x n` product: blocks of [`FEATURES_PER_TASK`] output features over all
-/// rows, as long as there are at least two blocks per thread (EVA-giant's widths); a narrower
-/// product (the small EVA-02 models) is split by rows as well, so that every thread has work.
-fn blocks(m: usize, n: usize, threads: usize) -> Vec<Block> {
-    let feature_blocks = n.div_ceil(FEATURES_PER_TASK).max(1);
+/// The parts of an `m x n` product: blocks of `width`'s output features over all rows, as long
+/// as there are at least two blocks per thread (EVA-giant's widths); a narrower product (the
+/// small EVA-02 models) is split by rows as well, so that every thread has work.
+fn blocks(m: usize, n: usize, width: TaskWidth, threads: usize) -> Vec<Block> {
+    let per_task = width.features();
+    let feature_blocks = n.div_ceil(per_task).max(1);
     let row_chunks = if feature_blocks >= 2 * threads {
         1
     } else {
@@ -320,21 +359,28 @@ fn blocks(m: usize, n: usize, threads: usize) -> Vec<Block> {
     let rows_per_chunk = m.div_ceil(row_chunks).max(1).next_multiple_of(ROW_ALIGNMENT);
     let mut blocks = Vec::new();
     for first_row in (0..m).step_by(rows_per_chunk) {
-        for first in (0..n).step_by(FEATURES_PER_TASK) {
-            let (rows, count) = (rows_per_chunk.min(m - first_row), FEATURES_PER_TASK.min(n - first));
+        for first in (0..n).step_by(per_task) {
+            let (rows, count) = (rows_per_chunk.min(m - first_row), per_task.min(n - first));
             blocks.push(Block { first_row, rows, first, count });
         }
     }
     blocks
 }
 
-/// Runs `task(block, out)` in parallel for the [`blocks`] of the row-major `m x n` matrix `y`,
+/// Runs `task(block, out)` in parallel for the [`blocks`] of `width` of the row-major `m x n`
+/// matrix `y`,
 /// where `out` points at column `block.first` of row `block.first_row`. Tasks must write only
 /// their own block.
-fn for_each_block(m: usize, n: usize, y: &mut [MaybeUninit<f32>], task: impl Fn(Block, *mut f32) + Sync) {
+fn for_each_block(
+    m: usize,
+    n: usize,
+    width: TaskWidth,
+    y: &mut [MaybeUninit<f32>],
+    task: impl Fn(Block, *mut f32) + Sync,
+) {
     assert_eq!(y.len(), m * n, "an m x n output");
     let out = SendPtr(y.as_mut_ptr().cast());
-    blocks(m, n, rayon::current_num_threads()).into_par_iter().for_each(|block| {
+    blocks(m, n, width, rayon::current_num_threads()).into_par_iter().for_each(|block| {
         // SAFETY: the block lies inside the m x n matrix `y`.
         task(block, unsafe { out.get().add(block.first_row * n + block.first) });
     });
@@ -378,10 +424,11 @@ mod tests {
 
     #[test]
     fn blocks_cover_the_output_once_and_split_rows_only_for_narrow_products() {
-        for (m, n, threads) in
-            [(257, 1408, 2), (1025, 6144, 2), (577, 192, 2), (577, 384, 2), (1025, 768, 16), (5, 100, 8)]
+        let shapes = [(257, 1408, 2), (1025, 6144, 2), (577, 192, 2), (577, 384, 2), (1025, 768, 16), (5, 100, 8)];
+        for ((m, n, threads), width) in
+            shapes.into_iter().flat_map(|s| [TaskWidth::OwnKernels, TaskWidth::GemmCrate].map(|w| (s, w)))
         {
-            let blocks = blocks(m, n, threads);
+            let blocks = blocks(m, n, width, threads);
             let mut covered = vec![0u8; m * n];
             for b in &blocks {
                 for row in b.first_row..b.first_row + b.rows {
@@ -389,7 +436,7 @@ mod tests {
                 }
             }
             assert!(covered.iter().all(|&c| c == 1), "{m}x{n}: not covered exactly once");
-            let wide = n.div_ceil(FEATURES_PER_TASK) >= 2 * threads;
+            let wide = n.div_ceil(width.features()) >= 2 * threads;
             assert!(!wide || blocks.iter().all(|b| b.rows == m), "{m}x{n}: a wide product is split by rows");
             assert!(
                 wide || blocks.len() >= 2 * threads || m < 2 * MIN_ROWS_PER_TASK,
@@ -401,10 +448,11 @@ mod tests {
 
     #[test]
     fn splitting_by_rows_does_not_change_a_bit() -> Result<()> {
-        // 1408 features: four blocks, split by rows on 8 threads and not on one.
+        // 512 features: two blocks for the `gemm` crate and eight for evatag's kernels, split by
+        // rows on 8 threads and not on one.
         let x = Tensor::randn(0f32, 1.0, (1, 257, 96), &Device::Cpu)?;
-        let w = Tensor::randn(0f32, 1.0, (1408, 96), &Device::Cpu)?;
-        let b = Tensor::randn(0f32, 1.0, 1408, &Device::Cpu)?;
+        let w = Tensor::randn(0f32, 1.0, (512, 96), &Device::Cpu)?;
+        let b = Tensor::randn(0f32, 1.0, 512, &Device::Cpu)?;
         let run = |threads: usize| -> Result<Vec<Vec<f32>>> {
             let pool =
                 rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(candle_core::Error::wrap)?;
@@ -415,7 +463,10 @@ mod tests {
                     .collect::<Result<Vec<_>>>()
             })
         };
-        assert!(blocks(257, 1408, 8).len() > blocks(257, 1408, 1).len());
+        for width in [TaskWidth::OwnKernels, TaskWidth::GemmCrate] {
+            assert!(blocks(257, 512, width, 8).iter().any(|b| b.rows < 257));
+            assert!(blocks(257, 512, width, 1).iter().all(|b| b.rows == 257));
+        }
         for (whole, split) in run(1)?.iter().zip(&run(8)?) {
             assert!(whole.iter().zip(split).all(|(a, b)| a.to_bits() == b.to_bits()));
         }
