@@ -41,8 +41,7 @@ impl CustomOp1 for CpuAttention {
                     self.heads
                 );
             }
-            let shape = QkvShape { tokens, width, heads: self.heads };
-            let dim = shape.dim();
+            let dim = width / 3;
             let tasks = query_chunks(batch * self.heads, tokens, rayon::current_num_threads());
             let run_tasks = |out: &mut [MaybeUninit<f32>]| {
                 let out = SendPtr(out.as_mut_ptr().cast());
@@ -50,7 +49,7 @@ impl CustomOp1 for CpuAttention {
                     || vec![0f32; tokens * tokens],
                     // SAFETY: `out` holds `batch * tokens * dim` values, and the tasks take
                     // distinct queries or heads.
-                    |scores, task| unsafe { self.run_task(qkv, shape, scores, task, out.get()) },
+                    |scores, task| unsafe { self.run_task(qkv, (tokens, width), scores, task, out.get()) },
                 );
             };
             // SAFETY: the tasks cover every query of every head of every image once, and each
@@ -61,31 +60,11 @@ impl CustomOp1 for CpuAttention {
     }
 }
 
-/// The layout of the fused projection's output that attention reads: per image `tokens` rows
-/// of `width` values, q, k and v side by side, each `heads` heads wide.
-#[derive(Debug, Clone, Copy)]
-struct QkvShape {
-    tokens: usize,
-    width: usize,
-    heads: usize,
-}
-
-impl QkvShape {
-    /// Width of q, k, v and the output.
-    fn dim(self) -> usize {
-        self.width / 3
-    }
-
-    /// Width of one head.
-    fn head_dim(self) -> usize {
-        self.dim() / self.heads
-    }
-}
-
 impl CpuAttention {
     /// Attention for one task of [`query_chunks`], `(image * heads + head, first query,
-    /// queries)`: writes that head's columns of those queries' rows of `out`, whole, using
-    /// `scores` as the space for their scores.
+    /// queries)`, on `qkv` of `tokens` rows of `width` values per image: writes that head's
+    /// columns of those queries' rows of `out`, whole, using `scores` as the space for their
+    /// scores.
     ///
     /// # Safety
     /// `out` must hold the `[batch, tokens, dim]` output of `qkv`, and no other thread may
@@ -93,14 +72,13 @@ impl CpuAttention {
     unsafe fn run_task(
         &self,
         qkv: &[f32],
-        shape: QkvShape,
+        (tokens, width): (usize, usize),
         scores: &mut [f32],
         (task, first_query, queries): (usize, usize, usize),
         out: *mut f32,
     ) {
-        let QkvShape { tokens, width, heads } = shape;
-        let (dim, head_dim) = (shape.dim(), shape.head_dim());
-        let (image, head) = (task / heads, task % heads);
+        let (dim, head_dim) = (width / 3, width / 3 / self.heads);
+        let (image, head) = (task / self.heads, task % self.heads);
         let base = image * tokens * width + head * head_dim;
         let q = qkv[base + first_query * width..].as_ptr();
         let (k, v) = (qkv[base + dim..].as_ptr(), qkv[base + 2 * dim..].as_ptr());

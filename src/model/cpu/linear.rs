@@ -368,9 +368,8 @@ fn blocks(m: usize, n: usize, width: TaskWidth, threads: usize) -> Vec<Block> {
 }
 
 /// Runs `task(block, out)` in parallel for the [`blocks`] of `width` of the row-major `m x n`
-/// matrix `y`,
-/// where `out` points at column `block.first` of row `block.first_row`. Tasks must write only
-/// their own block.
+/// matrix `y`, where `out` points at column `block.first` of row `block.first_row`. Tasks must
+/// write only their own block.
 fn for_each_block(
     m: usize,
     n: usize,
