@@ -7,8 +7,9 @@
 //! vector or two AVX2 ones, and a pass over the inputs as one run of memory. Per product, the
 //! activations are arranged the same way once ([`RowTiles`]: tiles of [`Isa::tile_rows`] rows,
 //! input by input). The kernel for a tile and its panels (two for AVX-512, one for AVX2) then
-//! holds the tile's sums in registers and, for each input, multiplies the panels' vectors by
-//! each row's broadcast value. The inputs are taken in passes whose length comes from the L2 and
+//! holds the tile's sums in registers, starting from the bias on the first pass so that the
+//! output is only ever written, and, for each input, multiplies the panels' vectors by each
+//! row's broadcast value. The inputs are taken in passes whose length comes from the L2 and
 //! L3 caches the CPU reports: the panels' share of a pass stays in L2 while every tile of rows
 //! runs against it, and the rows' slice of it in L3 while every panel runs against that.
 //!
@@ -292,16 +293,23 @@ impl RowTiles {
     }
 }
 
-/// `out += x · wᵀ` for `rows` rows of `x` from `first_row` (a multiple of the tile height) and
-/// the features of panels `panels`; `out` points at the block's first element, in a row-major
-/// output whose rows are `out_stride` apart.
+/// Writes `x · wᵀ + bias` for `rows` rows of `x` from `first_row` (a multiple of the tile
+/// height) and the features of panels `panels`; `bias` holds one value per feature of `w`, and
+/// `out` points at the block's first element, in a row-major output whose rows are `out_stride`
+/// apart. The block need not have been written before: the kernels start the first pass from
+/// the bias in registers instead of reading the output.
 ///
 /// # Safety
 /// The CPU must have the features of `x`'s ISA; the block of `out` (those rows, and the
 /// panels' features that exist) must be in bounds and written by no one else during the call.
-pub(crate) unsafe fn add_product(
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a block's rows, panels and place in the output, as its callers hold them"
+)]
+pub(crate) unsafe fn write_product(
     x: &RowTiles,
     w: &impl PanelSource,
+    bias: &[f32],
     first_row: usize,
     rows: usize,
     panels: std::ops::Range<usize>,
@@ -311,6 +319,7 @@ pub(crate) unsafe fn add_product(
     let isa = x.isa;
     let height = isa.tile_rows();
     debug_assert!(first_row.is_multiple_of(height) && first_row + rows <= x.rows && x.inputs == w.inputs());
+    debug_assert_eq!(bias.len(), w.features());
     note_path(match isa {
         Isa::Avx512 => SimdLevel::Avx512,
         Isa::Avx2 => SimdLevel::Avx2,
@@ -321,8 +330,11 @@ pub(crate) unsafe fn add_product(
     // The panels of one kernel call over one pass at a time, with (see `Isa::prefetches`) the
     // next step's weights fetched into the cache while this one runs, spread over its tiles.
     let calls = panels.clone().step_by(isa.panels_per_call());
-    let steps: Vec<(usize, usize)> =
-        (0..inputs).step_by(per_pass).flat_map(|first_input| calls.clone().map(move |p| (first_input, p))).collect();
+    // Without inputs, one step of none still writes the bias.
+    let steps: Vec<(usize, usize)> = (0..inputs.max(1))
+        .step_by(per_pass)
+        .flat_map(|first_input| calls.clone().map(move |p| (first_input, p)))
+        .collect();
     let tiles = rows.div_ceil(height);
     let mut scratch = [Vec::new(), Vec::new()];
     for (step, &(first_input, first_panel)) in steps.iter().enumerate() {
@@ -332,6 +344,7 @@ pub(crate) unsafe fn add_product(
         let call_panels = isa.panels_per_call().min(panels.end - first_panel);
         let first_feature = first_panel * PANEL;
         let present = (call_panels * PANEL).min(features - first_feature);
+        let start = (first_input == 0).then(|| &bias[first_feature..first_feature + present]);
         let [low, high] = &mut scratch;
         let low = w.panel(first_panel, first_input, width, low);
         let high = if call_panels == 2 { w.panel(first_panel + 1, first_input, width, high) } else { low };
@@ -351,7 +364,7 @@ pub(crate) unsafe fn add_product(
             };
             let xs = x.tile_from((first_row + first) / height, first_input);
             // SAFETY: forwarded from this function's contract.
-            unsafe { run_tile(isa, xs, [low, high], width, tile) };
+            unsafe { run_tile(isa, xs, [low, high], width, start, tile) };
         }
     }
 }
@@ -368,10 +381,10 @@ fn prefetch_lines(bytes: &[u8], lines: std::ops::Range<usize>) {
 
 /// `out += x · wᵀ` on the `gemm` crate's kernels of this thread's level, for the scalar level:
 /// `x` row-major `[rows, inputs]`, the features of panels `panels`, `out` as for
-/// [`add_product`].
+/// [`write_product`].
 ///
 /// # Safety
-/// As for [`add_product`], with `x` holding `rows` rows.
+/// As for [`write_product`], with `x` holding `rows` rows and the block of `out` written.
 pub(crate) unsafe fn add_product_gemm(
     x: &[f32],
     w: &impl PanelSource,
@@ -402,11 +415,20 @@ pub(crate) unsafe fn add_product_gemm(
     }
 }
 
-/// A tile kernel: `out += x · wᵀ` for `ROWS` rows of a tile of `x` (`xs`, input by input) and
-/// the features of one or two panels (`low`, `high`; the AVX2 kernels read `low` only), over
-/// `width` inputs, with `out`'s rows `stride` apart. It loads and stores [`Isa::columns`]
-/// columns of each row, 32 for AVX-512 even where `high` repeats `low`.
-type Kernel = unsafe fn(xs: *const f32, low: *const f32, high: *const f32, width: usize, out: *mut f32, stride: usize);
+/// A tile kernel: `out = start + x · wᵀ` for `ROWS` rows of a tile of `x` (`xs`, input by input)
+/// and the features of one or two panels (`low`, `high`; the AVX2 kernels read `low` only), over
+/// `width` inputs, with `out`'s rows `stride` apart. `start` is one row of sums every row starts
+/// from, or null to start from `out` itself. It loads (from `out` or `start`) and stores
+/// [`Isa::columns`] columns of each row, 32 for AVX-512 even where `high` repeats `low`.
+type Kernel = unsafe fn(
+    xs: *const f32,
+    low: *const f32,
+    high: *const f32,
+    width: usize,
+    start: *const f32,
+    out: *mut f32,
+    stride: usize,
+);
 
 impl Isa {
     /// The kernel for a tile of `rows` rows, from one to the tile height: a partial tile at
@@ -445,39 +467,56 @@ struct Tile {
     columns: usize,
 }
 
-/// The largest tile any kernel holds, in elements.
-const MAX_TILE: usize = Isa::Avx512.tile_rows() * Isa::Avx512.columns();
+/// The most columns any kernel's tile has.
+const MAX_TILE_COLUMNS: usize = Isa::Avx512.columns();
 
-/// Adds one tile of products onto the output; a tile with fewer columns than the kernel's goes
-/// through a whole-width one on the stack.
+/// The largest tile any kernel holds, in elements.
+const MAX_TILE: usize = Isa::Avx512.tile_rows() * MAX_TILE_COLUMNS;
+
+/// Writes one tile of products onto the output, or onto `start` (one value per column of the
+/// tile) where given; a tile with fewer columns than the kernel's goes through a whole-width one
+/// on the stack.
 ///
 /// # Safety
-/// As for [`add_product`]; `xs` holds `width` inputs of a whole tile, and each of `panels`
-/// `width` inputs of a panel (the AVX2 kernels read the first only).
-unsafe fn run_tile(isa: Isa, xs: &[f32], panels: [&[f32]; 2], width: usize, tile: Tile) {
+/// As for [`write_product`]; `xs` holds `width` inputs of a whole tile, and each of `panels`
+/// `width` inputs of a panel (the AVX2 kernels read the first only); without `start`, the tile
+/// of the output has been written.
+unsafe fn run_tile(isa: Isa, xs: &[f32], panels: [&[f32]; 2], width: usize, start: Option<&[f32]>, tile: Tile) {
     let (height, columns) = (isa.tile_rows(), isa.columns());
     debug_assert!(xs.len() >= width * height && panels.iter().all(|p| p.len() >= width * PANEL));
     debug_assert!((1..=height).contains(&tile.rows));
+    debug_assert!(start.is_none_or(|start| start.len() == tile.columns));
     let [low, high] = panels.map(<[f32]>::as_ptr);
     let kernel = isa.kernel(tile.rows);
     if tile.columns == columns {
+        let start = start.map_or(std::ptr::null(), <[f32]>::as_ptr);
         // SAFETY: the CPU has the ISA's features; the operands hold `width` inputs; the tile's
-        // rows and columns are in bounds by the caller's contract.
-        unsafe { kernel(xs.as_ptr(), low, high, width, tile.out, tile.stride) };
+        // rows and columns are in bounds by the caller's contract, and so is `start`.
+        unsafe { kernel(xs.as_ptr(), low, high, width, start, tile.out, tile.stride) };
         return;
     }
-    let mut whole = [0f32; MAX_TILE];
-    let out_row = |r: usize| {
-        // SAFETY: the partial tile's rows and columns are in bounds by the caller's contract.
-        unsafe { std::slice::from_raw_parts_mut(tile.out.add(r * tile.stride), tile.columns) }
+    let (mut whole, mut whole_start) = ([0f32; MAX_TILE], [0f32; MAX_TILE_COLUMNS]);
+    let out_rows = |r: usize| tile.out.wrapping_add(r * tile.stride);
+    let start = match start {
+        Some(start) => {
+            whole_start[..tile.columns].copy_from_slice(start);
+            whole_start.as_ptr()
+        }
+        None => {
+            for (r, row) in whole.chunks_exact_mut(columns).take(tile.rows).enumerate() {
+                // SAFETY: the partial tile's rows and columns are in bounds and written, by the
+                // caller's contract.
+                unsafe { std::ptr::copy_nonoverlapping(out_rows(r), row.as_mut_ptr(), tile.columns) };
+            }
+            std::ptr::null()
+        }
     };
-    for (r, row) in whole.chunks_exact_mut(columns).take(tile.rows).enumerate() {
-        row[..tile.columns].copy_from_slice(out_row(r));
-    }
-    // SAFETY: as above, with `whole` holding every row and column the kernel writes.
-    unsafe { kernel(xs.as_ptr(), low, high, width, whole.as_mut_ptr(), columns) };
+    // SAFETY: as above, with `whole` holding every row and column the kernel writes, and
+    // `whole_start` every column it reads.
+    unsafe { kernel(xs.as_ptr(), low, high, width, start, whole.as_mut_ptr(), columns) };
     for (r, row) in whole.chunks_exact(columns).take(tile.rows).enumerate() {
-        out_row(r).copy_from_slice(&row[..tile.columns]);
+        // SAFETY: the partial tile's rows and columns are in bounds by the caller's contract.
+        unsafe { std::ptr::copy_nonoverlapping(row.as_ptr(), out_rows(r), tile.columns) };
     }
 }
 
@@ -508,14 +547,18 @@ unsafe fn tile_avx512<const ROWS: usize>(
     low: *const f32,
     high: *const f32,
     width: usize,
+    start: *const f32,
     out: *mut f32,
     stride: usize,
 ) {
     const HEIGHT: usize = Isa::Avx512.tile_rows();
     // SAFETY: the caller's contract (`run_tile`) covers every load and store.
     unsafe {
-        let mut sums: [[__m512; 2]; ROWS] =
-            std::array::from_fn(|r| std::array::from_fn(|h| _mm512_loadu_ps(out.add(r * stride + 16 * h))));
+        let mut sums: [[__m512; 2]; ROWS] = if start.is_null() {
+            std::array::from_fn(|r| std::array::from_fn(|h| _mm512_loadu_ps(out.add(r * stride + 16 * h))))
+        } else {
+            [[_mm512_loadu_ps(start), _mm512_loadu_ps(start.add(16))]; ROWS]
+        };
         for input in 0..width {
             fetch_ahead(input, [(xs, HEIGHT), (low, PANEL), (high, PANEL)]);
             let (low, high) = (_mm512_loadu_ps(low.add(input * PANEL)), _mm512_loadu_ps(high.add(input * PANEL)));
@@ -541,14 +584,18 @@ unsafe fn tile_avx2<const ROWS: usize>(
     weights: *const f32,
     _high: *const f32,
     width: usize,
+    start: *const f32,
     out: *mut f32,
     stride: usize,
 ) {
     const HEIGHT: usize = Isa::Avx2.tile_rows();
     // SAFETY: the caller's contract (`run_tile`) covers every load and store.
     unsafe {
-        let mut sums: [[__m256; 2]; ROWS] =
-            std::array::from_fn(|r| std::array::from_fn(|h| _mm256_loadu_ps(out.add(r * stride + 8 * h))));
+        let mut sums: [[__m256; 2]; ROWS] = if start.is_null() {
+            std::array::from_fn(|r| std::array::from_fn(|h| _mm256_loadu_ps(out.add(r * stride + 8 * h))))
+        } else {
+            [[_mm256_loadu_ps(start), _mm256_loadu_ps(start.add(8))]; ROWS]
+        };
         for input in 0..width {
             fetch_ahead(input, [(xs, HEIGHT), (weights, PANEL)]);
             let w = weights.add(input * PANEL);
@@ -616,44 +663,59 @@ mod tests {
         }
     }
 
+    /// `bias` written to every row of `out` (rows `stride` apart) for the features of `panels`.
+    fn fill_with_bias(out: &mut [f32], stride: usize, bias: &[f32], panels: std::ops::Range<usize>) {
+        let features = panels.start * PANEL..(panels.end * PANEL).min(bias.len());
+        for row in out.chunks_mut(stride) {
+            row[features.clone()].copy_from_slice(&bias[features.clone()]);
+        }
+    }
+
     #[test]
-    fn every_height_of_a_partial_tile_adds_the_product() {
+    fn every_height_of_a_partial_tile_writes_the_product() {
         let (features, inputs) = (40, 9);
         let w: Vec<f32> = (0..features * inputs).map(|i| (i as f32 * 0.23).cos()).collect();
+        let bias: Vec<f32> = (0..features).map(|j| j as f32 * 0.25 - 3.0).collect();
         let panels = Panels::new(&w, features, inputs);
         simd::at_every_level(|level| {
             // Every height of a partial tile of either ISA, and one row into a second tile.
             for rows in 1..=13 {
                 let x: Vec<f32> = (0..rows * inputs).map(|i| (i as f32 * 0.41).sin()).collect();
                 let want = reference(rows, features, inputs, &x, &w);
-                let mut out = vec![0f32; rows * features];
+                // NaN where nothing has been written: the tile kernels must not read it.
+                let mut out = vec![f32::NAN; rows * features];
                 let all_panels = 0..features.div_ceil(PANEL);
                 // SAFETY: the CPU has the level's features; `out` holds the product.
                 unsafe {
                     match Isa::detect() {
                         Some(isa) => {
                             let tiles = RowTiles::new(isa, &x, rows, inputs);
-                            add_product(&tiles, &panels, 0, rows, all_panels, out.as_mut_ptr(), features);
+                            write_product(&tiles, &panels, &bias, 0, rows, all_panels, out.as_mut_ptr(), features);
                         }
-                        None => add_product_gemm(&x, &panels, rows, all_panels, out.as_mut_ptr(), features),
+                        None => {
+                            fill_with_bias(&mut out, features, &bias, all_panels.clone());
+                            add_product_gemm(&x, &panels, rows, all_panels, out.as_mut_ptr(), features);
+                        }
                     }
                 }
                 for (i, got) in out.iter().enumerate() {
-                    assert!((f64::from(*got) - want[i]).abs() < 1e-4, "{level:?} {rows} rows, element {i}");
+                    let expected = want[i] + f64::from(bias[i % features]);
+                    assert!((f64::from(*got) - expected).abs() < 1e-4, "{level:?} {rows} rows, element {i}: {got}");
                 }
             }
         });
     }
 
     #[test]
-    fn every_level_adds_the_product_for_any_shape_and_block() {
+    fn every_level_writes_the_product_for_any_shape_and_block() {
         // Partial tiles and panels, single rows and features, several passes over the inputs,
-        // and a block that starts past the first tile and panel.
-        let shapes = [(1, 1, 1), (13, 33, 7), (12, 32, 300), (25, 70, 1000), (7, 5, 129), (40, 100, 50)];
+        // a block that starts past the first tile and panel, and a product of no inputs.
+        let shapes = [(1, 1, 1), (13, 33, 7), (12, 32, 300), (25, 70, 1000), (7, 5, 129), (40, 100, 50), (13, 20, 0)];
         for (rows, features, inputs) in shapes {
             let x: Vec<f32> = (0..rows * inputs).map(|i| (i as f32 * 0.37).sin()).collect();
             let w: Vec<f32> = (0..features * inputs).map(|i| (i as f32 * 0.11).cos()).collect();
             let want = reference(rows, features, inputs, &x, &w);
+            let bias: Vec<f32> = (0..features).map(|j| (j as f32 * 0.7).sin()).collect();
             let panels = Panels::new(&w, features, inputs);
             let all_panels = features.div_ceil(PANEL);
             // The caches' passes, and passes of 64 inputs so that most shapes take several.
@@ -675,19 +737,26 @@ mod tests {
                             for block in [0..split_panel, split_panel..all_panels] {
                                 // SAFETY: the CPU has the level's features; the buffers fit the shapes.
                                 unsafe {
-                                    let at = out.as_mut_ptr().add(first_row * stride + block.start * PANEL);
                                     match &tiles {
                                         Some(tiles) => {
-                                            add_product(tiles, &panels, first_row, row_count, block, at, stride)
+                                            let at = out.as_mut_ptr().add(first_row * stride + block.start * PANEL);
+                                            write_product(
+                                                tiles, &panels, &bias, first_row, row_count, block, at, stride,
+                                            )
                                         }
-                                        None => add_product_gemm(
-                                            &x[first_row * inputs..],
-                                            &panels,
-                                            row_count,
-                                            block,
-                                            at,
-                                            stride,
-                                        ),
+                                        None => {
+                                            let rows_of_block = &mut out[first_row * stride..][..row_count * stride];
+                                            fill_with_bias(rows_of_block, stride, &bias, block.clone());
+                                            let at = rows_of_block.as_mut_ptr().add(block.start * PANEL);
+                                            add_product_gemm(
+                                                &x[first_row * inputs..],
+                                                &panels,
+                                                row_count,
+                                                block,
+                                                at,
+                                                stride,
+                                            )
+                                        }
                                     }
                                 }
                             }
@@ -695,7 +764,7 @@ mod tests {
                         for i in 0..rows {
                             for j in 0..features {
                                 let got = f64::from(out[i * stride + j]);
-                                let expected = want[i * features + j] + 0.5;
+                                let expected = want[i * features + j] + f64::from(bias[j]);
                                 assert!(
                                     (got - expected).abs() < 1e-3,
                                     "{level:?} {rows}x{features}x{inputs} ({i}, {j})"

@@ -110,14 +110,19 @@ fn panel_product(product: Product, weight: &impl PanelSource, bias: &[f32], gelu
     // The rows are arranged once, for every block; the scalar level reads them in place.
     let tiles = f32_tiles::Isa::detect().map(|isa| RowTiles::new(isa, x, product.rows, k));
     product.run(TaskWidth::OwnKernels, gelu, |block, out| {
-        start_from_bias(block, out, n, bias);
         let panels = block.first / PANEL..(block.first + block.count).div_ceil(PANEL);
         // SAFETY: blocks start at multiples of the panel width and of the tile height
-        // (`blocks`); the CPU has the ISA of `tiles`; only this task writes its block.
+        // (`blocks`); the CPU has the ISA of `tiles`; only this task writes its block, and the
+        // `gemm` crate's kernels find it written from the bias.
         unsafe {
             match &tiles {
-                Some(tiles) => f32_tiles::add_product(tiles, weight, block.first_row, block.rows, panels, out, n),
-                None => f32_tiles::add_product_gemm(&x[block.first_row * k..], weight, block.rows, panels, out, n),
+                Some(tiles) => {
+                    f32_tiles::write_product(tiles, weight, bias, block.first_row, block.rows, panels, out, n);
+                }
+                None => {
+                    start_from_bias(block, out, n, bias);
+                    f32_tiles::add_product_gemm(&x[block.first_row * k..], weight, block.rows, panels, out, n);
+                }
             }
         }
     })
@@ -245,7 +250,7 @@ impl<'a> Product<'a> {
     /// Runs `block_task(block, out)` over the [`blocks`] of the output for `width` in parallel,
     /// then the GELU on each block if asked; `out` points at the block's first element. The output
     /// starts unwritten: `block_task` must write every element of its block (the products start
-    /// from the bias, [`start_from_bias`]).
+    /// from the bias).
     fn run(
         self,
         width: TaskWidth,
