@@ -10,6 +10,8 @@
 #   THREADS      threads for both (default: the number of CPUs); evatag gets it as RAYON_NUM_THREADS
 #                and OMP_NUM_THREADS, PyTorch as --threads
 #   WARMUP       untimed passes before timing, PyTorch side (default: 1)
+#   EVATAG_SIMD  avx2 or generic caps evatag's vector level, and PyTorch's with it (ATen's kernels, MKL's and
+#                oneDNN's products), so that an AVX-512 machine compares both programs' AVX2 paths
 #
 # Both sides time eva_giant_patch14_224 in float32 with random weights: nothing is downloaded.
 set -euo pipefail
@@ -44,7 +46,12 @@ rust_json="$(RAYON_NUM_THREADS="$THREADS" OMP_NUM_THREADS="$THREADS" \
   "${evatag[@]}" bench --batch "$BATCH" --iters "$ITERS" | tail -n 1)"
 
 echo "== pytorch" >&2
-torch_json="$("$PYTHON" bench/torch_reference.py --batch "$BATCH" --iters "$ITERS" --threads "$THREADS" \
+case "${EVATAG_SIMD:-}" in
+  avx2) torch_level=(ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2) ;;
+  generic) torch_level=(ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=SSE4_2 ONEDNN_MAX_CPU_ISA=SSE41) ;;
+  *) torch_level=() ;;
+esac
+torch_json="$(env "${torch_level[@]}" "$PYTHON" bench/torch_reference.py --batch "$BATCH" --iters "$ITERS" --threads "$THREADS" \
   --warmup "$WARMUP" | tail -n 1)"
 
 echo "$rust_json"

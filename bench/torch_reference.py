@@ -6,9 +6,10 @@ The model is built with random weights (pretrained=False): nothing is downloaded
 pass does not depend on the weights' values. Prints exactly one JSON line to stdout:
 
     {"impl": "pytorch", "torch": ..., "timm": ..., "model": ..., "dtype": ..., "batch": B, "threads": T,
-     "iters": N, "seconds_per_image": S, "images_per_second": I}
+     "iters": N, "seconds_per_image": S, "images_per_second": I, "cpu_capability": C}
 
-where S is the median over the timed iterations of (seconds per batch) / B. Progress goes to stderr.
+where C is the vector level of ATen's CPU kernels (e.g. AVX512, or AVX2 under ATEN_CPU_CAPABILITY=avx2), and
+S is the median over the timed iterations of (seconds per batch) / B. Progress goes to stderr.
 
     python bench/torch_reference.py                      # eva_giant_patch14_224, batch 1, 3 timed iterations
     python bench/torch_reference.py --batch 4 --threads 2
@@ -100,6 +101,7 @@ def main():
         "iters": args.iters,
         "seconds_per_image": spi,
         "images_per_second": 1.0 / spi,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
     }
     if model_args:
         result["model_args"] = model_args  # a reduced model: not comparable with the full-size numbers

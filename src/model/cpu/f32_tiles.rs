@@ -526,8 +526,8 @@ const FETCH_DISTANCE: usize = 32;
 /// Asks the L1 cache for the operands of input `input + FETCH_DISTANCE` of each stream, given as
 /// its start and the values it holds per input. The hardware's own prefetching fills L1 from L2
 /// too slowly for these kernels on some CPUs: on an Intel Xeon (family 6 model 167, 2 MiB of L2,
-/// one thread, EVA-giant's products at 1,028 rows) the AVX-512 kernel went from 130-146 GFLOP/s
-/// to 148-158 (fc2's product from 85-115 to 147-158) and the AVX2 kernel from 81-85 to 86-90
+/// one thread, EVA-giant's products at 1,028 and 257 rows) the AVX-512 kernel went from 130-141
+/// GFLOP/s to 148-155 (fc2's product from 84-115 to 159) and the AVX2 kernel from 81-84 to 85-90
 /// (fc2's from 56-68 to 79-81), while alone with its operands in L1 the AVX2 kernel lost 6 %.
 /// Addresses past a stream's end are only hinted, never read.
 #[inline(always)]
