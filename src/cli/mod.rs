@@ -642,6 +642,7 @@ fn run_bench(options: &Options, args: &BenchArgs) -> anyhow::Result<()> {
         "cpu_kernels": crate::model::cpu::simd::SimdLevel::detect().name(),
         "dtype": placement.precision().name(),
         "bf16_kernels": placement.bf16_kernels(),
+        "bf16_dot_gain": placement.bf16_dot_gain(),
         "batch": batch,
         "threads": threads,
         "iters": args.iters,

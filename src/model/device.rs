@@ -114,6 +114,16 @@ impl Placement {
     pub fn bf16_kernels(&self) -> Option<&'static str> {
         (self.device.is_cpu() && self.linear_weights == LinearWeights::Bf16).then(|| Bf16Path::detect().name())
     }
+
+    /// For bf16 on the CPU, how many times f32's multiply-add rate this CPU's AVX512_BF16 dot
+    /// product reaches, which decides whether the bf16 kernels take it; `None` elsewhere.
+    pub fn bf16_dot_gain(&self) -> Option<f64> {
+        #[cfg(target_arch = "x86_64")]
+        if self.bf16_kernels().is_some() {
+            return super::cpu::bf16_dot::gain();
+        }
+        None
+    }
 }
 
 /// A short human name for a device; for the CPU with its kernel path, e.g.

@@ -2,10 +2,11 @@
 //!
 //! A [`PackedBf16`] is rounded to nearest even once, when the model loads, and arranged for the
 //! path the CPU will multiply it with ([`Bf16Path`]):
-//! - with AVX512_BF16, in panels for the `VDPBF16PS` dot-product instruction (`bf16_dot`), which
-//!   multiplies pairs of bf16 values into f32 sums: the activations are rounded to bf16 as well,
-//!   and a product costs about half of its f32 form;
-//! - elsewhere on x86-64 with AVX2, in the panels of evatag's f32 kernels (`f32_tiles`), widened
+//! - where AVX512_BF16's `VDPBF16PS` dot-product instruction outruns f32's multiply-adds
+//!   (`bf16_dot::pays`), in panels for it (`bf16_dot`): it multiplies pairs of bf16 values into
+//!   f32 sums, the activations are rounded to bf16 as well, and a product costs about half of
+//!   its f32 form;
+//! - elsewhere on x86-64 with AVX2 (including CPUs whose `VDPBF16PS` is no faster than f32), in the panels of evatag's f32 kernels (`f32_tiles`), widened
 //!   back to f32 (exactly: a bf16 value is the top half of an f32) one panel's share of a pass
 //!   at a time, just before the kernels multiply by them;
 //! - on other CPUs, as plain rows widened to f32 one block at a time for the `gemm` crate's f32
@@ -47,15 +48,13 @@ pub(crate) enum Bf16Path {
 }
 
 impl Bf16Path {
-    /// The path for this CPU, lowered to a widening one when the SIMD level is capped below
+    /// The path for this CPU: the dot product where AVX512_BF16 outruns f32's multiply-adds
+    /// (`bf16_dot::pays`), a widening one elsewhere and when the SIMD level is capped below
     /// AVX-512 (a test on this thread, or `EVATAG_SIMD`).
     pub(crate) fn detect() -> Self {
         #[cfg(target_arch = "x86_64")]
         {
-            if simd::allows(simd::SimdLevel::Avx512)
-                && std::arch::is_x86_feature_detected!("avx512f")
-                && std::arch::is_x86_feature_detected!("avx512bf16")
-            {
+            if simd::allows(simd::SimdLevel::Avx512) && super::bf16_dot::pays() {
                 return Self::DotProduct;
             }
             if super::f32_tiles::Isa::supported() {

@@ -14,10 +14,12 @@ use std::arch::x86_64::{
 };
 use std::mem::MaybeUninit;
 use std::ops::Range;
+use std::sync::OnceLock;
 
 use half::bf16;
 
 use super::bf16::{PANEL, PANEL_PAIR, PackedBf16};
+use super::peak;
 
 /// Output rows per tile: 12 rows of two vectors are 24 sums, leaving registers for the two
 /// weight vectors and the broadcast.
@@ -30,9 +32,27 @@ const PAIRS_PER_PASS: usize = 256;
 /// Rows of activations rounded per parallel task.
 const ROWS_PER_TASK: usize = 32;
 
+/// The least [`peak::bf16_dot_gain`] at which bf16 layers take this module's kernels rather
+/// than the f32 ones on widened weights. Above 1 because the dot-product path also rounds every
+/// layer's input to bf16, and its kernel reaches a smaller share of its instruction's peak.
+const MIN_GAIN: f64 = 1.25;
+
 /// Whether this CPU runs the kernels of this module.
 pub(crate) fn supported() -> bool {
     std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bf16")
+}
+
+/// [`peak::bf16_dot_gain`] on this CPU, probed once per process; `None` where the CPU lacks
+/// the instructions.
+pub(crate) fn gain() -> Option<f64> {
+    static GAIN: OnceLock<Option<f64>> = OnceLock::new();
+    *GAIN.get_or_init(|| supported().then(peak::bf16_dot_gain))
+}
+
+/// Whether this CPU runs the kernels of this module and its dot products outrun its f32
+/// multiply-adds enough to be worth taking ([`MIN_GAIN`]).
+pub(crate) fn pays() -> bool {
+    gain().is_some_and(|gain| gain >= MIN_GAIN)
 }
 
 /// The activations `x` (`rows x inputs`, row-major f32) rounded to nearest even bf16, each row
