@@ -64,10 +64,18 @@ impl Bf16Path {
         Self::Widen
     }
 
-    /// The name users see, e.g. `AVX512_BF16 dot products`.
+    /// The name users see, e.g. `AVX512_BF16 dot products`; a widening path on a CPU whose
+    /// AVX512_BF16 was measured slower says so, lest the choice look like an oversight.
     pub(crate) fn name(self) -> &'static str {
+        #[cfg(target_arch = "x86_64")]
+        let dot_measured_slower = super::bf16_dot::supported() && !super::bf16_dot::pays();
+        #[cfg(not(target_arch = "x86_64"))]
+        let dot_measured_slower = false;
         match self {
             Self::DotProduct => "AVX512_BF16 dot products",
+            Self::WidenPanels | Self::Widen if dot_measured_slower => {
+                "bf16 widened to f32, faster here than AVX512_BF16"
+            }
             Self::WidenPanels | Self::Widen => "bf16 widened to f32",
         }
     }
