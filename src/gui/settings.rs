@@ -206,8 +206,9 @@ fn show(ui: &mut egui::Ui, settings: &Settings, facts: &Facts<'_>, actions: &mut
             .labelled_by(label.id)
             .on_hover_text(
                 "Half precision holds the model's weights in bf16: half the memory; faster than full precision \
-                 where the processor's AVX512_BF16 dot product outruns its f32 arithmetic (AMD Zen 4 and 5), as \
-                 fast elsewhere; the labels stay the same for nearly every photo",
+                 where the processor has AMX (Intel Xeon since Sapphire Rapids) or an AVX512_BF16 dot product that \
+                 outruns its f32 arithmetic (AMD Zen 4 and 5), as fast elsewhere; the labels stay the same for \
+                 nearly every photo",
             );
     });
     if precision_choice != facts.precision {

@@ -2,13 +2,16 @@
 //!
 //! A [`PackedBf16`] is rounded to nearest even once, when the model loads, and arranged for the
 //! path the CPU will multiply it with ([`Bf16Path`]):
+//! - with AMX-BF16 (`bf16_amx`), in the same panels as for the dot product below, whose halves
+//!   are the weight tiles of AMX's `TDPBF16PS`;
 //! - where AVX512_BF16's `VDPBF16PS` dot-product instruction outruns f32's multiply-adds
 //!   (`bf16_dot::pays`), in panels for it (`bf16_dot`): it multiplies pairs of bf16 values into
 //!   f32 sums, the activations are rounded to bf16 as well, and a product costs about half of
 //!   its f32 form;
-//! - elsewhere on x86-64 with AVX2 (including CPUs whose `VDPBF16PS` is no faster than f32), in the panels of evatag's f32 kernels (`f32_tiles`), widened
-//!   back to f32 (exactly: a bf16 value is the top half of an f32) one panel's share of a pass
-//!   at a time, just before the kernels multiply by them;
+//! - elsewhere on x86-64 with AVX2 (including CPUs whose `VDPBF16PS` is no faster than f32),
+//!   in the panels of evatag's f32 kernels (`f32_tiles`), widened back to f32 (exactly: a bf16
+//!   value is the top half of an f32) one panel's share of a pass at a time, just before the
+//!   kernels multiply by them;
 //! - on other CPUs, as plain rows widened to f32 one block at a time for the `gemm` crate's f32
 //!   kernel.
 //!
@@ -36,6 +39,10 @@ pub(crate) const PANEL_PAIR: usize = 2 * PANEL;
 /// How the CPU multiplies by bf16 weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Bf16Path {
+    /// x86-64 with AMX-BF16: `TDPBF16PS` on tiles of the dot product's operands, with its
+    /// kernel for products whose inputs fill no whole tile row.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code, reason = "chosen on x86-64 only"))]
+    Amx,
     /// x86-64 with AVX512_BF16: `VDPBF16PS` on bf16 activations and weights, f32 sums.
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code, reason = "chosen on x86-64 only"))]
     DotProduct,
@@ -54,6 +61,9 @@ impl Bf16Path {
     pub(crate) fn detect() -> Self {
         #[cfg(target_arch = "x86_64")]
         {
+            if simd::allows(simd::SimdLevel::Avx512) && super::bf16_amx::available() {
+                return Self::Amx;
+            }
             if simd::allows(simd::SimdLevel::Avx512) && super::bf16_dot::pays() {
                 return Self::DotProduct;
             }
@@ -72,6 +82,7 @@ impl Bf16Path {
         #[cfg(not(target_arch = "x86_64"))]
         let dot_measured_slower = false;
         match self {
+            Self::Amx => "AMX tiles",
             Self::DotProduct => "AVX512_BF16 dot products",
             Self::WidenPanels | Self::Widen if dot_measured_slower => {
                 "bf16 widened to f32, faster here than AVX512_BF16"
@@ -86,7 +97,7 @@ pub(crate) struct PackedBf16 {
     features: usize,
     inputs: usize,
     path: Bf16Path,
-    /// For `DotProduct`: `features / PANEL` panels (rounded up), each `inputs / 2` pairs (rounded
+    /// For `DotProduct` and `Amx`: `features / PANEL` panels (rounded up), each `inputs / 2` pairs (rounded
     /// up) of [`PANEL_PAIR`] elements, zero where a feature or input is past the end. For
     /// `WidenPanels`: as `f32_tiles::Panels`, `features / WIDE_PANEL` panels (rounded up) of
     /// `inputs` times [`WIDE_PANEL`] elements, zero past the last feature. For `Widen`: row-major `[features, inputs]`.
@@ -122,7 +133,7 @@ impl PackedBf16 {
                 // SAFETY: `interleave_rows` writes every slot of whole groups of rows.
                 unsafe { super::written_vec(len, arrange) }
             }
-            Bf16Path::DotProduct => {
+            Bf16Path::DotProduct | Bf16Path::Amx => {
                 let pairs = inputs.div_ceil(2);
                 let mut bits = vec![0u16; features.div_ceil(PANEL) * pairs * PANEL_PAIR];
                 if pairs > 0 {
@@ -185,7 +196,7 @@ impl PackedBf16 {
     pub(crate) fn get(&self, feature: usize, input: usize) -> f32 {
         let index = match self.path {
             Bf16Path::Widen => feature * self.inputs + input,
-            Bf16Path::DotProduct => {
+            Bf16Path::DotProduct | Bf16Path::Amx => {
                 (feature / PANEL) * self.inputs.div_ceil(2) * PANEL_PAIR + panel_slot(feature % PANEL, input)
             }
             Bf16Path::WidenPanels => ((feature / WIDE_PANEL) * self.inputs + input) * WIDE_PANEL + feature % WIDE_PANEL,
@@ -255,7 +266,7 @@ mod tests {
     fn both_arrangements_hold_every_weight_rounded_to_nearest_even() {
         for (features, inputs) in [(1, 1), (33, 7), (64, 20), (70, 3)] {
             let weight = matrix(features, inputs);
-            for path in [Bf16Path::DotProduct, Bf16Path::WidenPanels, Bf16Path::Widen] {
+            for path in [Bf16Path::Amx, Bf16Path::DotProduct, Bf16Path::WidenPanels, Bf16Path::Widen] {
                 let packed = PackedBf16::pack_for(path, &weight, features, inputs);
                 for f in 0..features {
                     for i in 0..inputs {

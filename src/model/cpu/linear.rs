@@ -155,7 +155,8 @@ impl CustomOp2 for CpuLinearBf16 {
             let (n, k) = (weight.features(), weight.inputs());
             let product = Product::new(name, x, xl, (n, k), bias)?;
             match weight.path() {
-                Bf16Path::DotProduct => dot_product(product, weight, bias, self.gelu),
+                Bf16Path::DotProduct => dot_product(product, weight, bias, self.gelu, false),
+                Bf16Path::Amx => dot_product(product, weight, bias, self.gelu, true),
                 #[cfg(target_arch = "x86_64")]
                 Bf16Path::WidenPanels => panel_product(product, &**weight, bias, self.gelu),
                 #[cfg(not(target_arch = "x86_64"))]
@@ -191,22 +192,32 @@ impl CustomOp2 for CpuLinearBf16 {
     }
 }
 
-/// The dot-product path of [`CpuLinearBf16`]: activations rounded to bf16 once, then the
-/// AVX512_BF16 kernel per block.
+/// The dot-product paths of [`CpuLinearBf16`]: activations rounded to bf16 once, then per
+/// block the AMX kernel where `amx` and the inputs fill whole tile rows, else the AVX512_BF16
+/// one. The choice is the product's, so every row of it takes the same kernel however the rows
+/// are split.
 #[cfg(target_arch = "x86_64")]
-fn dot_product(product: Product, weight: &PackedBf16, bias: &[f32], gelu: bool) -> Result<(CpuStorage, Shape)> {
-    use super::bf16_dot;
-    if !bf16_dot::supported() {
-        candle_core::bail!("linear-bf16-cpu: weights packed for AVX512_BF16 on a CPU without it");
+fn dot_product(
+    product: Product,
+    weight: &PackedBf16,
+    bias: &[f32],
+    gelu: bool,
+    amx: bool,
+) -> Result<(CpuStorage, Shape)> {
+    use super::{bf16_amx, bf16_dot};
+    if !bf16_dot::supported() || (amx && !bf16_amx::available()) {
+        candle_core::bail!("linear-bf16-cpu: weights packed for AVX512_BF16 or AMX on a CPU without it");
     }
     let n = weight.features();
+    let kernel = if amx && bf16_amx::fits(weight.inputs()) { bf16_amx::product_block } else { bf16_dot::product_block };
     // SAFETY: the CPU has just been checked.
     let rounded = unsafe { bf16_dot::round_rows(product.x, product.rows, product.inputs) };
     product.run(TaskWidth::OwnKernels, gelu, |block, out| {
-        // SAFETY: the CPU has been checked; `rounded` holds every row; blocks start at multiples
-        // of the task width, a multiple of the dot-product panel; only this task writes its block.
+        // SAFETY: the CPU has been checked, and the AMX kernel takes only inputs that fit it;
+        // `rounded` holds every row; blocks start at multiples of the task width, a multiple of
+        // the dot-product panel; only this task writes its block.
         unsafe {
-            bf16_dot::product_block(
+            kernel(
                 &rounded,
                 weight,
                 bias,
@@ -220,8 +231,8 @@ fn dot_product(product: Product, weight: &PackedBf16, bias: &[f32], gelu: bool) 
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn dot_product(_: Product, _: &PackedBf16, _: &[f32], _: bool) -> Result<(CpuStorage, Shape)> {
-    candle_core::bail!("linear-bf16-cpu: the AVX512_BF16 path exists on x86-64 only")
+fn dot_product(_: Product, _: &PackedBf16, _: &[f32], _: bool, _: bool) -> Result<(CpuStorage, Shape)> {
+    candle_core::bail!("linear-bf16-cpu: the AVX512_BF16 and AMX paths exist on x86-64 only")
 }
 
 /// A product's input and output shapes, checked.
@@ -489,6 +500,9 @@ mod tests {
             if super::super::bf16_dot::supported() {
                 paths.push(Bf16Path::DotProduct);
             }
+            if super::super::bf16_amx::available() {
+                paths.push(Bf16Path::Amx);
+            }
         }
         paths
     }
@@ -508,7 +522,8 @@ mod tests {
             (x.flatten_all()?.to_vec1::<f32>()?, w.flatten_all()?.to_vec1::<f32>()?, b.to_vec1::<f32>()?);
         let weight = Arc::new(PackedBf16::pack_for(path, &wv, n, k));
         let ours = x.apply_op2_no_bwd(&b, &CpuLinearBf16 { weight, gelu: false })?.to_vec2::<f32>()?;
-        let round_x = |v: f32| if path == Bf16Path::DotProduct { bf16(v) } else { f64::from(v) };
+        let rounds_x = matches!(path, Bf16Path::DotProduct | Bf16Path::Amx);
+        let round_x = |v: f32| if rounds_x { bf16(v) } else { f64::from(v) };
         for i in 0..rows {
             for j in 0..n {
                 let terms = (0..k).map(|p| round_x(xv[i * k + p]) * bf16(wv[j * k + p]));
@@ -526,7 +541,20 @@ mod tests {
         // Odd widths, single rows and features, every tile height, and inputs over several of the
         // dot-product kernel's passes.
         for path in bf16_paths() {
-            for (rows, k, n) in [(3, 5, 7), (2, 33, 1), (25, 1, 40), (13, 600, 100), (1, 1030, 33), (257, 64, 700)] {
+            // On AMX: whole tile rows of inputs (32 to 1,056), fewer rows than a call takes, a
+            // partial panel of features, blocks of rows with a padded tail, and several passes.
+            for (rows, k, n) in [
+                (3, 5, 7),
+                (2, 33, 1),
+                (25, 1, 40),
+                (13, 600, 100),
+                (1, 1030, 33),
+                (257, 64, 700),
+                (40, 96, 70),
+                (5, 32, 32),
+                (64, 1024, 96),
+                (40, 1056, 70),
+            ] {
                 check_bf16_product(path, rows, k, n)?;
             }
         }

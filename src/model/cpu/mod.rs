@@ -11,6 +11,8 @@
 pub(crate) mod attention;
 pub(crate) mod bf16;
 #[cfg(target_arch = "x86_64")]
+pub(crate) mod bf16_amx;
+#[cfg(target_arch = "x86_64")]
 pub(crate) mod bf16_dot;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod f32_tiles;
