@@ -542,7 +542,7 @@ mod tests {
         // dot-product kernel's passes.
         for path in bf16_paths() {
             // On AMX: whole tile rows of inputs (32 to 1,056), fewer rows than a call takes, a
-            // partial panel of features, blocks of rows with a padded tail, and several passes.
+            // partial panel of features, and blocks of rows with a tail of one tile or two.
             for (rows, k, n) in [
                 (3, 5, 7),
                 (2, 33, 1),
@@ -554,6 +554,7 @@ mod tests {
                 (5, 32, 32),
                 (64, 1024, 96),
                 (40, 1056, 70),
+                (57, 64, 40),
             ] {
                 check_bf16_product(path, rows, k, n)?;
             }
