@@ -36,11 +36,15 @@ const _: () = assert!(WIDE_PANEL == super::f32_tiles::PANEL, "widened bf16 panel
 /// Elements of one panel for one pair of inputs: each feature's two weights side by side.
 pub(crate) const PANEL_PAIR: usize = 2 * PANEL;
 
+/// Input pairs in one row of an AMX tile (64 bytes): the AMX arrangement pads each panel's
+/// pairs, and each row of activations, to a multiple of it with zeros.
+pub(crate) const TILE_PAIRS: usize = 16;
+
 /// How the CPU multiplies by bf16 weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Bf16Path {
-    /// x86-64 with AMX-BF16: `TDPBF16PS` on tiles of the dot product's operands, with its
-    /// kernel for products whose inputs fill no whole tile row.
+    /// x86-64 with AMX-BF16: `TDPBF16PS` on tiles of the dot product's operands, their pairs
+    /// of inputs padded to whole tile rows.
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code, reason = "chosen on x86-64 only"))]
     Amx,
     /// x86-64 with AVX512_BF16: `VDPBF16PS` on bf16 activations and weights, f32 sums.
@@ -74,6 +78,15 @@ impl Bf16Path {
         Self::Widen
     }
 
+    /// Pairs of inputs stored per panel (and per row of rounded activations) for `inputs`
+    /// inputs on the dot-product paths: half of them rounded up, for AMX up to whole tile rows.
+    pub(crate) fn stored_pairs(self, inputs: usize) -> usize {
+        match self {
+            Self::Amx => inputs.div_ceil(2).next_multiple_of(TILE_PAIRS),
+            _ => inputs.div_ceil(2),
+        }
+    }
+
     /// The name users see, e.g. `AVX512_BF16 dot products`; a widening path on a CPU whose
     /// AVX512_BF16 was measured slower says so, lest the choice look like an oversight.
     pub(crate) fn name(self) -> &'static str {
@@ -97,8 +110,9 @@ pub(crate) struct PackedBf16 {
     features: usize,
     inputs: usize,
     path: Bf16Path,
-    /// For `DotProduct` and `Amx`: `features / PANEL` panels (rounded up), each `inputs / 2` pairs (rounded
-    /// up) of [`PANEL_PAIR`] elements, zero where a feature or input is past the end. For
+    /// For `DotProduct` and `Amx`: `features / PANEL` panels (rounded up), each
+    /// [`Bf16Path::stored_pairs`] pairs of [`PANEL_PAIR`] elements, zero where a feature or input
+    /// is past the end. For
     /// `WidenPanels`: as `f32_tiles::Panels`, `features / WIDE_PANEL` panels (rounded up) of
     /// `inputs` times [`WIDE_PANEL`] elements, zero past the last feature. For `Widen`: row-major `[features, inputs]`.
     bits: Vec<u16>,
@@ -134,7 +148,7 @@ impl PackedBf16 {
                 unsafe { super::written_vec(len, arrange) }
             }
             Bf16Path::DotProduct | Bf16Path::Amx => {
-                let pairs = inputs.div_ceil(2);
+                let pairs = path.stored_pairs(inputs);
                 let mut bits = vec![0u16; features.div_ceil(PANEL) * pairs * PANEL_PAIR];
                 if pairs > 0 {
                     bits.par_chunks_mut(pairs * PANEL_PAIR).enumerate().for_each(|(panel, out)| {
@@ -161,6 +175,11 @@ impl PackedBf16 {
     /// Inputs (columns of the weight).
     pub(crate) fn inputs(&self) -> usize {
         self.inputs
+    }
+
+    /// Pairs of inputs per panel on the dot-product paths ([`Bf16Path::stored_pairs`]).
+    pub(crate) fn pairs(&self) -> usize {
+        self.path.stored_pairs(self.inputs)
     }
 
     /// The path this arrangement is for.
@@ -197,7 +216,7 @@ impl PackedBf16 {
         let index = match self.path {
             Bf16Path::Widen => feature * self.inputs + input,
             Bf16Path::DotProduct | Bf16Path::Amx => {
-                (feature / PANEL) * self.inputs.div_ceil(2) * PANEL_PAIR + panel_slot(feature % PANEL, input)
+                (feature / PANEL) * self.pairs() * PANEL_PAIR + panel_slot(feature % PANEL, input)
             }
             Bf16Path::WidenPanels => ((feature / WIDE_PANEL) * self.inputs + input) * WIDE_PANEL + feature % WIDE_PANEL,
         };
@@ -307,11 +326,14 @@ mod tests {
 
     #[test]
     fn pad_features_and_inputs_are_zero() {
-        let packed = PackedBf16::pack_for(Bf16Path::DotProduct, &matrix(3, 3), 3, 3);
-        assert_eq!(packed.bits().len(), 2 * PANEL_PAIR);
-        let used: Vec<usize> = (0..3).flat_map(|f| (0..3).map(move |i| panel_slot(f, i))).collect();
-        for (slot, &b) in packed.bits().iter().enumerate() {
-            assert!(used.contains(&slot) || b == 0, "slot {slot} is {b:#x}");
+        // Two pairs of inputs; AMX pads them to a whole tile row.
+        for (path, pairs) in [(Bf16Path::DotProduct, 2), (Bf16Path::Amx, TILE_PAIRS)] {
+            let packed = PackedBf16::pack_for(path, &matrix(3, 3), 3, 3);
+            assert_eq!((packed.pairs(), packed.bits().len()), (pairs, pairs * PANEL_PAIR), "{path:?}");
+            let used: Vec<usize> = (0..3).flat_map(|f| (0..3).map(move |i| panel_slot(f, i))).collect();
+            for (slot, &b) in packed.bits().iter().enumerate() {
+                assert!(used.contains(&slot) || b == 0, "{path:?}: slot {slot} is {b:#x}");
+            }
         }
     }
 

@@ -6,7 +6,8 @@
 //! Intel Xeon (family 6 model 167) one thread reached 2,567 GFLOP/s with it, against 195 with
 //! AVX-512 FMA. The operands are those of the AVX512_BF16 path (`bf16_dot`): the activations
 //! rounded to bf16 pairs row by row, and the weights in panels of 32 features whose 16 first
-//! and 16 last features of each pair of inputs are each one tile row. Each call holds a block of
+//! and 16 last features of each pair of inputs are each one tile row; both padded with zeros to
+//! whole tile rows of 16 pairs. Each call holds a block of
 //! 32 rows by 32 features in four sum tiles, started from the bias, and runs the whole of the
 //! inputs through them before storing them once.
 //!
@@ -17,13 +18,13 @@ use std::arch::asm;
 use std::ops::Range;
 use std::sync::OnceLock;
 
-use super::bf16::{PANEL, PANEL_PAIR, PackedBf16};
+use super::bf16::{PANEL, PANEL_PAIR, PackedBf16, TILE_PAIRS};
 
 /// Rows of every tile.
 const TILE_ROWS: usize = 16;
 
 /// Pairs of inputs per step: one tile row of activations, 64 bytes.
-const STEP_PAIRS: usize = 16;
+const STEP_PAIRS: usize = TILE_PAIRS;
 
 /// Rows per call: two tiles of activations against the same two tiles of weights.
 const BLOCK_ROWS: usize = 2 * TILE_ROWS;
@@ -33,11 +34,6 @@ const BLOCK_ROWS: usize = 2 * TILE_ROWS;
 pub(crate) fn available() -> bool {
     static AVAILABLE: OnceLock<bool> = OnceLock::new();
     *AVAILABLE.get_or_init(|| super::bf16_dot::supported() && cpu_has_amx_bf16() && tiles_granted())
-}
-
-/// Whether a product over `inputs` inputs runs here: whole steps of [`STEP_PAIRS`] pairs.
-pub(crate) fn fits(inputs: usize) -> bool {
-    inputs > 0 && inputs.div_ceil(2).is_multiple_of(STEP_PAIRS)
 }
 
 /// CPUID leaf 7: AMX-TILE (EDX bit 24) and AMX-BF16 (EDX bit 22).
@@ -79,12 +75,11 @@ impl TileConfig {
 }
 
 /// `out = x Wᵀ + bias` for output rows `rows` and features `features`, with the activations
-/// from `bf16_dot::round_rows` and a weight packed for the dot-product path; as
-/// `bf16_dot::product_block`, on AMX tiles.
+/// from `bf16_dot::round_rows` (rows of the weight's [`PackedBf16::pairs`]) and a weight packed
+/// for the AMX path; as `bf16_dot::product_block`, on AMX tiles.
 ///
 /// # Safety
-/// [`available`] must hold and the weight's inputs must [`fit`](fits); otherwise as for
-/// `bf16_dot::product_block`.
+/// [`available`] must hold; otherwise as for `bf16_dot::product_block`.
 pub(crate) unsafe fn product_block(
     x: &[u32],
     weight: &PackedBf16,
@@ -94,8 +89,8 @@ pub(crate) unsafe fn product_block(
     out: *mut f32,
     out_stride: usize,
 ) {
-    let pairs = weight.inputs().div_ceil(2);
-    debug_assert!(fits(weight.inputs()) && features.start.is_multiple_of(PANEL));
+    let pairs = weight.pairs();
+    debug_assert!(pairs.is_multiple_of(STEP_PAIRS) && features.start.is_multiple_of(PANEL));
     debug_assert!(x.len() >= rows.end * pairs && bias.len() >= features.end && features.end <= weight.features());
     let config = TileConfig::full();
     // SAFETY: the CPU has AMX and this process may use it (the caller's contract).

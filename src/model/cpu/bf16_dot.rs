@@ -56,16 +56,17 @@ pub(crate) fn pays() -> bool {
 }
 
 /// The activations `x` (`rows x inputs`, row-major f32) rounded to nearest even bf16, each row
-/// as `inputs / 2` (rounded up) pairs, the odd input in the low half; a missing last input is 0.
+/// as `pairs` pairs (at least `inputs / 2`, rounded up), the odd input in the low half; missing
+/// inputs are 0.
 ///
 /// # Safety
 /// The CPU must have AVX-512F and AVX512_BF16 ([`supported`]).
-pub(crate) unsafe fn round_rows(x: &[f32], rows: usize, inputs: usize) -> Vec<u32> {
-    debug_assert_eq!(x.len(), rows * inputs);
+pub(crate) unsafe fn round_rows(x: &[f32], rows: usize, inputs: usize, pairs: usize) -> Vec<u32> {
+    debug_assert!(x.len() == rows * inputs && pairs >= inputs.div_ceil(2));
     // SAFETY: the caller has checked the CPU.
     let round = |from: &[f32], to: &mut [MaybeUninit<u32>]| unsafe { round_row(from, to) };
     // SAFETY: `round_row` writes every pair of its output row.
-    unsafe { super::map_rows(x, (inputs, inputs.div_ceil(2)), ROWS_PER_TASK, round) }
+    unsafe { super::map_rows(x, (inputs, pairs), ROWS_PER_TASK, round) }
 }
 
 #[target_feature(enable = "avx512f,avx512bf16")]
@@ -103,7 +104,7 @@ pub(crate) unsafe fn product_block(
     out: *mut f32,
     out_stride: usize,
 ) {
-    let pairs = weight.inputs().div_ceil(2);
+    let pairs = weight.pairs();
     debug_assert!(features.start.is_multiple_of(PANEL) && features.end <= weight.features());
     debug_assert!(x.len() >= rows.end * pairs && bias.len() >= features.end);
     let panel_len = pairs * PANEL_PAIR;

@@ -193,9 +193,7 @@ impl CustomOp2 for CpuLinearBf16 {
 }
 
 /// The dot-product paths of [`CpuLinearBf16`]: activations rounded to bf16 once, then per
-/// block the AMX kernel where `amx` and the inputs fill whole tile rows, else the AVX512_BF16
-/// one. The choice is the product's, so every row of it takes the same kernel however the rows
-/// are split.
+/// block the AMX kernel where `amx`, else the AVX512_BF16 one.
 #[cfg(target_arch = "x86_64")]
 fn dot_product(
     product: Product,
@@ -209,12 +207,12 @@ fn dot_product(
         candle_core::bail!("linear-bf16-cpu: weights packed for AVX512_BF16 or AMX on a CPU without it");
     }
     let n = weight.features();
-    let kernel = if amx && bf16_amx::fits(weight.inputs()) { bf16_amx::product_block } else { bf16_dot::product_block };
+    let kernel = if amx { bf16_amx::product_block } else { bf16_dot::product_block };
     // SAFETY: the CPU has just been checked.
-    let rounded = unsafe { bf16_dot::round_rows(product.x, product.rows, product.inputs) };
+    let rounded = unsafe { bf16_dot::round_rows(product.x, product.rows, product.inputs, weight.pairs()) };
     product.run(TaskWidth::OwnKernels, gelu, |block, out| {
-        // SAFETY: the CPU has been checked, and the AMX kernel takes only inputs that fit it;
-        // `rounded` holds every row; blocks start at multiples of the task width, a multiple of
+        // SAFETY: the CPU has been checked; `rounded` holds every row, as wide as the weight's
+        // panels; blocks start at multiples of the task width, a multiple of
         // the dot-product panel; only this task writes its block.
         unsafe {
             kernel(
@@ -541,8 +539,9 @@ mod tests {
         // Odd widths, single rows and features, every tile height, and inputs over several of the
         // dot-product kernel's passes.
         for path in bf16_paths() {
-            // On AMX: whole tile rows of inputs (32 to 1,056), fewer rows than a call takes, a
-            // partial panel of features, and blocks of rows with a tail of one tile or two.
+            // On AMX: inputs padded to whole tile rows and not (32 to 1,056), fewer rows than a
+            // call takes, a partial panel of features, and blocks of rows with a tail of one tile
+            // or two.
             for (rows, k, n) in [
                 (3, 5, 7),
                 (2, 33, 1),
