@@ -116,7 +116,8 @@ impl Placement {
     }
 
     /// For bf16 on the CPU, how many times f32's multiply-add rate this CPU's AVX512_BF16 dot
-    /// product reaches, which decides whether the bf16 kernels take it; `None` elsewhere.
+    /// product reaches, which decides, where AMX is not taken, whether the bf16 kernels take the
+    /// dot product; `None` elsewhere.
     pub fn bf16_dot_gain(&self) -> Option<f64> {
         #[cfg(target_arch = "x86_64")]
         if self.bf16_kernels().is_some() {

@@ -59,9 +59,10 @@ pub(crate) enum Bf16Path {
 }
 
 impl Bf16Path {
-    /// The path for this CPU: the dot product where AVX512_BF16 outruns f32's multiply-adds
-    /// (`bf16_dot::pays`), a widening one elsewhere and when the SIMD level is capped below
-    /// AVX-512 (a test on this thread, or `EVATAG_SIMD`).
+    /// The path for this CPU: AMX where the CPU and system offer it (`bf16_amx::available`),
+    /// else the dot product where AVX512_BF16 outruns f32's multiply-adds (`bf16_dot::pays`),
+    /// else a widening one; a widening one too when the SIMD level is capped below AVX-512 (a
+    /// test on this thread, or `EVATAG_SIMD`).
     pub(crate) fn detect() -> Self {
         #[cfg(target_arch = "x86_64")]
         {
