@@ -113,9 +113,9 @@ pub(crate) struct PackedBf16 {
     path: Bf16Path,
     /// For `DotProduct` and `Amx`: `features / PANEL` panels (rounded up), each
     /// [`Bf16Path::stored_pairs`] pairs of [`PANEL_PAIR`] elements, zero where a feature or input
-    /// is past the end. For
-    /// `WidenPanels`: as `f32_tiles::Panels`, `features / WIDE_PANEL` panels (rounded up) of
-    /// `inputs` times [`WIDE_PANEL`] elements, zero past the last feature. For `Widen`: row-major `[features, inputs]`.
+    /// is past the end. For `WidenPanels`: as `f32_tiles::Panels`, `features / WIDE_PANEL` panels
+    /// (rounded up) of `inputs` times [`WIDE_PANEL`] elements, zero past the last feature. For
+    /// `Widen`: row-major `[features, inputs]`.
     bits: Vec<u16>,
 }
 

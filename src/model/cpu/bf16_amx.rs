@@ -7,9 +7,9 @@
 //! AVX-512 FMA. The operands are those of the AVX512_BF16 path (`bf16_dot`): the activations
 //! rounded to bf16 pairs row by row, and the weights in panels of 32 features whose 16 first
 //! and 16 last features of each pair of inputs are each one tile row; both padded with zeros to
-//! whole tile rows of 16 pairs. Each call holds a block of
-//! 32 rows by 32 features in four sum tiles, started from the bias, and runs the whole of the
-//! inputs through them before storing them once.
+//! whole tile rows of 16 pairs. Each call holds a block of 32 rows by 32 features in four sum
+//! tiles, started from the bias, and runs the whole of the inputs through them before storing
+//! them once.
 //!
 //! Rust has no stable AMX intrinsics, hence the instructions written out in `asm!`; the tests
 //! compare the product with its definition and with itself split across threads.
@@ -22,9 +22,6 @@ use super::bf16::{PANEL, PANEL_PAIR, PackedBf16, TILE_PAIRS};
 
 /// Rows of every tile.
 const TILE_ROWS: usize = 16;
-
-/// Pairs of inputs per step: one tile row of activations, 64 bytes.
-const STEP_PAIRS: usize = TILE_PAIRS;
 
 /// Rows per call: two tiles of activations against the same two tiles of weights.
 const BLOCK_ROWS: usize = 2 * TILE_ROWS;
@@ -90,7 +87,7 @@ pub(crate) unsafe fn product_block(
     out_stride: usize,
 ) {
     let pairs = weight.pairs();
-    debug_assert!(pairs.is_multiple_of(STEP_PAIRS) && features.start.is_multiple_of(PANEL));
+    debug_assert!(pairs.is_multiple_of(TILE_PAIRS) && features.start.is_multiple_of(PANEL));
     debug_assert!(x.len() >= rows.end * pairs && bias.len() >= features.end && features.end <= weight.features());
     let config = TileConfig::full();
     // SAFETY: the CPU has AMX and this process may use it (the caller's contract).
@@ -193,8 +190,8 @@ impl Block<'_> {
                 options(nostack, readonly),
             );
         }
-        for step in 0..self.pairs / STEP_PAIRS {
-            let pair = step * STEP_PAIRS;
+        // One step per tile row of input pairs.
+        for pair in (0..self.pairs).step_by(TILE_PAIRS) {
             // SAFETY: the rows hold `pairs` pairs and the panel `pairs` pairs of 32 features.
             unsafe {
                 let rows = self.x.add(pair);

@@ -212,8 +212,8 @@ fn dot_product(
     let rounded = unsafe { bf16_dot::round_rows(product.x, product.rows, product.inputs, weight.pairs()) };
     product.run(TaskWidth::OwnKernels, gelu, |block, out| {
         // SAFETY: the CPU has been checked; `rounded` holds every row, as wide as the weight's
-        // panels; blocks start at multiples of the task width, a multiple of
-        // the dot-product panel; only this task writes its block.
+        // panels; blocks start at multiples of the task width, a multiple of the dot-product
+        // panel; only this task writes its block.
         unsafe {
             kernel(
                 &rounded,
