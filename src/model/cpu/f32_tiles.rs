@@ -520,22 +520,31 @@ unsafe fn run_tile(isa: Isa, xs: &[f32], panels: [&[f32]; 2], width: usize, star
     }
 }
 
-/// Inputs ahead of the one a tile kernel is at whose operands it asks the L1 cache for.
-const FETCH_DISTANCE: usize = 32;
+/// Inputs ahead of the one a tile kernel is at whose weights it asks the L1 cache for.
+const WEIGHTS_AHEAD: usize = 32;
 
-/// Asks the L1 cache for the operands of input `input + FETCH_DISTANCE` of each stream, given as
-/// its start and the values it holds per input. The hardware's own prefetching fills L1 from L2
-/// too slowly for these kernels on some CPUs: on an Intel Xeon (family 6 model 167, 2 MiB of L2,
-/// one thread, EVA-giant's products at 1,028 and 257 rows) the AVX-512 kernel went from 130-141
-/// GFLOP/s to 148-155 (fc2's product from 84-115 to 159) and the AVX2 kernel from 81-84 to 85-90
-/// (fc2's from 56-68 to 79-81), while alone with its operands in L1 the AVX2 kernel lost 6 %.
-/// Addresses past a stream's end are only hinted, never read.
+/// Inputs ahead of the one a tile kernel is at whose rows it asks the L1 cache for. The rows
+/// come from further away than the weights (a block's weights stay in L2 while every tile runs
+/// against them; each tile's rows are read once per panel, from L3 or memory once they outgrow
+/// L2), so they are asked for further ahead: on an Intel Xeon (family 6 model 167, one thread)
+/// fc2's product at 1,028 rows (6,144 inputs, rows 25 MB) went from 117-125 GFLOP/s with 32
+/// inputs to 144-146 with 96 to 192, the other products unchanged.
+const ROWS_AHEAD: usize = 128;
+
+/// Asks the L1 cache for the operands of input `input + ahead` of each stream, given as its
+/// start, the values it holds per input and `ahead`. The hardware's own prefetching fills L1
+/// from L2 too slowly for these kernels on some CPUs: on an Intel Xeon (family 6 model 167, 2 MiB
+/// of L2, one thread, EVA-giant's products at 1,028 and 257 rows) fetching both streams 32 inputs
+/// ahead took the AVX-512 kernel from 130-141 GFLOP/s to 148-155 (fc2's product from 84-115 to
+/// 159) and the AVX2 kernel from 81-84 to 85-90 (fc2's from 56-68 to 79-81), while alone with its
+/// operands in L1 the AVX2 kernel lost 6 %. Addresses past a stream's end are only hinted, never
+/// read.
 #[inline(always)]
-fn fetch_ahead<const STREAMS: usize>(input: usize, streams: [(*const f32, usize); STREAMS]) {
+fn fetch_ahead<const STREAMS: usize>(input: usize, streams: [(*const f32, usize, usize); STREAMS]) {
     use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-    for (start, per_input) in streams {
+    for (start, per_input, ahead) in streams {
         // SAFETY: a prefetch only hints the cache; it never faults, even outside the stream.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add((input + FETCH_DISTANCE) * per_input).cast()) };
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add((input + ahead) * per_input).cast()) };
     }
 }
 
@@ -560,7 +569,7 @@ unsafe fn tile_avx512<const ROWS: usize>(
             [[_mm512_loadu_ps(start), _mm512_loadu_ps(start.add(16))]; ROWS]
         };
         for input in 0..width {
-            fetch_ahead(input, [(xs, HEIGHT), (low, PANEL), (high, PANEL)]);
+            fetch_ahead(input, [(xs, HEIGHT, ROWS_AHEAD), (low, PANEL, WEIGHTS_AHEAD), (high, PANEL, WEIGHTS_AHEAD)]);
             let (low, high) = (_mm512_loadu_ps(low.add(input * PANEL)), _mm512_loadu_ps(high.add(input * PANEL)));
             let x = xs.add(input * HEIGHT);
             for (r, sums) in sums.iter_mut().enumerate() {
@@ -597,7 +606,7 @@ unsafe fn tile_avx2<const ROWS: usize>(
             [[_mm256_loadu_ps(start), _mm256_loadu_ps(start.add(8))]; ROWS]
         };
         for input in 0..width {
-            fetch_ahead(input, [(xs, HEIGHT), (weights, PANEL)]);
+            fetch_ahead(input, [(xs, HEIGHT, ROWS_AHEAD), (weights, PANEL, WEIGHTS_AHEAD)]);
             let w = weights.add(input * PANEL);
             let (low, high) = (_mm256_loadu_ps(w), _mm256_loadu_ps(w.add(8)));
             let x = xs.add(input * HEIGHT);
