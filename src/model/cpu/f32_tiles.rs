@@ -528,10 +528,10 @@ const WEIGHTS_AHEAD: usize = 32;
 /// against them; each tile's rows are read once per panel, from L3 or memory once they outgrow
 /// L2), so they are asked for further ahead. On an Intel Xeon (family 6 model 167), one thread,
 /// fc2's product alone at 1,028 rows (6,144 inputs, 25 MB of rows) went from 117-125 GFLOP/s
-/// with 32 inputs to 144-146 with 96 to 192, the other products within 3 %; the whole model at
-/// batch 4 (`evatag bench`, alternating pairs) from 7.06 and 7.03 s/image to 6.49 and 6.37 with
-/// AVX2 on one thread, 3.64 and 3.62 to 3.25 and 3.27 with AVX2 on two, and 4.32 and 4.39 to
-/// 4.12 and 4.11 with AVX-512 on one.
+/// with 32 inputs to 144-146 with 96 to 192, the other products within 3 %. In the whole model
+/// at batch 4 (`evatag bench`, alternating pairs in both orders) AVX2 on two threads went from
+/// 3.49-3.64 s/image to 3.22-3.27, and AVX2 on one from 7.03-7.06 to 6.37-6.49; AVX-512 stayed
+/// within the host's noise.
 const ROWS_AHEAD: usize = 128;
 
 /// Asks the L1 cache for the operands of input `input + ahead` of each stream, given as its
