@@ -525,8 +525,8 @@ const WEIGHTS_AHEAD: usize = 32;
 
 /// Inputs ahead of the one a tile kernel is at whose rows it asks the L1 cache for. The rows
 /// come from further away than the weights (a block's weights stay in L2 while every tile runs
-/// against them; each tile's rows are read once per panel, from L3 or memory once they outgrow
-/// L2), so they are asked for further ahead. On an Intel Xeon (family 6 model 167), one thread,
+/// against them; each tile's rows are read again for every kernel call, one panel or two, from
+/// L3 or memory once they outgrow L2), so they are asked for further ahead. On an Intel Xeon (family 6 model 167), one thread,
 /// fc2's product alone at 1,028 rows (6,144 inputs, 25 MB of rows) went from 117-125 GFLOP/s
 /// with 32 inputs to 144-146 with 96 to 192, the other products within 3 %. In the whole model
 /// at batch 4 (`evatag bench`, alternating pairs in both orders) AVX2 on two threads went from
