@@ -109,7 +109,8 @@ fn panel_product(product: Product, weight: &impl PanelSource, bias: &[f32], gelu
     let (x, n, k) = (product.x, weight.features(), weight.inputs());
     // The rows are arranged once, for every block; the scalar level reads them in place.
     let tiles = f32_tiles::Isa::detect().map(|isa| RowTiles::new(isa, x, product.rows, k));
-    product.run(TaskWidth::OwnKernels, gelu, |block, out| {
+    // The tile kernels apply the GELU to each tile as they finish it; the scalar level to blocks.
+    product.run(TaskWidth::OwnKernels, gelu && tiles.is_none(), |block, out| {
         let panels = block.first / PANEL..(block.first + block.count).div_ceil(PANEL);
         // SAFETY: blocks start at multiples of the panel width and of the tile height
         // (`blocks`); the CPU has the ISA of `tiles`; only this task writes its block, and the
@@ -117,7 +118,7 @@ fn panel_product(product: Product, weight: &impl PanelSource, bias: &[f32], gelu
         unsafe {
             match &tiles {
                 Some(tiles) => {
-                    f32_tiles::write_product(tiles, weight, bias, block.first_row, block.rows, panels, out, n);
+                    f32_tiles::write_product(tiles, weight, bias, block.first_row, block.rows, panels, out, n, gelu);
                 }
                 None => {
                     start_from_bias(block, out, n, bias);
