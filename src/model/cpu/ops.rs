@@ -199,6 +199,21 @@ fn gelu_in_place_portable(values: &mut [f32]) {
     }
 }
 
+multiversion! {
+    /// Exact GELU over each of several slices in place, with the widest vector instructions the
+    /// CPU has, chosen once for all of them.
+    pub(crate) fn gelu_rows_in_place(rows: &mut [&mut [f32]]) => gelu_rows_in_place_portable;
+    avx512: ["avx512f", "fma"];
+    avx2: ["avx2", "fma"];
+}
+
+#[inline(always)]
+fn gelu_rows_in_place_portable(rows: &mut [&mut [f32]]) {
+    for row in rows {
+        gelu_in_place_portable(row);
+    }
+}
+
 /// Exact GELU of one value; written so that the compiler vectorises loops over it.
 #[inline(always)]
 fn gelu_erf_f32(x: f32) -> f32 {
