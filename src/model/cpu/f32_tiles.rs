@@ -83,21 +83,6 @@ impl Isa {
         self.panels_per_call() * PANEL
     }
 
-    /// Whether the next step's first panel is fetched ahead while a step runs (for AVX2 a step
-    /// is one panel). The weights come from memory the first time a product meets them, and
-    /// the first tile of a step reads a whole share of them: the AVX2 kernels, 12 sums against
-    /// the AVX-512 kernel's 24, ask for them twice as fast per operation and outrun the
-    /// hardware's own prefetching. On Zen 4 (EVA-giant, batch 1, two threads, three alternating
-    /// pairs, with panels of 32 features then) fetching ahead raised AVX2 from 67-76 % of the
-    /// peak to 72-80 %, and lowered AVX-512 from 82-84 % to 79-82 %. With panels of 16, whose
-    /// weights an AVX2 call reads as one run of memory, the difference is within the host's
-    /// noise (three alternating pairs each: 67-77 % without against 66-71 % with at batch 1,
-    /// 59-64 % against 58-63 % at batch 4, on a busy stretch); kept until a quieter measurement
-    /// separates them.
-    const fn prefetches(self) -> bool {
-        matches!(self, Self::Avx2)
-    }
-
     /// Inputs per pass over `rows` rows, from the caches the CPU reports (see [`passes_for`]).
     fn inputs_per_pass(rows: usize) -> usize {
         #[cfg(test)]
@@ -334,14 +319,23 @@ pub(crate) unsafe fn write_product(
     let (inputs, features) = (w.inputs(), w.features());
     let per_pass = Isa::inputs_per_pass(rows);
     let width_from = |first_input: usize| per_pass.min(inputs - first_input);
-    // The panels of one kernel call over one pass at a time, with (see `Isa::prefetches`) the
-    // next step's weights fetched into the cache while this one runs, spread over its tiles.
+    // The panels of one kernel call over one pass at a time, with the next step's weights
+    // fetched into L2 while this one runs, spread over its tiles (see `L2Fetch`).
     let calls = panels.clone().step_by(isa.panels_per_call());
     // Without inputs, one step of none still writes the bias.
     let steps: Vec<(usize, usize)> = (0..inputs.max(1))
         .step_by(per_pass)
         .flat_map(|first_input| calls.clone().map(move |p| (first_input, p)))
         .collect();
+    // After the block's last step, the first of the block of features after it, which the
+    // same thread usually takes next (the threads split the blocks into runs).
+    let after_block = (panels.end < features.div_ceil(PANEL)).then_some((0, panels.end));
+    let stored_call = |(first, panel): (usize, usize)| {
+        let width = width_from(first);
+        let second = (isa.panels_per_call() == 2 && panel + 1 < features.div_ceil(PANEL))
+            .then(|| w.stored(panel + 1, first, width));
+        [w.stored(panel, first, width), second.unwrap_or_default()]
+    };
     let tiles = rows.div_ceil(height);
     let mut scratch = [Vec::new(), Vec::new()];
     for (step, &(first_input, first_panel)) in steps.iter().enumerate() {
@@ -355,13 +349,8 @@ pub(crate) unsafe fn write_product(
         let [low, high] = &mut scratch;
         let low = w.panel(first_panel, first_input, width, low);
         let high = if call_panels == 2 { w.panel(first_panel + 1, first_input, width, high) } else { low };
-        let upcoming = steps
-            .get(step + 1)
-            .filter(|_| isa.prefetches())
-            .map_or(&[][..], |&(first, panel)| w.stored(panel, first, width_from(first)));
-        let lines_per_tile = upcoming.len().div_ceil(64).div_ceil(tiles);
+        let upcoming = steps.get(step + 1).copied().or(after_block).map(stored_call).unwrap_or_default();
         for (tile_index, first) in (0..rows).step_by(height).enumerate() {
-            prefetch_lines(upcoming, tile_index * lines_per_tile..(tile_index + 1) * lines_per_tile);
             let tile = Tile {
                 // SAFETY: this tile of the output lies in the caller's block.
                 out: unsafe { out.add(first * out_stride + first_feature - panels.start * PANEL) },
@@ -370,8 +359,9 @@ pub(crate) unsafe fn write_product(
                 columns: present,
             };
             let xs = x.tile_from((first_row + first) / height, first_input);
+            let fetch = L2Fetch::share(upcoming, (tile_index, tiles), width).unwrap_or(L2Fetch::nothing(low, width));
             // SAFETY: forwarded from this function's contract.
-            unsafe { run_tile(isa, xs, [low, high], width, start, tile) };
+            unsafe { run_tile(isa, xs, [low, high], width, start, fetch, tile) };
             if gelu && first_input + width == inputs {
                 // SAFETY: the tile has just been written, in the caller's block.
                 unsafe { tile.apply_gelu() };
@@ -380,13 +370,48 @@ pub(crate) unsafe fn write_product(
     }
 }
 
-/// Asks for cache lines `lines` of `bytes` to be brought into the L2 cache.
-fn prefetch_lines(bytes: &[u8], lines: std::ops::Range<usize>) {
-    use std::arch::x86_64::{_MM_HINT_T1, _mm_prefetch};
-    for line in lines {
-        let Some(byte) = bytes.get(line * 64) else { break };
-        // SAFETY: a prefetch only hints the cache, and the address is inside `bytes`.
-        unsafe { _mm_prefetch::<_MM_HINT_T1>(std::ptr::from_ref(byte).cast()) };
+/// Memory a kernel call asks the L2 cache for as it goes, one cache line from `start` every
+/// `every` inputs: its share of the next step's weights. The weights come from memory the first
+/// time a product meets them, and without this the first tile of each step read its share of
+/// them at the speed of memory. On an Intel Xeon (family 6 model 167, two threads, EVA-giant,
+/// alternating runs of `evatag bench`): batch 1 2.049, 1.995, 2.025, 2.227 and 2.141 s/image
+/// against 2.137, 2.183, 2.021, 2.316 and 2.145; batch 4 within the host's noise (1.879 to
+/// 1.962 against 1.894 to 1.970). Asked for all at once before each tile (as the AVX2 kernels
+/// did before), the lines filled the queue of misses and held up the kernel's own loads; asked
+/// for once per input whatever the share, each line was asked for dozens of times at batch 4,
+/// which lost 5 %.
+#[derive(Clone, Copy)]
+struct L2Fetch {
+    start: *const u8,
+    every: usize,
+}
+
+impl L2Fetch {
+    /// Tile `tile` of `tiles`' share of `upcoming` (two runs of memory, one after the other), over
+    /// a call of `width` inputs; `None` where there is nothing to ask for.
+    fn share(upcoming: [&[u8]; 2], (tile, tiles): (usize, usize), width: usize) -> Option<Self> {
+        let [first, second] = upcoming;
+        let share = (first.len() + second.len()).div_ceil(tiles.max(1));
+        let offset = tile * share;
+        let start = match offset.checked_sub(first.len()) {
+            None => first.get(offset)?,
+            Some(offset) => second.get(offset)?,
+        };
+        let lines = share.div_ceil(64);
+        Some(Self { start: std::ptr::from_ref(start), every: (width / lines).max(1) })
+    }
+
+    /// Asks for nothing new: once, the address of `current`, which the call reads anyway.
+    fn nothing(current: &[f32], width: usize) -> Self {
+        Self { start: current.as_ptr().cast(), every: width.max(1) }
+    }
+
+    /// Asks L2 for line `line`.
+    #[inline(always)]
+    fn fetch(self, line: usize) {
+        use std::arch::x86_64::{_MM_HINT_T1, _mm_prefetch};
+        // SAFETY: a prefetch only hints the cache; it never faults, whatever the address.
+        unsafe { _mm_prefetch::<_MM_HINT_T1>(self.start.wrapping_add(line * 64).cast()) };
     }
 }
 
@@ -427,16 +452,17 @@ pub(crate) unsafe fn add_product_gemm(
 }
 
 /// A tile kernel: `out = start + x · wᵀ` for `ROWS` rows of a tile of `x` (`xs`, input by input)
-/// and the features of one or two panels (`low`, `high`; the AVX2 kernels read `low` only), over
-/// `width` inputs, with `out`'s rows `stride` apart. `start` is one row of sums every row starts
-/// from, or null to start from `out` itself. It loads (from `out` or `start`) and stores
-/// [`Isa::columns`] columns of each row, 32 for AVX-512 even where `high` repeats `low`.
+/// and the features of one or two panels (`[low, high]`; the AVX2 kernels read `low` only), over
+/// `width` inputs, with `out`'s rows `stride` apart, asking L2 for `fetch` as it goes. `start`
+/// is one row of sums every row starts from, or null to start from `out` itself. It loads (from
+/// `out` or `start`) and stores [`Isa::columns`] columns of each row, 32 for AVX-512 even where
+/// `high` repeats `low`.
 type Kernel = unsafe fn(
     xs: *const f32,
-    low: *const f32,
-    high: *const f32,
+    panels: [*const f32; 2],
     width: usize,
     start: *const f32,
+    fetch: L2Fetch,
     out: *mut f32,
     stride: usize,
 );
@@ -515,18 +541,25 @@ const MAX_TILE: usize = MAX_TILE_ROWS * MAX_TILE_COLUMNS;
 /// As for [`write_product`]; `xs` holds `width` inputs of a whole tile, and each of `panels`
 /// `width` inputs of a panel (the AVX2 kernels read the first only); without `start`, the tile
 /// of the output has been written.
-unsafe fn run_tile(isa: Isa, xs: &[f32], panels: [&[f32]; 2], width: usize, start: Option<&[f32]>, tile: Tile) {
+unsafe fn run_tile(
+    isa: Isa,
+    xs: &[f32],
+    panels: [&[f32]; 2],
+    width: usize,
+    start: Option<&[f32]>,
+    fetch: L2Fetch,
+    tile: Tile,
+) {
     let (height, columns) = (isa.tile_rows(), isa.columns());
     debug_assert!(xs.len() >= width * height && panels.iter().all(|p| p.len() >= width * PANEL));
     debug_assert!((1..=height).contains(&tile.rows));
     debug_assert!(start.is_none_or(|start| start.len() == tile.columns));
-    let [low, high] = panels.map(<[f32]>::as_ptr);
     let kernel = isa.kernel(tile.rows);
     if tile.columns == columns {
         let start = start.map_or(std::ptr::null(), <[f32]>::as_ptr);
         // SAFETY: the CPU has the ISA's features; the operands hold `width` inputs; the tile's
         // rows and columns are in bounds by the caller's contract, and so is `start`.
-        unsafe { kernel(xs.as_ptr(), low, high, width, start, tile.out, tile.stride) };
+        unsafe { kernel(xs.as_ptr(), panels.map(<[f32]>::as_ptr), width, start, fetch, tile.out, tile.stride) };
         return;
     }
     let (mut whole, mut whole_start) = ([0f32; MAX_TILE], [0f32; MAX_TILE_COLUMNS]);
@@ -547,7 +580,7 @@ unsafe fn run_tile(isa: Isa, xs: &[f32], panels: [&[f32]; 2], width: usize, star
     };
     // SAFETY: as above, with `whole` holding every row and column the kernel writes, and
     // `whole_start` every column it reads.
-    unsafe { kernel(xs.as_ptr(), low, high, width, start, whole.as_mut_ptr(), columns) };
+    unsafe { kernel(xs.as_ptr(), panels.map(<[f32]>::as_ptr), width, start, fetch, whole.as_mut_ptr(), columns) };
     for (r, row) in whole.chunks_exact(columns).take(tile.rows).enumerate() {
         // SAFETY: the partial tile's rows and columns are in bounds by the caller's contract.
         unsafe { std::ptr::copy_nonoverlapping(row.as_ptr(), out_rows(r), tile.columns) };
@@ -590,10 +623,10 @@ fn fetch_ahead<const STREAMS: usize>(input: usize, streams: [(*const f32, usize,
 #[target_feature(enable = "avx512f")]
 unsafe fn tile_avx512<const ROWS: usize>(
     xs: *const f32,
-    low: *const f32,
-    high: *const f32,
+    [low, high]: [*const f32; 2],
     width: usize,
     start: *const f32,
+    fetch: L2Fetch,
     out: *mut f32,
     stride: usize,
 ) {
@@ -605,14 +638,20 @@ unsafe fn tile_avx512<const ROWS: usize>(
         } else {
             [[_mm512_loadu_ps(start), _mm512_loadu_ps(start.add(16))]; ROWS]
         };
-        for input in 0..width {
-            fetch_ahead(input, [(xs, HEIGHT, ROWS_AHEAD), (low, PANEL, WEIGHTS_AHEAD), (high, PANEL, WEIGHTS_AHEAD)]);
-            let (low, high) = (_mm512_loadu_ps(low.add(input * PANEL)), _mm512_loadu_ps(high.add(input * PANEL)));
-            let x = xs.add(input * HEIGHT);
-            for (r, sums) in sums.iter_mut().enumerate() {
-                let v = _mm512_set1_ps(x.add(r).read());
-                sums[0] = _mm512_fmadd_ps(v, low, sums[0]);
-                sums[1] = _mm512_fmadd_ps(v, high, sums[1]);
+        for (line, first) in (0..width).step_by(fetch.every).enumerate() {
+            fetch.fetch(line);
+            for input in first..(first + fetch.every).min(width) {
+                fetch_ahead(
+                    input,
+                    [(xs, HEIGHT, ROWS_AHEAD), (low, PANEL, WEIGHTS_AHEAD), (high, PANEL, WEIGHTS_AHEAD)],
+                );
+                let (low, high) = (_mm512_loadu_ps(low.add(input * PANEL)), _mm512_loadu_ps(high.add(input * PANEL)));
+                let x = xs.add(input * HEIGHT);
+                for (r, sums) in sums.iter_mut().enumerate() {
+                    let v = _mm512_set1_ps(x.add(r).read());
+                    sums[0] = _mm512_fmadd_ps(v, low, sums[0]);
+                    sums[1] = _mm512_fmadd_ps(v, high, sums[1]);
+                }
             }
         }
         for (r, sums) in sums.iter().enumerate() {
@@ -627,10 +666,10 @@ unsafe fn tile_avx512<const ROWS: usize>(
 #[target_feature(enable = "avx2,fma")]
 unsafe fn tile_avx2<const ROWS: usize>(
     xs: *const f32,
-    weights: *const f32,
-    _high: *const f32,
+    [weights, _]: [*const f32; 2],
     width: usize,
     start: *const f32,
+    fetch: L2Fetch,
     out: *mut f32,
     stride: usize,
 ) {
@@ -642,15 +681,18 @@ unsafe fn tile_avx2<const ROWS: usize>(
         } else {
             [[_mm256_loadu_ps(start), _mm256_loadu_ps(start.add(8))]; ROWS]
         };
-        for input in 0..width {
-            fetch_ahead(input, [(xs, HEIGHT, ROWS_AHEAD), (weights, PANEL, WEIGHTS_AHEAD)]);
-            let w = weights.add(input * PANEL);
-            let (low, high) = (_mm256_loadu_ps(w), _mm256_loadu_ps(w.add(8)));
-            let x = xs.add(input * HEIGHT);
-            for (r, sums) in sums.iter_mut().enumerate() {
-                let v = _mm256_broadcast_ss(&*x.add(r));
-                sums[0] = _mm256_fmadd_ps(v, low, sums[0]);
-                sums[1] = _mm256_fmadd_ps(v, high, sums[1]);
+        for (line, first) in (0..width).step_by(fetch.every).enumerate() {
+            fetch.fetch(line);
+            for input in first..(first + fetch.every).min(width) {
+                fetch_ahead(input, [(xs, HEIGHT, ROWS_AHEAD), (weights, PANEL, WEIGHTS_AHEAD)]);
+                let w = weights.add(input * PANEL);
+                let (low, high) = (_mm256_loadu_ps(w), _mm256_loadu_ps(w.add(8)));
+                let x = xs.add(input * HEIGHT);
+                for (r, sums) in sums.iter_mut().enumerate() {
+                    let v = _mm256_broadcast_ss(&*x.add(r));
+                    sums[0] = _mm256_fmadd_ps(v, low, sums[0]);
+                    sums[1] = _mm256_fmadd_ps(v, high, sums[1]);
+                }
             }
         }
         for (r, sums) in sums.iter().enumerate() {
@@ -715,6 +757,29 @@ mod tests {
         for row in out.chunks_mut(stride) {
             row[features.clone()].copy_from_slice(&bias[features.clone()]);
         }
+    }
+
+    #[test]
+    fn the_tiles_share_out_the_next_weights_to_fetch() {
+        let (low, high) = (vec![0u8; 1000], vec![0u8; 600]);
+        let (tiles, width) = (7, 50);
+        let share = (low.len() + high.len()).div_ceil(tiles);
+        for tile in 0..tiles {
+            let fetch = L2Fetch::share([&low, &high], (tile, tiles), width).expect("a share for every tile");
+            // Each tile starts where its share of the two runs, taken one after the other, does.
+            let offset = tile * share;
+            let expected = if offset < low.len() { &low[offset] } else { &high[offset - low.len()] };
+            assert_eq!(fetch.start, std::ptr::from_ref(expected), "tile {tile}");
+            // and asks for a line often enough to cover the share within the call.
+            assert!(width.div_ceil(fetch.every) * 64 >= share, "tile {tile}: every {} inputs", fetch.every);
+        }
+        // Nothing to fetch, or more tiles than bytes: the tiles past the end ask for nothing.
+        assert!(L2Fetch::share([&[], &[]], (0, 3), width).is_none());
+        let few = [0u8; 2];
+        assert!(L2Fetch::share([&few, &[]], (1, 3), width).is_some());
+        assert!(L2Fetch::share([&few, &[]], (2, 3), width).is_none());
+        // A call of fewer inputs than lines still asks for a line on every input.
+        assert_eq!(L2Fetch::share([&low, &high], (0, 1), 3).map(|f| f.every), Some(1));
     }
 
     #[test]
