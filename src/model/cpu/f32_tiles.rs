@@ -329,11 +329,11 @@ pub(crate) unsafe fn write_product(
         .collect();
     // After the block's last step, the first of the block of features after it, which the
     // same thread usually takes next (the threads split the blocks into runs).
-    let after_block = (panels.end < features.div_ceil(PANEL)).then_some((0, panels.end));
+    let all_panels = features.div_ceil(PANEL);
+    let after_block = (panels.end < all_panels).then_some((0, panels.end));
     let stored_call = |(first, panel): (usize, usize)| {
         let width = width_from(first);
-        let second = (isa.panels_per_call() == 2 && panel + 1 < features.div_ceil(PANEL))
-            .then(|| w.stored(panel + 1, first, width));
+        let second = (isa.panels_per_call() == 2 && panel + 1 < all_panels).then(|| w.stored(panel + 1, first, width));
         [w.stored(panel, first, width), second.unwrap_or_default()]
     };
     let tiles = rows.div_ceil(height);

@@ -114,8 +114,9 @@ pub(crate) unsafe fn map_rows<T: Send>(
 /// and 0.24-0.28 ms in stretches of 256. While a stretch is written, the next one's rows and
 /// output lines are asked of L1: where the rows come from L3 and the output is fresh memory, each
 /// load and each first store otherwise waited for its line. On an Intel Xeon (family 6 model
-/// 167, EVA-giant at batch 1, two threads, `perf`) the arrangement went from 3.9 % of the time
-/// to 2.2 %.
+/// 167, EVA-giant, two threads, `perf`) the arrangement went from 3.9 % of the time to 2.0-3.3 %
+/// at batch 1 (it varies between runs), and from 3.4 % to 3.2 % at batch 4, where it is bound
+/// by memory bandwidth.
 const INTERLEAVED_STRETCH: usize = 256;
 
 /// Writes the row-major `[rows, inputs]` matrix `m` to `out` in groups of `group` rows, each
@@ -136,11 +137,11 @@ pub(crate) fn interleave_rows<T: Send>(
     }
     out.par_chunks_mut(group_len).enumerate().for_each(|(g, out)| {
         let stretch_len = INTERLEAVED_STRETCH * group;
-        let group_out = out.as_ptr().cast::<u8>();
+        let (stretch_bytes, group_out) = (stretch_len * size_of::<T>(), out.as_ptr().cast::<u8>());
+        let next_out_share = stretch_bytes.div_ceil(group);
         for (stretch, out) in out.chunks_mut(stretch_len).enumerate() {
             let (first, len) = (stretch * INTERLEAVED_STRETCH, out.len() / group);
-            let next_out = group_out.wrapping_add((stretch + 1) * stretch_len * size_of::<T>());
-            let next_out_share = (stretch_len * size_of::<T>()).div_ceil(group);
+            let next_out = group_out.wrapping_add((stretch + 1) * stretch_bytes);
             for lane in 0..group {
                 // The next stretch: this row's inputs, and this lane's share of the output lines.
                 fetch_into_l1(next_out.wrapping_add(lane * next_out_share), next_out_share);
