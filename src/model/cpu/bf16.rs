@@ -179,6 +179,7 @@ impl PackedBf16 {
     }
 
     /// Pairs of inputs per panel on the dot-product paths ([`Bf16Path::stored_pairs`]).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code, reason = "read by the x86-64 kernels and tests"))]
     pub(crate) fn pairs(&self) -> usize {
         self.path.stored_pairs(self.inputs)
     }

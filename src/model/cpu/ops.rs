@@ -201,12 +201,14 @@ fn gelu_in_place_portable(values: &mut [f32]) {
 
 multiversion! {
     /// Exact GELU over each of several slices in place, with the widest vector instructions the
-    /// CPU has, chosen once for all of them.
+    /// CPU has, chosen once for all of them (for the x86-64 tile kernels).
+    #[cfg(target_arch = "x86_64")]
     pub(crate) fn gelu_rows_in_place(rows: &mut [&mut [f32]]) => gelu_rows_in_place_portable;
     avx512: ["avx512f", "fma"];
     avx2: ["avx2", "fma"];
 }
 
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn gelu_rows_in_place_portable(rows: &mut [&mut [f32]]) {
     for row in rows {

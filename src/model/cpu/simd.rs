@@ -46,7 +46,7 @@ macro_rules! multiversion {
                     return unsafe { narrow($($arg),*) };
                 }
             }
-            $crate::model::cpu::simd::note_path($crate::model::cpu::simd::SimdLevel::Generic);
+            $crate::model::cpu::simd::note_portable_path();
             $portable($($arg),*)
         }
     };
@@ -185,6 +185,19 @@ pub(crate) fn note_path(level: SimdLevel) {
     let _ = level;
 }
 
+/// Records that a [`multiversion!`] call took its portable path: NEON code on 64-bit ARM where
+/// NEON is the level in effect (every such CPU has it, and the compiler vectorises the portable
+/// code with it), the generic path otherwise; does nothing outside tests.
+#[inline(always)]
+pub(crate) fn note_portable_path() {
+    #[cfg(test)]
+    note_path(if cfg!(target_arch = "aarch64") && SimdLevel::detect() == SimdLevel::Neon {
+        SimdLevel::Neon
+    } else {
+        SimdLevel::Generic
+    });
+}
+
 /// How the CPU runs the model, e.g. `AVX-512 kernels, 2 threads`.
 pub(crate) fn cpu_path() -> String {
     format!("{} kernels, {} threads", SimdLevel::detect().name(), rayon::current_num_threads())
@@ -215,12 +228,15 @@ pub fn with_level_everywhere<R: Send>(level: SimdLevel, f: impl FnOnce() -> R + 
     pool.install(|| with_max_level(level, f))
 }
 
-/// The paths [`multiversion!`] can take on this CPU, widest first; `Generic` is the portable one.
+/// The paths the CPU kernels can take on this CPU, widest first; `Generic` is the portable one
+/// (on 64-bit ARM, [`multiversion!`]'s code is the same at both levels, NEON being part of the
+/// architecture, while the matrix products take the `gemm` crate's NEON or scalar kernels).
 pub fn available_levels() -> Vec<SimdLevel> {
     match SimdLevel::supported() {
         SimdLevel::Avx512 => vec![SimdLevel::Avx512, SimdLevel::Avx2, SimdLevel::Generic],
         SimdLevel::Avx2 => vec![SimdLevel::Avx2, SimdLevel::Generic],
-        SimdLevel::Neon | SimdLevel::Generic => vec![SimdLevel::Generic],
+        SimdLevel::Neon => vec![SimdLevel::Neon, SimdLevel::Generic],
+        SimdLevel::Generic => vec![SimdLevel::Generic],
     }
 }
 
