@@ -9,7 +9,7 @@ use candle_nn::VarBuilder;
 
 use super::attention::attention;
 use super::config::{AttentionLayout, EvaConfig, GlobalPool, MlpKind};
-use super::cpu::ops::{CpuLayerNorm, CpuSwiGlu};
+use super::cpu::ops::{CpuAdd, CpuLayerNorm, CpuSwiGlu};
 use super::linear::{Linear, LinearWeights};
 use super::rope::RotaryEmbedding;
 
@@ -226,9 +226,19 @@ impl Block {
     }
 
     fn forward(&self, x: &Tensor, rope: Option<&RotaryEmbedding>) -> Result<Tensor> {
-        let x = (x + self.attn.forward(&self.norm1.forward(x)?, rope)?.to_dtype(DType::F32)?)?;
-        &x + self.mlp.forward(&self.norm2.forward(&x)?)?.to_dtype(DType::F32)?
+        let x = add_to_residual(x, &self.attn.forward(&self.norm1.forward(x)?, rope)?)?;
+        add_to_residual(&x, &self.mlp.forward(&self.norm2.forward(&x)?)?)
     }
+}
+
+/// `x + update` for the f32 residual stream `x`: f32 tensors on the CPU go through evatag's own
+/// kernel (`model::cpu::ops::CpuAdd`), other devices and precisions through candle's addition.
+fn add_to_residual(x: &Tensor, update: &Tensor) -> Result<Tensor> {
+    let update = update.to_dtype(DType::F32)?;
+    if super::cpu::fused(x) {
+        return x.contiguous()?.apply_op2_no_bwd(&update.contiguous()?, &CpuAdd);
+    }
+    x + update
 }
 
 /// A parameter added to the residual stream, held in f32 in every precision.
