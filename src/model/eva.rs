@@ -231,8 +231,9 @@ impl Block {
     }
 }
 
-/// `x + update` for the f32 residual stream `x`: f32 tensors on the CPU go through evatag's own
-/// kernel (`model::cpu::ops::CpuAdd`), other devices and precisions through candle's addition.
+/// `x + update` for the f32 residual stream `x`, `update` taken to f32: on the CPU through
+/// evatag's own kernel (`model::cpu::ops::CpuAdd`), on GPUs and in the generic graph through
+/// candle's addition.
 fn add_to_residual(x: &Tensor, update: &Tensor) -> Result<Tensor> {
     let update = update.to_dtype(DType::F32)?;
     if super::cpu::fused(x) {
