@@ -29,11 +29,8 @@ linux_exe="${1:-target/debug/evatag}"
 triple=x86_64-pc-windows-gnu
 work="$root/target/windows-check"
 
-step_started=$SECONDS
-step() { # NAME: prints how long the step before took
-    echo "check.sh: $1 ($((SECONDS - step_started)) s)"
-    step_started=$SECONDS
-}
+source tests/checks.sh
+start_steps check.sh
 
 if command -v apt-get >/dev/null; then
     missing=()
@@ -44,11 +41,7 @@ if command -v apt-get >/dev/null; then
     command -v makensis >/dev/null || missing+=(nsis)
     command -v Xvfb >/dev/null || missing+=(xvfb libgl1-mesa-dri)
     if ((${#missing[@]})); then
-        sudo_cmd=()
-        [[ $(id -u) -ne 0 ]] && sudo_cmd=(sudo)
-        "${sudo_cmd[@]}" apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends \
-            "${missing[@]}" >/dev/null
+        apt_install --no-install-recommends "${missing[@]}"
     fi
 fi
 rustup target add "$triple" >/dev/null

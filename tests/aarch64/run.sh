@@ -15,11 +15,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 triple=aarch64-unknown-linux-gnu
 
-step_started=$SECONDS
-step() { # NAME: prints how long the step before took
-    echo "aarch64: $1 ($((SECONDS - step_started)) s)"
-    step_started=$SECONDS
-}
+source tests/checks.sh
+start_steps aarch64
 
 if command -v apt-get >/dev/null; then
     missing=()
@@ -27,11 +24,7 @@ if command -v apt-get >/dev/null; then
     command -v aarch64-linux-gnu-g++ >/dev/null || missing+=(g++-aarch64-linux-gnu)
     command -v qemu-aarch64 >/dev/null || missing+=(qemu-user)
     if ((${#missing[@]})); then
-        sudo_cmd=()
-        [[ $(id -u) -ne 0 ]] && sudo_cmd=(sudo)
-        "${sudo_cmd[@]}" apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends \
-            "${missing[@]}" >/dev/null
+        apt_install --no-install-recommends "${missing[@]}"
     fi
 fi
 rustup target add "$triple" >/dev/null
