@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Times evatag and the PyTorch reference (timm) back to back on the same batch size and thread count, and prints
-# both JSON lines and the ratio of their seconds per image (below 1.00: evatag is faster).
+# both JSON lines and the ratio of their seconds per image (below 1.00: evatag is faster); then PyTorch's own f32
+# products alone at the model's linear shapes (bench/torch_products.py), the yardstick for evatag's.
 #
 # Usage: bench/compare.sh [BATCH] [ITERS]        (defaults: 1 and 3)
 #
@@ -54,15 +55,20 @@ esac
 torch_json="$(env "${torch_level[@]}" "$PYTHON" bench/torch_reference.py --batch "$BATCH" --iters "$ITERS" --threads "$THREADS" \
   --warmup "$WARMUP" | tail -n 1)"
 
+echo "== pytorch, matrix products alone" >&2
+products_json="$(env "${torch_level[@]}" "$PYTHON" bench/torch_products.py --batch "$BATCH" --threads "$THREADS" \
+  | tail -n 1)"
+
 echo "$rust_json"
 echo "$torch_json"
+echo "$products_json"
 cpu="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1)"
 family="$(sed -n 's/^cpu family[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1)"
 model="$(sed -n 's/^model[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1)"
-"$PYTHON" - "$rust_json" "$torch_json" "${cpu:-unknown CPU} (family ${family:-?} model ${model:-?})" <<'PY'
+"$PYTHON" - "$rust_json" "$torch_json" "$products_json" "${cpu:-unknown CPU} (family ${family:-?} model ${model:-?})" <<'PY'
 import json, sys
-rust, torch = (json.loads(s) for s in sys.argv[1:3])
-cpu = sys.argv[3]
+rust, torch, products = (json.loads(s) for s in sys.argv[1:4])
+cpu = sys.argv[4]
 for name, r in (("evatag", rust), ("pytorch", torch)):
     for key in ("seconds_per_image", "images_per_second"):
         if not isinstance(r.get(key), (int, float)):
@@ -74,11 +80,17 @@ if isinstance(peak, (int, float)) and peak > 0:
     # Both sides run the same arithmetic: evatag's count of it gives PyTorch's rate as well.
     torch_gflops = rust["gflop_per_image"] / torch["seconds_per_image"]
     share = rust["time_share"]
+    torch_products = products["matrix_product_gflops"]
+    print(f"matrix products alone: evatag {rust['matrix_product_gflops']:.1f} GFLOP/s "
+          f"({rust['matrix_product_efficiency']:.1%} of the probe), PyTorch's f32 linear ({products['blas']}) "
+          f"{torch_products:.1f} GFLOP/s ({torch_products / peak:.1%})")
     print("| CPU | SIMD | threads | batch | evatag s/image | evatag efficiency | matrix products' efficiency "
-          "| PyTorch s/image | PyTorch efficiency | ratio | peak GFLOP/s (1 thread) | time: matmul / attention / rest |")
+          "| PyTorch s/image | PyTorch efficiency | ratio | peak GFLOP/s (1 thread) | time: matmul / attention / rest "
+          "| PyTorch's products alone |")
     print(f"| {cpu} | {rust['cpu_kernels']} | {rust['threads']} | {rust['batch']} "
           f"| {rust['seconds_per_image']:.3f} | {rust['efficiency']:.1%} | {rust['matrix_product_efficiency']:.1%} "
           f"| {torch['seconds_per_image']:.3f} "
           f"| {torch_gflops / peak:.1%} | {ratio:.2f} | {peak:.0f} ({rust['peak_gflops_one_thread']:.0f}) "
-          f"| {share['matrix_products']:.0%} / {share['attention']:.0%} / {share['rest']:.0%} |")
+          f"| {share['matrix_products']:.0%} / {share['attention']:.0%} / {share['rest']:.0%} "
+          f"| {torch_products / peak:.1%} |")
 PY
