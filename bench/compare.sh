@@ -69,8 +69,10 @@ model="$(sed -n 's/^model[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 
 import json, sys
 rust, torch, products = (json.loads(s) for s in sys.argv[1:4])
 cpu = sys.argv[4]
-for name, r in (("evatag", rust), ("pytorch", torch)):
-    for key in ("seconds_per_image", "images_per_second"):
+for name, r, keys in (("evatag", rust, ("seconds_per_image", "images_per_second")),
+                      ("pytorch", torch, ("seconds_per_image", "images_per_second")),
+                      ("pytorch products", products, ("matrix_product_gflops",))):
+    for key in keys:
         if not isinstance(r.get(key), (int, float)):
             sys.exit(f"error: the {name} result has no numeric {key!r}: {r}")
 ratio = rust["seconds_per_image"] / torch["seconds_per_image"]
